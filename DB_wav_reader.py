@@ -1,0 +1,75 @@
+"""File tables for wav and feature trees, and reading audio.
+
+A tree is ``<dataset>/<speaker>/<utterance>.<ext>``: the speaker is the name of the file's parent
+folder and the dataset the name of the folder above it (as in the tutorial).
+"""
+import glob
+import os
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+from scipy.io import wavfile
+from scipy.signal import resample_poly
+
+import configure as c
+from cli import SetupError
+
+COLUMNS = ['filename', 'speaker_id', 'dataset_id']
+_rates_noted = set()
+
+
+def find_files(directory: str, pattern: str = '**/*.wav') -> list:
+    """Sorted recursive search (the original's order was whatever glob returned)."""
+    return sorted(glob.glob(os.path.join(directory, pattern), recursive=True))
+
+
+def read_DB_structure(directory: str, pattern: str = '**/*.wav') -> pd.DataFrame:
+    """DataFrame with columns filename, speaker_id, dataset_id for every matching file."""
+    files = [f.replace('\\', '/') for f in find_files(directory, pattern)]
+    rows = [(f, f.split('/')[-2], f.split('/')[-3] if f.count('/') >= 2 else '') for f in files]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def read_wav_structure(directory: str) -> pd.DataFrame:
+    return read_DB_structure(directory, '**/*.wav')
+
+
+def read_feats_structure(directory: str) -> pd.DataFrame:
+    """All ``*.p`` feature files under ``directory``; SetupError when there are none."""
+    if not os.path.isdir(directory):
+        raise SetupError(f'{directory}: feature folder not found')
+    table = read_DB_structure(directory, '**/*.p')
+    if table.empty:
+        raise SetupError(f'{directory}: no feature files (*.p) in this folder')
+    return table
+
+
+def pcm_to_float(audio: np.ndarray) -> np.ndarray:
+    """Integer PCM to float32 in [-1, 1] (divided by its full scale); floats pass through."""
+    if audio.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
+        return (audio.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(audio.dtype, np.integer):
+        return audio.astype(np.float32) / float(-np.iinfo(audio.dtype).min)
+    return audio.astype(np.float32, copy=False)
+
+
+def read_audio(path: str, sample_rate: int = c.SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 audio at ``sample_rate``: stereo is mixed down, other rates resampled."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', wavfile.WavFileWarning)
+            rate, audio = wavfile.read(path)
+    except (ValueError, OSError, EOFError) as err:
+        raise SetupError(f'{path}: not a readable WAV file ({err})') from None
+    audio = pcm_to_float(audio)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1, dtype=np.float32)
+    if rate != sample_rate:
+        if rate not in _rates_noted:
+            _rates_noted.add(rate)
+            print(f'note: resampling {rate} Hz audio to {sample_rate} Hz (first: {path})')
+        ratio = Fraction(sample_rate, rate)
+        audio = resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
+    return audio

@@ -1,0 +1,133 @@
+"""Reading feature files and turning them into training and validation batches.
+
+A feature file is a pickle of ``{'feat': (n_frames, 40) array, 'label': speaker id}``. Reading
+drops 0.5 s at each end (the tutorial's crude silence trim). Training takes one random window
+of ``NUM_WIN_SIZE`` frames per utterance; validation uses whole utterances. Tensors are laid out
+(channel 1, bands, frames), so a training batch is (B, 1, 40, 100).
+"""
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+import configure as c
+from cli import SetupError
+from fileio import load_pickle
+
+
+def read_feature_file(filename: str) -> tuple:
+    """The untrimmed (n_frames, dims) float32 features and the label of one feature pickle."""
+    data = load_pickle(filename)
+    if not isinstance(data, dict) or 'feat' not in data:
+        raise SetupError(f"{filename}: not a feature file (expected a dict with 'feat' and "
+                         f"'label', got {type(data).__name__})")
+    feat = np.asarray(data['feat'])
+    if feat.ndim != 2 or feat.shape[0] == 0 or not np.issubdtype(feat.dtype, np.number):
+        raise SetupError(f'{filename}: features must be a non-empty (frames, bands) array, '
+                         f'got shape {feat.shape} dtype {feat.dtype}')
+    feat = feat.astype(np.float32)
+    if not np.isfinite(feat).all():
+        raise SetupError(f'{filename}: features contain NaN or infinite values')
+    return feat, str(data.get('label', os.path.basename(os.path.dirname(filename))))
+
+
+def trim_silence(feat: np.ndarray, trim: int = c.TRIM_FRAMES) -> np.ndarray:
+    """Drop ``trim`` frames at each end; an utterance too short for that is kept whole."""
+    return feat[trim:len(feat) - trim] if len(feat) > 2 * trim else feat
+
+
+def read_MFB(filename: str) -> tuple:
+    """Trimmed float32 features (n_frames, 40) and label, as the tutorial reads them."""
+    feat, label = read_feature_file(filename)
+    return trim_silence(feat), label
+
+
+def tile_frames(feat: np.ndarray, n_frames: int) -> np.ndarray:
+    """Repeat an utterance end to end until it has at least ``n_frames`` frames."""
+    reps = -(-n_frames // len(feat))
+    return np.concatenate([feat] * reps, axis=0) if reps > 1 else feat
+
+
+def random_window(feat: np.ndarray, win_size: int = c.NUM_WIN_SIZE) -> np.ndarray:
+    """The tutorial's training crop: tile short utterances, centre drawn in [half, n - half)."""
+    half = win_size // 2
+    while len(feat) - half <= half:  # the tutorial doubles until long enough
+        feat = np.concatenate([feat, feat], axis=0)
+    centre = random.randrange(half, len(feat) - half)
+    return feat[centre - half:centre - half + win_size]
+
+
+def to_input(feat: np.ndarray) -> torch.Tensor:
+    """(frames, bands) array -> (1, bands, frames) float tensor."""
+    return torch.from_numpy(np.ascontiguousarray(feat.T)).unsqueeze(0)
+
+
+def estimated_bytes(files: list) -> int:
+    """Rough float32 in-memory size of the features in ``files`` (pickles hold up to float64)."""
+    return sum(os.path.getsize(f) for f in files) * 2
+
+
+def available_memory() -> Optional[int]:
+    try:
+        return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def load_features(files: list, n_threads: int = 8) -> list:
+    """Read and trim every file in parallel threads; returns arrays in the order of ``files``."""
+    with ThreadPoolExecutor(n_threads) as pool:
+        return [feat for feat, _ in pool.map(read_MFB, files)]
+
+
+class DvectorDataset(Dataset):
+    """Utterances with speaker labels. ``train=True``: one random window per item; else whole.
+
+    Features are read once into memory when they fit (an estimate from the file sizes), else
+    read from disk per item, which is slower but works for any corpus size.
+    """
+
+    def __init__(self, files: list, speaker_ids: list, spk_to_idx: dict, train: bool = True,
+                 win_size: int = c.NUM_WIN_SIZE, in_memory: bool = True):
+        self.files, self.train, self.win_size = list(files), train, win_size
+        self.labels = [spk_to_idx[s] for s in speaker_ids]
+        self.feats = None
+        if in_memory:
+            need, free = estimated_bytes(self.files), available_memory()
+            if free is not None and need > free // 2:
+                print(f'note: features need about {need / 1e9:.1f} GB, more than half the free '
+                      f'memory ({free / 1e9:.1f} GB): reading them from disk per sample instead')
+            else:
+                self.feats = load_features(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def features(self, index: int) -> np.ndarray:
+        return self.feats[index] if self.feats is not None else read_MFB(self.files[index])[0]
+
+    def __getitem__(self, index: int) -> tuple:
+        feat = self.features(index)
+        if self.train:
+            feat = random_window(feat, self.win_size)
+        return to_input(feat), self.labels[index]  # (1, 40, frames), int
+
+    def short_utterances(self) -> list:
+        """Files with fewer frames (after the trim) than one training window."""
+        if self.feats is None:
+            return []
+        return [f for f, x in zip(self.files, self.feats) if len(x) < self.win_size]
+
+
+def collate_fn_feat_padded(batch: list) -> tuple:
+    """Whole utterances, longest first, each shorter one tiled (repeated) to the longest."""
+    batch = sorted(batch, key=lambda item: item[0].shape[-1], reverse=True)
+    longest = batch[0][0].shape[-1]
+    feats = [torch.cat([x] * (-(-longest // x.shape[-1])), dim=-1)[..., :longest]
+             for x, _ in batch]
+    labels = torch.tensor([y for _, y in batch], dtype=torch.long)
+    return torch.stack(feats), labels  # (B, 1, 40, T_max), (B,)

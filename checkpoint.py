@@ -1,0 +1,93 @@
+"""Saving and loading checkpoints that carry everything needed to rebuild the model.
+
+A checkpoint is a dict of tensors and plain values (loadable with ``weights_only=True``):
+``state_dict``, ``model_args`` (backbone, embedding_size, n_classes), ``speakers`` (the
+training speaker list, index = class), ``feature_settings``, ``epoch`` (the next epoch, as in
+the tutorial), ``valid_loss``, ``valid_acc``, ``history``, and for resuming ``optimizer`` and
+``scheduler`` states.
+"""
+import glob
+import os
+import re
+
+import torch
+import torch.nn as nn
+
+from cli import SetupError
+from fileio import load_torch, save_torch
+from model import build_model
+
+CHECKPOINT_RE = re.compile(r'checkpoint_(\d+)\.pth$')
+
+
+def select_device(use_cuda: bool = True) -> torch.device:
+    """CUDA when asked for and present, else the CPU (never a crash on a CPU-only machine)."""
+    return torch.device('cuda' if use_cuda and torch.cuda.is_available() else 'cpu')
+
+
+def checkpoint_path(log_dir: str, epoch: int) -> str:
+    return os.path.join(log_dir, f'checkpoint_{epoch}.pth')
+
+
+def list_checkpoints(log_dir: str) -> dict:
+    """{epoch: path} of the checkpoints in ``log_dir``, sorted by epoch."""
+    found = {}
+    for path in glob.glob(os.path.join(log_dir, 'checkpoint_*.pth')):
+        match = CHECKPOINT_RE.search(os.path.basename(path))
+        if match:
+            found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def save_checkpoint(log_dir: str, epoch: int, checkpoint: dict) -> str:
+    """Write ``checkpoint_<epoch>.pth`` atomically; returns its path."""
+    path = checkpoint_path(log_dir, epoch)
+    save_torch(checkpoint, path)
+    return path
+
+
+def best_epoch(log_dir: str) -> int:
+    """The epoch of the checkpoint with the lowest validation loss."""
+    checkpoints = list_checkpoints(log_dir)
+    if not checkpoints:
+        raise SetupError(f'{log_dir}: no checkpoint_<epoch>.pth files (train a model first: '
+                         'python train.py)')
+    losses = {e: load_torch(p).get('valid_loss', float('inf')) for e, p in checkpoints.items()}
+    return min(losses, key=lambda e: (losses[e], -e))
+
+
+def read_checkpoint(log_dir: str, cp_num: int = 0) -> dict:
+    """Load checkpoint ``cp_num`` (0 = lowest validation loss) from ``log_dir``."""
+    checkpoints = list_checkpoints(log_dir)
+    if not checkpoints:
+        raise SetupError(f'{log_dir}: no checkpoint_<epoch>.pth files (train a model first: '
+                         'python train.py)')
+    cp_num = cp_num or best_epoch(log_dir)
+    if cp_num not in checkpoints:
+        raise SetupError(f'cp_num={cp_num}: no {checkpoint_path(log_dir, cp_num)}; available '
+                         'epochs: ' + ', '.join(map(str, checkpoints)))
+    checkpoint = load_torch(checkpoints[cp_num])
+    missing = {'state_dict', 'model_args'} - set(checkpoint)
+    if missing:
+        raise SetupError(f'{checkpoints[cp_num]}: not a checkpoint of this project (missing '
+                         + ', '.join(sorted(missing)) + ')')
+    checkpoint['cp_num'] = cp_num
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict, device: torch.device) -> nn.Module:
+    """Rebuild the model from the checkpoint's own arguments and load its weights."""
+    model = build_model(**checkpoint['model_args'])
+    try:
+        model.load_state_dict(checkpoint['state_dict'])
+    except RuntimeError as err:
+        raise SetupError(f'checkpoint weights do not fit {checkpoint["model_args"]}: '
+                         + str(err).splitlines()[0]) from None
+    return model.to(device).eval()
+
+
+def load_model(log_dir: str, cp_num: int, device: torch.device) -> tuple:
+    """The tutorial's load_model: (model in eval mode, checkpoint dict)."""
+    print('=> loading checkpoint')
+    checkpoint = read_checkpoint(log_dir, cp_num)
+    return model_from_checkpoint(checkpoint, device), checkpoint

@@ -1,0 +1,92 @@
+"""Command-line overrides for the settings at the top of a script (nanoGPT style).
+
+A script defines its settings as plain, commented module variables, then calls
+``override_settings(globals())`` in ``main()``. Every setting can then be given on the command
+line by the same name: ``--n_epochs 2`` or ``--n_epochs=2``. Values are checked against the
+type of the default; unknown names are refused with the list of valid ones; ``--help`` prints
+every setting with its current value.
+"""
+import sys
+from typing import Any, Callable
+
+SETTING_TYPES = (bool, int, float, str, list, type(None))
+
+
+class SetupError(Exception):
+    """A problem with the user's input or settings: reported as one line, exit status 1."""
+
+
+def script_settings(namespace: dict) -> dict:
+    """The settings of a script: its public lowercase globals of plain types."""
+    return {k: v for k, v in namespace.items()
+            if not k.startswith('_') and k.islower() and isinstance(v, SETTING_TYPES)}
+
+
+def parse_value(name: str, text: str, default: Any) -> Any:
+    """Convert ``text`` to the type of ``default`` or raise SetupError naming the setting."""
+    if isinstance(default, bool):
+        low = text.lower()
+        if low in ('1', 'true', 'yes', 'on'):
+            return True
+        if low in ('0', 'false', 'no', 'off'):
+            return False
+        raise SetupError(f'--{name}: expected true or false, got {text!r}')
+    if isinstance(default, list):
+        return [item for item in text.split(',') if item]
+    if default is None or isinstance(default, str):
+        return None if default is None and text.lower() == 'none' else text
+    try:
+        if isinstance(default, int):
+            return int(text)
+        return float(text)
+    except ValueError:
+        kind = type(default).__name__
+        raise SetupError(f'--{name}: expected {kind}, got {text!r}') from None
+
+
+def format_help(settings: dict, doc: str = '') -> str:
+    lines = [doc.strip(), '', 'Settings (override with --name value):'] if doc else ['Settings:']
+    width = max((len(k) for k in settings), default=0)
+    for name, value in settings.items():
+        shown = ','.join(map(str, value)) if isinstance(value, list) else repr(value)
+        lines.append(f'  --{name:<{width}}  {shown}')
+    return '\n'.join(lines)
+
+
+def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict:
+    """Apply ``--name value`` overrides from argv to the script's globals; return the settings."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    settings = script_settings(namespace)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ('-h', '--help'):
+            print(format_help(settings, doc))
+            sys.exit(0)
+        if not arg.startswith('--'):
+            raise SetupError(f'unexpected argument {arg!r}: settings are given as --name value')
+        name, sep, text = arg[2:].partition('=')
+        if name not in settings:
+            raise SetupError(f'unknown setting --{name}; valid settings: '
+                             + ', '.join(sorted(settings)))
+        if not sep:
+            if i + 1 >= len(argv):
+                raise SetupError(f'--{name}: missing value')
+            i += 1
+            text = argv[i]
+        settings[name] = parse_value(name, text, settings[name])
+        i += 1
+    namespace.update(settings)
+    return settings
+
+
+def run(main: Callable[[], Any]) -> None:
+    """Run a script's main(); a SetupError becomes one clear line on stderr and exit status 1."""
+    try:
+        main()
+    except SetupError as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print('interrupted: files already written are complete', file=sys.stderr)
+        sys.exit(130)

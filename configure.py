@@ -1,0 +1,28 @@
+"""Shared settings of the tutorial (read by the scripts as ``c.X``).
+
+Paths are relative to the folder you run the scripts from (the repository root), so a fresh
+clone runs as it is. To use the full tutorial DB or your own data, either edit these paths or
+give the script-level overrides, e.g. ``python train.py --train_feat_dir /data/feat/train``.
+"""
+
+# Wav folders: <folder>/<speaker>/<utterance>.wav
+TRAIN_WAV_DIR = 'train_wavs'
+DEV_WAV_DIR = 'dev_wavs'
+TEST_WAV_DIR = 'test_wavs'
+
+# Feature folders: <folder>/<speaker>/<utterance>.p (pickled dict {'feat', 'label'})
+TRAIN_FEAT_DIR = 'feat_logfbank_nfilt40/train'
+TEST_FEAT_DIR = 'feat_logfbank_nfilt40/test'
+
+# Training crop length in frames (10 ms each): a batch is (B, 1, 40, NUM_WIN_SIZE)
+NUM_WIN_SIZE = 100
+
+# Feature recipe (see features.py): log mel filterbank energies, mean-normalised per utterance
+USE_LOGSCALE = True   # 20*log10 of the filterbank energies
+USE_DELTA = False     # append delta and delta-delta coefficients (3x the bands)
+USE_SCALE = False     # also divide each band by its standard deviation
+SAMPLE_RATE = 16000   # Hz; audio at other rates is resampled to this
+FILTER_BANK = 40      # number of mel bands
+
+# Silence trim applied when a feature file is read: frames dropped at each end (0.5 s)
+TRIM_FRAMES = 50

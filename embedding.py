@@ -1,0 +1,56 @@
+"""Utterance embeddings (d-vectors) from a trained model.
+
+The tutorial's recipe: cut the (trimmed) features into consecutive, non-overlapping pieces of
+``test_frames`` frames (the last one shorter), sum the model's embeddings of the pieces, and
+L2-normalise. Pieces of equal length from many utterances go through the model together.
+"""
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from SR_Dataset import read_MFB, to_input
+
+
+def l2_norm(x: torch.Tensor) -> torch.Tensor:
+    """Row-wise L2 normalisation, 1e-10 added under the square root as in the tutorial."""
+    return x / torch.sqrt(torch.sum(x * x, dim=1, keepdim=True) + 1e-10)
+
+
+def split_pieces(feat: np.ndarray, test_frames: int) -> list:
+    """Consecutive non-overlapping pieces of ``test_frames`` frames (the last one shorter)."""
+    return [feat[i:i + test_frames] for i in range(0, len(feat), test_frames)]
+
+
+@torch.inference_mode()
+def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: torch.device,
+                     batch_size: int = 256) -> torch.Tensor:
+    """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays."""
+    model.eval()
+    groups = defaultdict(list)  # piece length -> [(utterance index, piece)]
+    for index, feat in enumerate(feats):
+        for piece in split_pieces(feat, test_frames):
+            groups[len(piece)].append((index, piece))
+    sums = None
+    for pieces in groups.values():
+        for start in range(0, len(pieces), batch_size):
+            chunk = pieces[start:start + batch_size]
+            batch = torch.stack([to_input(p) for _, p in chunk]).to(device)  # (B, 1, 40, L)
+            emb = model(batch)[0].float().cpu()                              # (B, E)
+            if sums is None:
+                sums = torch.zeros(len(feats), emb.shape[1])
+            sums.index_add_(0, torch.tensor([i for i, _ in chunk]), emb)
+    return l2_norm(sums)
+
+
+def embed_utterance(model: nn.Module, feat: np.ndarray, test_frames: int,
+                    device: torch.device) -> torch.Tensor:
+    """(1, E) embedding of one utterance's (frames, bands) features."""
+    return embed_utterances(model, [feat], test_frames, device)
+
+
+def embed_files(model: nn.Module, files: list, test_frames: int,
+                device: torch.device) -> torch.Tensor:
+    """(n_files, E) embeddings of feature files, read and trimmed as for training."""
+    return embed_utterances(model, [read_MFB(f)[0] for f in files], test_frames, device)

@@ -1,0 +1,68 @@
+"""Enrollment: each speaker's stored embedding, one ``<speaker>.pth`` file per speaker.
+
+A speaker's enrollment is the sum of its enrollment files' (normalised) embeddings, a (1, E)
+tensor, as in the tutorial. Files are written atomically.
+"""
+import os
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from cli import SetupError
+from DB_wav_reader import read_feats_structure
+from embedding import embed_files
+from fileio import load_torch, save_torch
+
+
+def split_enroll_and_test(feat_dir: str) -> tuple:
+    """Tables of the enrollment files (named ``enroll.p``) and the others (for testing)."""
+    table = read_feats_structure(feat_dir)
+    is_enroll = table['filename'].map(lambda f: os.path.basename(f) == 'enroll.p')
+    return table[is_enroll].reset_index(drop=True), table[~is_enroll].reset_index(drop=True)
+
+
+def enroll_speakers(model: nn.Module, enroll_table: pd.DataFrame, embedding_dir: str,
+                    test_frames: int, device: torch.device) -> dict:
+    """Embed every enrollment file, sum per speaker, save ``<speaker>.pth``; return them."""
+    if enroll_table.empty:
+        raise SetupError('no enrollment files (enroll.p) to enroll')
+    print('Start to aggregate all the d-vectors per enroll speaker')
+    embeddings = embed_files(model, list(enroll_table['filename']), test_frames, device)
+    enrolled = {}
+    for row, emb in zip(enroll_table.itertuples(), embeddings):
+        print(f'Aggregates the activation (spk : {row.speaker_id})')
+        enrolled[row.speaker_id] = enrolled.get(row.speaker_id, 0) + emb.unsqueeze(0)  # (1, E)
+    for speaker, emb in enrolled.items():
+        save_torch(emb, os.path.join(embedding_dir, speaker + '.pth'))
+        print(f'Save the embeddings for {speaker}')
+    return enrolled
+
+
+def load_enrollments(embedding_dir: str, speakers: list = None) -> tuple:
+    """(speaker ids, (N, E) tensor) from ``embedding_dir``; all speakers or those listed."""
+    if not os.path.isdir(embedding_dir):
+        raise SetupError(f'{embedding_dir}: enrollment folder not found (run enroll.py first)')
+    available = sorted(f[:-4] for f in os.listdir(embedding_dir) if f.endswith('.pth'))
+    if not available:
+        raise SetupError(f'{embedding_dir}: no enrolled speakers (*.pth); run enroll.py first')
+    speakers = list(speakers) if speakers else available
+    unknown = [s for s in speakers if s not in available]
+    if unknown:
+        raise SetupError(f'speaker {", ".join(unknown)} is not enrolled in {embedding_dir}; '
+                         'enrolled: ' + ', '.join(available))
+    embeddings = [load_torch(os.path.join(embedding_dir, s + '.pth')).reshape(1, -1)
+                  for s in speakers]
+    return speakers, torch.cat(embeddings)  # (N, E)
+
+
+def test_file(test_feat_dir: str, speaker: str, name: str = 'test.p') -> str:
+    """``<test_feat_dir>/<speaker>/test.p``; SetupError listing the speakers that have one."""
+    path = os.path.join(test_feat_dir, speaker, name)
+    if not os.path.isfile(path):
+        have = sorted(d for d in os.listdir(test_feat_dir)
+                      if os.path.isfile(os.path.join(test_feat_dir, d, name))) \
+            if os.path.isdir(test_feat_dir) else []
+        raise SetupError(f'test_speaker={speaker!r}: no {path}; speakers with a {name}: '
+                         + (', '.join(have) or f'none ({test_feat_dir} has none)'))
+    return path

@@ -1,0 +1,41 @@
+"""Speaker verification: is this utterance from the speaker it claims to be?
+
+Scores ``<test_feat_dir>/<test_speaker>/test.p`` against the enrolled ``enroll_speaker`` by
+cosine similarity: Accept when the score is above ``thres``, else Reject.
+    python verification.py --enroll_speaker X --test_speaker Y --thres 0.8
+"""
+import cli
+import configure as c
+from checkpoint import load_model, select_device
+from embedding import embed_files
+from enrollment import load_enrollments, test_file
+from scoring import cosine_scores, verify
+
+# ---- settings ---------------------------------------------------------------------------
+use_cuda = True                      # use the GPU when there is one (else the CPU)
+log_dir = 'model_saved'              # where train.py saved its checkpoints
+cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
+test_frames = 100                    # frames per piece when embedding the test utterance
+test_feat_dir = c.TEST_FEAT_DIR      # <dir>/<speaker>/test.p
+embedding_dir = 'enroll_embeddings'  # written by enroll.py
+enroll_speaker = 'demo_m47'          # the claimed identity (an enrolled speaker)
+test_speaker = 'demo_m47'            # whose test.p makes the claim
+thres = 0.95                         # accept when the cosine score is above this
+# ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    device = select_device(use_cuda)
+    _, enrolled = load_enrollments(embedding_dir, [enroll_speaker])
+    path = test_file(test_feat_dir, test_speaker)
+    model, _ = load_model(log_dir, cp_num, device)
+    score = float(cosine_scores(embed_files(model, [path], test_frames, device), enrolled)[0, 0])
+    print('\n=== Speaker verification ===')
+    print(f'Claimed speaker : {enroll_speaker}\nTrue speaker : {test_speaker}\n\n'
+          f'Result : {verify(score, thres)}\n')
+    print(f'Score : {score:0.4f}\nThreshold : {thres:0.2f}\n')
+
+
+if __name__ == '__main__':
+    cli.run(main)
