@@ -56,7 +56,7 @@ def load_enrollments(embedding_dir: str, speakers: list = None) -> tuple:
     return speakers, torch.cat(embeddings)  # (N, E)
 
 
-def test_file(test_feat_dir: str, speaker: str, name: str = 'test.p') -> str:
+def find_test_file(test_feat_dir: str, speaker: str, name: str = 'test.p') -> str:
     """``<test_feat_dir>/<speaker>/test.p``; SetupError listing the speakers that have one."""
     path = os.path.join(test_feat_dir, speaker, name)
     if not os.path.isfile(path):

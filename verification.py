@@ -8,7 +8,7 @@ import cli
 import configure as c
 from checkpoint import load_model, select_device
 from embedding import embed_files
-from enrollment import load_enrollments, test_file
+from enrollment import load_enrollments, find_test_file
 from scoring import cosine_scores, verify
 
 # ---- settings ---------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     device = select_device(use_cuda)
     _, enrolled = load_enrollments(embedding_dir, [enroll_speaker])
-    path = test_file(test_feat_dir, test_speaker)
+    path = find_test_file(test_feat_dir, test_speaker)
     model, _ = load_model(log_dir, cp_num, device)
     score = float(cosine_scores(embed_files(model, [path], test_frames, device), enrolled)[0, 0])
     print('\n=== Speaker verification ===')

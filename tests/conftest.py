@@ -1,0 +1,67 @@
+"""Shared fixtures: the repository root, a small synthetic feature tree, the real DB slice."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TUTORIAL_DB = os.path.join(os.path.dirname(ROOT), 'shared', 'tutorial_db')
+sys.path.insert(0, ROOT)
+
+from fileio import save_pickle  # noqa: E402
+
+
+def run_script(*args, cwd=ROOT, timeout=300):
+    """Run a repository script as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def make_feature_tree(root, n_speakers=4, n_utts=6, frames=(220, 320), seed=0,
+                      names=('enroll', 'test')):
+    """A feature tree of learnable synthetic speakers: each has its own spectral profile.
+
+    Writes ``root/train/<spk>/<spk>_uNN.p`` and ``root/test/<spk>/{enroll,test}.p`` (test
+    speakers are different ones) and returns (train_dir, test_dir).
+    """
+    rng = np.random.default_rng(seed)
+
+    def utterance(profile, n):
+        return (profile + rng.normal(0, 1.0, (n, 40))).astype(np.float16)
+
+    train_dir, test_dir = os.path.join(root, 'train'), os.path.join(root, 'test')
+    for i in range(n_speakers):
+        spk, profile = f'syn_s{i:02d}', rng.normal(0, 2.0, 40)
+        for u in range(n_utts):
+            n = int(rng.integers(*frames))
+            save_pickle({'feat': utterance(profile, n), 'label': spk},
+                        os.path.join(train_dir, spk, f'{spk}_u{u:02d}.p'))
+    for i in range(3):
+        spk, profile = f'syn_t{i:02d}', rng.normal(0, 2.0, 40)
+        for name in names:
+            save_pickle({'feat': utterance(profile, 600), 'label': spk},
+                        os.path.join(test_dir, spk, name + '.p'))
+    return train_dir, test_dir
+
+
+@pytest.fixture(scope='session')
+def feature_tree(tmp_path_factory):
+    return make_feature_tree(str(tmp_path_factory.mktemp('feats')))
+
+
+@pytest.fixture(scope='session')
+def trained_run(tmp_path_factory, feature_tree):
+    """A model trained 2 epochs on the synthetic tree: (log_dir, train_dir, test_dir)."""
+    train_dir, test_dir = feature_tree
+    log_dir = str(tmp_path_factory.mktemp('run'))
+    result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '2',
+                        '--log_dir', log_dir, '--batch_size', '8', '--val_ratio', '25')
+    assert result.returncode == 0, result.stderr
+    return log_dir, train_dir, test_dir
+
+
+def needs_tutorial_db():
+    return pytest.mark.skipif(not os.path.isdir(TUTORIAL_DB),
+                              reason=f'real tutorial DB slice not found at {TUTORIAL_DB}')

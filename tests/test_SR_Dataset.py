@@ -1,0 +1,89 @@
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from cli import SetupError
+from conftest import TUTORIAL_DB, needs_tutorial_db
+from fileio import save_pickle
+from SR_Dataset import (DvectorDataset, collate_fn_feat_padded, random_window, read_MFB,
+                        read_feature_file, tile_frames, trim_silence)
+
+
+def write(tmp_path, obj, name='x.p'):
+    path = str(tmp_path / 'spk' / name)
+    save_pickle(obj, path)
+    return path
+
+
+@pytest.mark.parametrize('dtype', [np.float16, np.float32, np.float64])
+def test_read_trims_half_a_second_each_end_as_float32(tmp_path, dtype):
+    feat = np.arange(300 * 40).reshape(300, 40).astype(dtype)
+    trimmed, label = read_MFB(write(tmp_path, {'feat': feat, 'label': 'spk'}))
+    assert trimmed.dtype == np.float32 and trimmed.shape == (200, 40) and label == 'spk'
+    np.testing.assert_array_equal(trimmed, feat[50:250].astype(np.float32))
+
+
+def test_too_short_to_trim_is_kept_whole():
+    feat = np.ones((80, 40), np.float32)
+    assert trim_silence(feat).shape == (80, 40)
+
+
+@pytest.mark.parametrize('obj,message', [
+    ([1, 2, 3], 'not a feature file'),
+    ({'label': 'x'}, 'not a feature file'),
+    ({'feat': np.zeros((0, 40)), 'label': 'x'}, 'non-empty'),
+    ({'feat': np.array([[1.0, np.nan]]), 'label': 'x'}, 'NaN or infinite'),
+    ({'feat': np.array([[1.0, np.inf]]), 'label': 'x'}, 'NaN or infinite'),
+])
+def test_bad_feature_files_name_the_file(tmp_path, obj, message):
+    path = write(tmp_path, obj)
+    with pytest.raises(SetupError, match=message) as err:
+        read_feature_file(path)
+    assert path in str(err.value)
+
+
+def test_random_window_centre_range_and_tiling():
+    random.seed(0)
+    feat = np.arange(250, dtype=np.float32)[:, None].repeat(40, 1)
+    starts = {int(random_window(feat, 100)[0, 0]) for _ in range(3000)}
+    assert min(starts) == 0 and max(starts) == 149  # centre uniform in [50, 200)
+    short = np.arange(30, dtype=np.float32)[:, None].repeat(40, 1)
+    window = random_window(short, 100)
+    assert window.shape == (100, 40)
+    assert set(np.unique(window[:, 0])) <= set(range(30))  # made of the utterance's frames
+    assert tile_frames(short, 100).shape == (120, 40)
+
+
+def test_dataset_gives_training_crops_and_padded_validation(feature_tree):
+    train_dir, _ = feature_tree
+    files = sorted(os.path.join(r, f) for r, _, fs in os.walk(train_dir) for f in fs)
+    speakers = [os.path.basename(os.path.dirname(f)) for f in files]
+    spk_to_idx = {s: i for i, s in enumerate(sorted(set(speakers)))}
+    train = DvectorDataset(files, speakers, spk_to_idx)
+    x, y = next(iter(DataLoader(train, batch_size=5)))
+    assert x.shape == (5, 1, 40, 100) and x.dtype == torch.float32 and y.dtype == torch.long
+    valid = DvectorDataset(files, speakers, spk_to_idx, train=False, in_memory=False)
+    x, y = next(iter(DataLoader(valid, batch_size=4, collate_fn=collate_fn_feat_padded)))
+    lengths = [len(read_MFB(f)[0]) for f in files[:4]]
+    assert x.shape == (4, 1, 40, max(lengths))
+
+
+def test_padding_repeats_shorter_utterances_longest_first():
+    a, b = torch.arange(5.).view(1, 1, 5), torch.arange(2.).view(1, 1, 2)
+    x, y = collate_fn_feat_padded([(b, 1), (a, 0)])
+    assert y.tolist() == [0, 1]
+    assert x[1, 0, 0].tolist() == [0, 1, 0, 1, 0]
+
+
+@needs_tutorial_db()
+def test_real_tutorial_pickles_load():
+    test = os.path.join(TUTORIAL_DB, 'feat_logfbank_nfilt40', 'test', '230M4087', 'test.p')
+    feat, label = read_MFB(test)  # float64, numpy 1.x pickle
+    assert label == '230M4087' and feat.dtype == np.float32 and feat.shape[1] == 40
+    train = os.path.join(TUTORIAL_DB, 'feat_logfbank_nfilt40', 'train', '084F2102')
+    feat, label = read_MFB(os.path.join(train, sorted(os.listdir(train))[0]))  # float16
+    assert label == '084F2102' and feat.shape[1] == 40

@@ -1,0 +1,52 @@
+import os
+
+import pytest
+import torch
+
+from checkpoint import (best_epoch, list_checkpoints, load_model, read_checkpoint,
+                        save_checkpoint, select_device)
+from cli import SetupError
+from model import build_model
+
+
+def fake_run(log_dir, losses):
+    args = {'backbone': 'resnet18', 'embedding_size': 16, 'n_classes': 3}
+    model = build_model(**args)
+    for epoch, loss in enumerate(losses, start=1):
+        save_checkpoint(log_dir, epoch, {'epoch': epoch + 1, 'state_dict': model.state_dict(),
+                                         'model_args': args, 'valid_loss': loss,
+                                         'speakers': ['a', 'b', 'c']})
+    return model
+
+
+def test_best_epoch_and_listing(tmp_path):
+    fake_run(str(tmp_path), [3.0, 1.0, 2.0])
+    assert list(list_checkpoints(str(tmp_path))) == [1, 2, 3]
+    assert best_epoch(str(tmp_path)) == 2
+    assert read_checkpoint(str(tmp_path))['cp_num'] == 2
+    assert read_checkpoint(str(tmp_path), 3)['valid_loss'] == 2.0
+
+
+def test_model_rebuilt_from_checkpoint_alone(tmp_path):
+    model = fake_run(str(tmp_path), [1.0])
+    loaded, checkpoint = load_model(str(tmp_path), 0, torch.device('cpu'))
+    x = torch.randn(2, 1, 40, 50)
+    assert not loaded.training and checkpoint['speakers'] == ['a', 'b', 'c']
+    assert torch.allclose(loaded(x)[0], model.eval()(x)[0])
+
+
+def test_missing_checkpoints_are_clear_errors(tmp_path):
+    with pytest.raises(SetupError, match='no checkpoint_<epoch>.pth'):
+        read_checkpoint(str(tmp_path))
+    fake_run(str(tmp_path), [1.0, 0.5])
+    with pytest.raises(SetupError, match='available epochs: 1, 2'):
+        read_checkpoint(str(tmp_path), 7)
+    torch.save({'state_dict': {}}, os.path.join(tmp_path, 'checkpoint_9.pth'))
+    with pytest.raises(SetupError, match='missing model_args'):
+        read_checkpoint(str(tmp_path), 9)
+
+
+def test_cpu_fallback():
+    assert select_device(False).type == 'cpu'
+    if not torch.cuda.is_available():
+        assert select_device(True).type == 'cpu'

@@ -1,0 +1,54 @@
+import pytest
+
+from cli import SetupError, format_help, override_settings, script_settings
+
+
+def namespace():
+    return {'n_epochs': 30, 'lr': 0.1, 'use_cuda': True, 'log_dir': 'model_saved',
+            'spk_list': ['a', 'b'], 'c': object(), '_private': 1, 'CONST': 2}
+
+
+def test_settings_are_lowercase_public_plain_values():
+    assert set(script_settings(namespace())) == {'n_epochs', 'lr', 'use_cuda', 'log_dir',
+                                                 'spk_list'}
+
+
+def test_overrides_are_typed_from_the_default():
+    ns = namespace()
+    override_settings(ns, ['--n_epochs', '2', '--lr=0.5', '--use_cuda', 'false',
+                           '--log_dir', 'x', '--spk_list', 'p,q,r'])
+    assert ns['n_epochs'] == 2 and ns['lr'] == 0.5 and ns['use_cuda'] is False
+    assert ns['log_dir'] == 'x' and ns['spk_list'] == ['p', 'q', 'r']
+
+
+def test_int_accepted_for_float_but_not_text():
+    ns = namespace()
+    override_settings(ns, ['--lr', '1'])
+    assert ns['lr'] == 1.0 and isinstance(ns['lr'], float)
+    with pytest.raises(SetupError, match='--n_epochs: expected int'):
+        override_settings(namespace(), ['--n_epochs', '2.5'])
+    with pytest.raises(SetupError, match='--use_cuda: expected true or false'):
+        override_settings(namespace(), ['--use_cuda', 'maybe'])
+
+
+def test_unknown_setting_lists_valid_ones():
+    with pytest.raises(SetupError) as err:
+        override_settings(namespace(), ['--n_epoch', '2'])
+    assert 'unknown setting --n_epoch' in str(err.value)
+    assert 'n_epochs' in str(err.value) and 'lr' in str(err.value)
+
+
+def test_missing_value_and_stray_argument():
+    with pytest.raises(SetupError, match='missing value'):
+        override_settings(namespace(), ['--lr'])
+    with pytest.raises(SetupError, match='unexpected argument'):
+        override_settings(namespace(), ['2'])
+
+
+def test_help_prints_every_setting_with_its_value(capsys):
+    with pytest.raises(SystemExit) as stop:
+        override_settings(namespace(), ['--help'], doc='My script.')
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert 'My script.' in out and '--n_epochs' in out and '30' in out and 'a,b' in out
+    assert format_help({'x': 1}).count('--x') == 1

@@ -1,0 +1,58 @@
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from cli import SetupError
+from fileio import atomic_path, load_pickle, load_torch, save_pickle, save_torch
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / 'a.txt'
+    path.write_text('old')
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(path)) as tmp:
+            open(tmp, 'w').write('half')
+            raise RuntimeError('interrupted')
+    assert path.read_text() == 'old'
+    assert os.listdir(tmp_path) == ['a.txt']  # no temporary file left behind
+
+
+def test_pickle_round_trip_numpy_and_plain_values(tmp_path):
+    data = {'feat': np.arange(12, dtype=np.float16).reshape(3, 4), 'label': 'spk', 'n': [1, 2.5]}
+    save_pickle(data, str(tmp_path / 'x.p'))
+    back = load_pickle(str(tmp_path / 'x.p'))
+    assert back['label'] == 'spk' and back['n'] == [1, 2.5]
+    np.testing.assert_array_equal(back['feat'], data['feat'])
+    assert back['feat'].dtype == np.float16
+
+
+def test_crafted_pickle_is_refused(tmp_path):
+    path = tmp_path / 'evil.p'
+    path.write_bytes(pickle.dumps({'feat': Evil()}))
+    with pytest.raises(SetupError, match='refusing to load posix.system|refusing to load os'):
+        load_pickle(str(path))
+
+
+def test_corrupt_pickle_names_the_file(tmp_path):
+    path = tmp_path / 'bad.p'
+    path.write_bytes(b'\x80\x04garbage')
+    with pytest.raises(SetupError, match='bad.p'):
+        load_pickle(str(path))
+
+
+def test_torch_round_trip_and_restricted_load(tmp_path):
+    save_torch({'w': torch.ones(2), 'name': 'x'}, str(tmp_path / 'c.pth'))
+    assert load_torch(str(tmp_path / 'c.pth'))['name'] == 'x'
+    torch.save({'bad': Evil()}, str(tmp_path / 'evil.pth'))
+    with pytest.raises(SetupError, match='cannot load as a checkpoint'):
+        load_torch(str(tmp_path / 'evil.pth'))
+    with pytest.raises(SetupError, match='file not found'):
+        load_torch(str(tmp_path / 'none.pth'))

@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from cli import SetupError
+from model import BACKBONES, build_model
+
+
+@pytest.mark.parametrize('backbone', sorted(BACKBONES))
+def test_every_resnet_gives_embedding_and_logits(backbone):
+    model = build_model(backbone, embedding_size=64, n_classes=7)
+    x = torch.randn(2, 1, 40, 48, requires_grad=True)
+    emb, logits = model(x)
+    assert emb.shape == (2, 64) and logits.shape == (2, 7)
+    logits.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_batch_of_one_and_any_length_in_eval_mode():
+    model = build_model('resnet18', 128, 10).eval()
+    for frames in (7, 100, 333):
+        emb, logits = model(torch.randn(1, 1, 40, frames))
+        assert emb.shape == (1, 128) and logits.shape == (1, 10)
+
+
+def test_tutorial_architecture_details():
+    model = build_model('resnet18', 128, 240)
+    stem = model.pretrained.conv1
+    assert stem.kernel_size == (7, 7) and stem.stride == (1, 1) and stem.out_channels == 16
+    assert [model.pretrained.layer1[0].conv1.out_channels, model.pretrained.layer4[0].conv1.out_channels] == [16, 128]
+    assert model.fc0.in_features == 128
+    assert build_model('resnet50', 128, 240).fc0.in_features == 512
+
+
+def test_unknown_backbone_lists_known_ones():
+    with pytest.raises(SetupError, match='resnet18'):
+        build_model('vgg99', 128, 3)

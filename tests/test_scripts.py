@@ -1,0 +1,157 @@
+"""End to end: the four scripts run as a user runs them, on a small synthetic DB."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from conftest import ROOT, run_script
+from fileio import load_torch, save_pickle
+
+
+def common(log_dir, test_dir, emb_dir):
+    return ['--log_dir', log_dir, '--test_feat_dir', test_dir, '--embedding_dir', emb_dir]
+
+
+def test_training_writes_checkpoints_plot_and_console(trained_run):
+    log_dir, _, _ = trained_run
+    files = sorted(os.listdir(log_dir))
+    assert files == ['checkpoint_1.pth', 'checkpoint_2.pth', 'loss_plot.png']
+    checkpoint = load_torch(os.path.join(log_dir, 'checkpoint_2.pth'))
+    assert checkpoint['epoch'] == 3 and checkpoint['model_args']['n_classes'] == 4
+    assert checkpoint['speakers'] == [f'syn_s0{i}' for i in range(4)]
+    assert checkpoint['feature_settings']['filter_bank'] == 40
+    assert {'optimizer', 'scheduler', 'valid_loss', 'history'} <= set(checkpoint)
+    assert os.path.getsize(os.path.join(log_dir, 'loss_plot.png')) > 10000
+
+
+def test_train_console_matches_the_tutorial(tmp_path, feature_tree):
+    train_dir, _ = feature_tree
+    result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '1',
+                        '--log_dir', str(tmp_path), '--batch_size', '8', '--val_ratio', '25')
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert 'Training set 18 utts (75.0%)' in out and 'Validation set 6 utts (25.0%)' in out
+    assert 'Total 24 utts' in out and 'Number of classes (speakers):\n4\n' in out
+    assert re.search(r'Train Epoch:   1 \[       0/      18 \(  0%\)\]\tTime \d+\.\d{3} '
+                     r'\(\d+\.\d{3}\)\tLoss \d+\.\d{4}\tAcc \d+\.\d{4}', out)
+    assert re.search(r'  \* Validation: Loss \d+\.\d{4}\tAcc \d+\.\d{4}', out)
+    assert 'Lowest validation loss at epoch 1' in out
+
+
+def test_enroll_identify_verify(tmp_path, trained_run):
+    log_dir, _, test_dir = trained_run
+    emb = str(tmp_path / 'emb')
+    result = run_script('enroll.py', *common(log_dir, test_dir, emb))
+    assert result.returncode == 0, result.stderr
+    assert '=> loading checkpoint' in result.stdout
+    assert 'Aggregates the activation (spk : syn_t01)' in result.stdout
+    assert 'Save the embeddings for syn_t02' in result.stdout
+    assert sorted(os.listdir(emb)) == ['syn_t00.pth', 'syn_t01.pth', 'syn_t02.pth']
+    assert load_torch(os.path.join(emb, 'syn_t00.pth')).shape == (1, 128)
+    result = run_script('identification.py', *common(log_dir, test_dir, emb),
+                        '--test_speaker', 'syn_t01')
+    assert result.returncode == 0, result.stderr
+    assert '=== Speaker identification ===\nTrue speaker : syn_t01\nPredicted speaker : syn_t' \
+        in result.stdout
+    result = run_script('verification.py', *common(log_dir, test_dir, emb),
+                        '--enroll_speaker', 'syn_t00', '--test_speaker', 'syn_t01',
+                        '--thres', '1.5')
+    assert result.returncode == 0, result.stderr
+    assert 'Claimed speaker : syn_t00\nTrue speaker : syn_t01\n\nResult : Reject' in result.stdout
+    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1\.50', result.stdout)
+
+
+def assert_one_line_error(result, *parts):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+def test_bad_training_input(tmp_path):
+    assert_one_line_error(run_script('train.py', '--train_feat_dir', str(tmp_path / 'none')),
+                          'none', 'not found')
+    os.makedirs(tmp_path / 'empty')
+    assert_one_line_error(run_script('train.py', '--train_feat_dir', str(tmp_path / 'empty')),
+                          'no feature files')
+    assert_one_line_error(run_script('train.py', '--n_epochs', 'two'), '--n_epochs', 'int')
+    assert_one_line_error(run_script('train.py', '--epochs', '2'), 'unknown setting',
+                          'n_epochs')
+
+
+def test_corrupt_and_nan_feature_files_are_named(tmp_path, feature_tree):
+    train_dir, _ = feature_tree
+    for name, obj in [('corrupt', None), ('nan', {'feat': np.full((300, 40), np.nan),
+                                                  'label': 'x'}), ('list', [1, 2])]:
+        bad = tmp_path / name
+        subprocess.run(['cp', '-r', train_dir, str(bad)], check=True)
+        path = bad / 'syn_s00' / 'syn_s00_u00.p'
+        if obj is None:
+            path.write_bytes(b'not a pickle at all')
+        else:
+            save_pickle(obj, str(path))
+        result = run_script('train.py', '--train_feat_dir', str(bad), '--log_dir',
+                            str(tmp_path / 'log'), '--n_epochs', '1')
+        assert_one_line_error(result, str(path))
+    assert not os.path.exists(tmp_path / 'log')
+
+
+def test_short_utterances_are_tiled_with_a_warning(tmp_path):
+    for s in range(2):
+        for u in range(5):
+            feat = np.random.default_rng(u).normal(s, 1, (60 + u, 40))
+            save_pickle({'feat': feat, 'label': f's{s}'}, str(tmp_path / 'f' / f's{s}' / f'{u}.p'))
+    result = run_script('train.py', '--train_feat_dir', str(tmp_path / 'f'), '--n_epochs', '1',
+                        '--log_dir', str(tmp_path / 'log'), '--val_ratio', '20')
+    assert result.returncode == 0, result.stderr
+    assert 'warning: 8 training utterances are shorter than 100 frames' in result.stdout
+
+
+def test_scoring_scripts_bad_input(tmp_path, trained_run):
+    log_dir, _, test_dir = trained_run
+    emb = str(tmp_path / 'emb')
+    assert_one_line_error(run_script('enroll.py', *common(str(tmp_path), test_dir, emb)),
+                          'no checkpoint_<epoch>.pth')
+    assert_one_line_error(run_script('enroll.py', *common(log_dir, test_dir, emb),
+                                     '--cp_num', '9'), 'cp_num=9', 'available epochs: 1, 2')
+    os.makedirs(emb)
+    assert_one_line_error(run_script('identification.py', *common(log_dir, test_dir, emb),
+                                     '--test_speaker', 'syn_t00'), 'no enrolled speakers')
+    assert run_script('enroll.py', *common(log_dir, test_dir, emb)).returncode == 0
+    assert_one_line_error(run_script('verification.py', *common(log_dir, test_dir, emb),
+                                     '--enroll_speaker', 'ghost', '--test_speaker', 'syn_t00'),
+                          'ghost is not enrolled', 'syn_t00, syn_t01, syn_t02')
+    assert_one_line_error(run_script('identification.py', *common(log_dir, test_dir, emb),
+                                     '--test_speaker', 'ghost'), "'ghost'", 'syn_t01')
+
+
+def test_kill_mid_training_keeps_checkpoints_and_resume_continues(tmp_path, feature_tree):
+    train_dir, _ = feature_tree
+    log = str(tmp_path / 'log')
+    args = ['train.py', '--train_feat_dir', train_dir, '--log_dir', log, '--batch_size', '8',
+            '--val_ratio', '25']
+    proc = subprocess.Popen([sys.executable, *args, '--n_epochs', '200'], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not os.path.exists(os.path.join(log, 'checkpoint_2.pth')) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = sorted(int(f[11:-4]) for f in os.listdir(log) if f.startswith('checkpoint_'))
+    assert saved and all(load_torch(f'{log}/checkpoint_{e}.pth')['epoch'] == e + 1 for e in saved)
+    last = max(saved)
+    result = run_script(*args, '--n_epochs', str(last + 1), '--resume', 'true')
+    assert result.returncode == 0, result.stderr
+    assert f'=> resuming from {log}/checkpoint_{last}.pth at epoch {last + 1}' in result.stdout
+    assert f'Train Epoch: {last + 1:3d}' in result.stdout and 'Train Epoch:   1 ' not in result.stdout
+    history = load_torch(f'{log}/checkpoint_{last + 1}.pth')['history']
+    assert history['epoch'] == list(range(1, last + 2))
+    other = run_script(*args, '--n_epochs', '9', '--resume', 'true', '--embedding_size', '64')
+    assert_one_line_error(other, 'resume', 'embedding_size')
+    assert torch.is_tensor(load_torch(f'{log}/checkpoint_1.pth')['state_dict']['fc0.weight'])
