@@ -6,6 +6,7 @@ line by the same name: ``--n_epochs 2`` or ``--n_epochs=2``. Values are checked 
 type of the default; unknown names are refused with the list of valid ones; ``--help`` prints
 every setting with its current value.
 """
+import os
 import sys
 from typing import Any, Callable
 
@@ -85,7 +86,8 @@ def run(main: Callable[[], Any]) -> None:
     try:
         main()
     except SetupError as err:
-        print(f'error: {err}', file=sys.stderr)
+        if os.environ.get('RANK', '0') == '0':  # under torchrun, one message, not one per rank
+            print(f'error: {err}', file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print('interrupted: files already written are complete', file=sys.stderr)

@@ -10,8 +10,6 @@ import pickle
 import tempfile
 from typing import Any, Iterator
 
-import torch
-
 from cli import SetupError
 
 
@@ -31,6 +29,7 @@ def atomic_path(path: str) -> Iterator[str]:
 
 
 def save_torch(obj: Any, path: str) -> None:
+    import torch  # imported here: feature tools that never touch torch start faster
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -43,6 +42,7 @@ def save_pickle(obj: Any, path: str) -> None:
 
 def load_torch(path: str) -> Any:
     """torch.load restricted to tensors and plain values (weights_only=True)."""
+    import torch
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:

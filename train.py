@@ -2,6 +2,7 @@
 
 Edit the settings below, or give any of them on the command line by the same name:
     python train.py --n_epochs 2 --train_feat_dir /data/feat_logfbank_nfilt40/train
+Several GPUs (or CPU processes): torchrun --nproc_per_node=4 train.py  (batch_size is per process)
 """
 import math
 import os
@@ -11,11 +12,12 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 import cli
 import configure as c
-from checkpoint import list_checkpoints, read_checkpoint, save_checkpoint, select_device
+import distributed as dist
+from checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
 from DB_wav_reader import read_feats_structure
 from features import feature_settings
 from model import build_model
@@ -39,6 +41,10 @@ log_dir = 'model_saved'              # where checkpoints and loss_plot.png are w
 log_interval = 84                    # print a progress line every this many batches
 seed = 1                             # random seed: the same split and crops every run
 resume = False                       # continue from the last checkpoint in log_dir
+channels_last = True                 # channels_last memory format (faster on CPUs and GPUs)
+use_amp = True                       # mixed precision (bf16/fp16) on CUDA; no effect on CPU
+num_workers = 0                      # DataLoader worker processes (crops are made in memory)
+in_memory = True                     # read all features once into RAM when they fit
 # ------------------------------------------------------------------------------------------
 
 
@@ -51,6 +57,12 @@ class AverageMeter:
     def update(self, val: float, n: int = 1) -> None:
         self.val, self.sum, self.count = val, self.sum + val * n, self.count + n
         self.avg = self.sum / self.count
+
+
+def log(message: str) -> None:
+    """Print on rank 0 only (every rank runs the same code under torchrun)."""
+    if dist.is_main_process():
+        print(message, flush=True)
 
 
 def seed_everything(value: int) -> None:
@@ -69,24 +81,53 @@ def split_train_dev(feat_dir: str, ratio: int) -> tuple:
                              'validation; need at least one file on each side')
     shuffled = table.sample(frac=1, random_state=seed).reset_index(drop=True)
     train_table, valid_table = shuffled.iloc[:total - valid_len], shuffled.iloc[total - valid_len:]
-    print(f'\nTraining set {len(train_table)} utts ({len(train_table) / total * 100:0.1f}%)')
-    print(f'Validation set {valid_len} utts ({valid_len / total * 100:0.1f}%)')
-    print(f'Total {total} utts')
+    log(f'\nTraining set {len(train_table)} utts ({len(train_table) / total * 100:0.1f}%)')
+    log(f'Validation set {valid_len} utts ({valid_len / total * 100:0.1f}%)')
+    log(f'Total {total} utts')
     return train_table, valid_table, sorted(table['speaker_id'].unique())
 
 
-def make_loaders(train_table, valid_table, spk_to_idx: dict) -> tuple:
-    train_set = DvectorDataset(train_table['filename'], train_table['speaker_id'], spk_to_idx)
+def make_loaders(train_table, valid_table, spk_to_idx: dict, device) -> tuple:
+    """Training crops and whole-utterance validation batches; one shard per rank."""
+    train_set = DvectorDataset(train_table['filename'], train_table['speaker_id'], spk_to_idx,
+                               in_memory=in_memory)
     valid_set = DvectorDataset(valid_table['filename'], valid_table['speaker_id'], spk_to_idx,
-                               train=False)
+                               train=False, in_memory=in_memory)
     short = train_set.short_utterances()
     if short:
-        print(f'warning: {len(short)} training utterances are shorter than {c.NUM_WIN_SIZE} '
-              f'frames after the trim and are tiled to fill the window (first: {short[0]})')
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=use_shuffle)
-    valid_loader = DataLoader(valid_set, batch_size=valid_batch_size, shuffle=False,
-                              collate_fn=collate_fn_feat_padded)
+        log(f'warning: {len(short)} training utterances are shorter than {c.NUM_WIN_SIZE} '
+            f'frames after the trim and are tiled to fill the window (first: {short[0]})')
+    ranks = dist.world_size()
+    if ranks > len(valid_set):
+        raise cli.SetupError(f'torchrun: {ranks} processes but only {len(valid_set)} validation '
+                             f'files to share; use --nproc_per_node={len(valid_set)} or fewer')
+    train_sampler = valid_sampler = None
+    if ranks > 1:
+        train_sampler = DistributedSampler(train_set, shuffle=use_shuffle, seed=seed)
+        valid_sampler = DistributedSampler(valid_set, shuffle=False)
+    pin = device.type == 'cuda'
+    per_rank = -(-len(train_set) // ranks)
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=train_sampler,
+                              shuffle=use_shuffle and train_sampler is None,
+                              drop_last=per_rank % batch_size == 1,  # BatchNorm needs 2 or more
+                              num_workers=num_workers, pin_memory=pin,
+                              persistent_workers=num_workers > 0)
+    valid_loader = DataLoader(valid_set, batch_size=valid_batch_size, sampler=valid_sampler,
+                              collate_fn=collate_fn_feat_padded, pin_memory=pin)
     return train_loader, valid_loader
+
+
+def autocast(device):
+    """bf16 (or fp16 where bf16 is missing) autocast on CUDA when use_amp; else a no-op."""
+    enabled = use_amp and device.type == 'cuda'
+    dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+def to_device(inputs, targets, device) -> tuple:
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    inputs = inputs.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+    return inputs, targets.to(device, non_blocking=True)
 
 
 def create_optimizer(model: nn.Module) -> torch.optim.Optimizer:
@@ -100,44 +141,53 @@ def create_optimizer(model: nn.Module) -> torch.optim.Optimizer:
     raise cli.SetupError(f"optimizer_type={optimizer_type!r}: use 'sgd', 'adam' or 'adagrad'")
 
 
-def train_one_epoch(model, loader, criterion, optimizer, epoch: int, device) -> tuple:
-    """One pass over the training crops; returns (mean loss, accuracy %)."""
+def train_one_epoch(model, loader, criterion, optimizer, scaler, epoch: int, device) -> tuple:
+    """One pass over the training crops; returns (mean loss, accuracy %) over all ranks."""
     model.train()
     batch_time, losses, train_acc = AverageMeter(), AverageMeter(), AverageMeter()
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    seen_per_batch = batch_size * dist.world_size()
     end = time.time()
     for batch_idx, (inputs, targets) in enumerate(loader):
-        inputs, targets = inputs.to(device), targets.to(device)  # (B, 1, 40, 100), (B,)
-        _, logits = model(inputs)                                 # (B, n_classes)
-        loss = criterion(logits, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, 100), (B,)
+        with autocast(device):
+            _, logits = model(inputs)                         # (B, n_classes)
+            loss = criterion(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         n = targets.size(0)
         losses.update(loss.item(), n)
         train_acc.update((logits.argmax(1) == targets).float().mean().item() * 100, n)
         batch_time.update(time.time() - end)
         end = time.time()
         if batch_idx % log_interval == 0:
-            print(f'Train Epoch: {epoch:3d} [{batch_idx * batch_size:8d}/{len(loader.dataset):8d} '
-                  f'({100.0 * batch_idx / len(loader):3.0f}%)]\t'
-                  f'Time {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
-                  f'Loss {losses.avg:.4f}\tAcc {train_acc.avg:.4f}')
-    return losses.avg, train_acc.avg
+            log(f'Train Epoch: {epoch:3d} [{batch_idx * seen_per_batch:8d}/'
+                f'{len(loader.dataset):8d} ({100.0 * batch_idx / len(loader):3.0f}%)]\t'
+                f'Time {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
+                f'Loss {losses.avg:.4f}\tAcc {train_acc.avg:.4f}')
+    loss_sum, correct, count = dist.sum_across_ranks(
+        [losses.sum, train_acc.sum, losses.count], device)
+    return loss_sum / count, correct / count
 
 
 @torch.no_grad()
 def validate(model, loader, criterion, device) -> tuple:
-    """Loss and accuracy (%) on whole validation utterances."""
+    """Loss and accuracy (%) on whole validation utterances, summed over all ranks."""
     model.eval()
-    losses, valid_acc = AverageMeter(), AverageMeter()
+    loss_sum = correct = count = 0.0
     for inputs, targets in loader:
-        inputs, targets = inputs.to(device), targets.to(device)  # (B, 1, 40, T_max)
-        _, logits = model(inputs)
-        losses.update(criterion(logits, targets).item(), targets.size(0))
-        valid_acc.update((logits.argmax(1) == targets).float().mean().item() * 100,
-                         targets.size(0))
-    print(f'  * Validation: Loss {losses.avg:.4f}\tAcc {valid_acc.avg:.4f}')
-    return losses.avg, valid_acc.avg
+        inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, T_max)
+        with autocast(device):
+            _, logits = model(inputs)
+        loss_sum += criterion(logits.float(), targets).item() * targets.size(0)
+        correct += (logits.argmax(1) == targets).sum().item()
+        count += targets.size(0)
+    loss_sum, correct, count = dist.sum_across_ranks([loss_sum, correct, count], device)
+    log(f'  * Validation: Loss {loss_sum / count:.4f}\tAcc {correct / count * 100:.4f}')
+    return loss_sum / count, correct / count * 100
 
 
 def plot_losses(history: dict, best: int, path: str) -> None:
@@ -180,7 +230,7 @@ def resume_state(model, optimizer, scheduler, speakers: list) -> tuple:
     model.load_state_dict(checkpoint['state_dict'])
     optimizer.load_state_dict(checkpoint['optimizer'])
     scheduler.load_state_dict(checkpoint['scheduler'])
-    print(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
+    log(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
     return checkpoint['epoch'], checkpoint['history']
 
 
@@ -188,39 +238,73 @@ def model_args(n_classes: int) -> dict:
     return {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes}
 
 
-def main() -> None:
-    cli.override_settings(globals(), doc=__doc__)
-    seed_everything(seed)
-    device = select_device(use_cuda)
+def build_model_for(n_classes: int, device) -> nn.Module:
+    """The model on its device, in channels_last when asked, wrapped for DDP under torchrun."""
+    model = build_model(**model_args(n_classes)).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def wrap_distributed(model: nn.Module, device) -> nn.Module:
+    if dist.world_size() == 1:
+        return model
+    ids = [device.index] if device.type == 'cuda' else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def save_epoch(model, optimizer, scheduler, speakers, history: dict) -> None:
+    """Checkpoint of the epoch just finished (rank 0 only), written atomically."""
+    if not dist.is_main_process():
+        return
+    epoch = history['epoch'][-1]
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}  # plain layout on disk
+    save_checkpoint(log_dir, epoch, {
+        'epoch': epoch + 1, 'state_dict': state, 'optimizer': optimizer.state_dict(),
+        'scheduler': scheduler.state_dict(), 'model_args': model_args(len(speakers)),
+        'speakers': speakers, 'feature_settings': feature_settings(),
+        'win_size': c.NUM_WIN_SIZE, 'valid_loss': history['valid_loss'][-1],
+        'valid_acc': history['valid_acc'][-1], 'history': history})
+
+
+def train(device) -> None:
     train_table, valid_table, speakers = split_train_dev(train_feat_dir, val_ratio)
-    print('\nNumber of classes (speakers):\n' + str(len(speakers)) + '\n')
-    spk_to_idx = {s: i for i, s in enumerate(speakers)}
-    train_loader, valid_loader = make_loaders(train_table, valid_table, spk_to_idx)
-    model = build_model(**model_args(len(speakers))).to(device)
+    log('\nNumber of classes (speakers):\n' + str(len(speakers)) + '\n')
+    train_loader, valid_loader = make_loaders(
+        train_table, valid_table, {s: i for i, s in enumerate(speakers)}, device)
+    model = build_model_for(len(speakers), device)
     optimizer = create_optimizer(model)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, 'min', patience=2, min_lr=1e-4, factor=0.1)
-    criterion = nn.CrossEntropyLoss()
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
     if resume:
         first, history = resume_state(model, optimizer, scheduler, speakers)
+    net, criterion = wrap_distributed(model, device), nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == 'cuda')
     for epoch in range(first, n_epochs + 1):
-        train_loss, _ = train_one_epoch(model, train_loader, criterion, optimizer, epoch, device)
-        valid_loss, valid_acc = validate(model, valid_loader, criterion, device)
+        train_loss, _ = train_one_epoch(net, train_loader, criterion, optimizer, scaler, epoch,
+                                        device)
+        valid_loss, valid_acc = validate(net, valid_loader, criterion, device)
         scheduler.step(valid_loss)
         for key, value in zip(history, (epoch, train_loss, valid_loss, valid_acc)):
             history[key].append(value)
-        save_checkpoint(log_dir, epoch, {
-            'epoch': epoch + 1, 'state_dict': model.state_dict(),
-            'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
-            'model_args': model_args(len(speakers)), 'speakers': speakers,
-            'feature_settings': feature_settings(), 'win_size': c.NUM_WIN_SIZE,
-            'valid_loss': valid_loss, 'valid_acc': valid_acc, 'history': history})
+        save_epoch(model, optimizer, scheduler, speakers, history)
     if not history['epoch']:
         raise cli.SetupError(f'start={first} is after n_epochs={n_epochs}: nothing to train')
     best = history['epoch'][int(np.argmin(history['valid_loss']))]
-    print(f'Lowest validation loss at epoch {best}')
-    plot_losses(history, best, os.path.join(log_dir, 'loss_plot.png'))
+    log(f'Lowest validation loss at epoch {best}')
+    if dist.is_main_process():
+        plot_losses(history, best, os.path.join(log_dir, 'loss_plot.png'))
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    seed_everything(seed)
+    device = dist.setup(use_cuda)
+    try:
+        train(device)
+    finally:
+        dist.cleanup()
 
 
 if __name__ == '__main__':
