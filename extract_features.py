@@ -1,0 +1,258 @@
+"""Turn every wav file under a folder into a feature pickle, with the tutorial's recipe.
+
+    python extract_features.py --wav_dir test_wavs --feat_dir feat_logfbank_nfilt40/test
+    python extract_features.py --wav_dir vox1/wav --feat_dir vox1_feat/train      # VoxCeleb
+
+Layouts (the speaker is the folder right under wav_dir, which is what train.py expects):
+    <wav_dir>/<speaker>/<name>.wav         -> <feat_dir>/<speaker>/<name>.p
+    <wav_dir>/<speaker>/<video>/<n>.wav    -> <feat_dir>/<speaker>/<video>_<n>.p   (VoxCeleb)
+Each output is a pickle {'feat': (n_frames, 40) array, 'label': '<speaker>'}, written
+atomically; outputs that already exist are skipped, so an interrupted run resumes where it
+stopped. Files run in parallel processes. A file that cannot be used (not a WAV, empty, shorter
+than one 25 ms window) is reported on one line and the others go on; the exit status is then 1.
+Silent audio (all samples zero) gives constant features: it is written, with a warning.
+"""
+import os
+
+# One BLAS thread per process: the worker processes are the parallelism, and a threaded
+# (frames x 257) @ (257 x 40) product is ~10x slower on a busy machine. Set before numpy loads,
+# and only when run as the tool (importing this module must not change its importer's threads).
+if __name__ == '__main__':
+    for _var in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ.setdefault(_var, '1')
+
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+import io  # noqa: E402
+import math  # noqa: E402
+import multiprocessing  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+from python_speech_features import delta, get_filterbanks  # noqa: E402
+from python_speech_features.sigproc import round_half_up  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import cli  # noqa: E402
+import configure as c  # noqa: E402
+from DB_wav_reader import read_audio  # noqa: E402
+from features import WINDOW_SECONDS, normalize_frames  # noqa: E402
+from fileio import save_pickle  # noqa: E402
+
+# ---- settings (override on the command line, e.g. --jobs 1) -----------------------------
+wav_dir = c.TEST_WAV_DIR             # <wav_dir>/<speaker>/<name>.wav or .../<video>/<n>.wav
+feat_dir = c.TEST_FEAT_DIR           # outputs: <feat_dir>/<speaker>/<name>.p
+dtype = 'float32'                    # stored features: float32 (half the size), float64, float16
+jobs = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+chunk_size = 0                       # files per task sent to a worker; 0 = automatic
+overwrite = False                    # recompute files whose output already exists
+progress = True                      # show a progress bar
+sample_rate = c.SAMPLE_RATE          # audio at other rates is resampled to this
+filter_bank = c.FILTER_BANK          # mel bands
+use_logscale = c.USE_LOGSCALE        # 20*log10 of the energies
+use_delta = c.USE_DELTA              # append deltas and delta-deltas (3x the bands)
+use_scale = c.USE_SCALE              # also divide each band by its std
+# ------------------------------------------------------------------------------------------
+
+DTYPES = ('float32', 'float64', 'float16')
+NFFT, PREEMPH, WINSTEP = 512, 0.97, 0.01  # python_speech_features.fbank's defaults
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(nfilt: int, rate: int) -> np.ndarray:
+    """The library's (nfilt, 257) filterbank, built once per process (a Python double loop)."""
+    return get_filterbanks(nfilt, NFFT, rate, 0, rate / 2)
+
+
+def frame_signal(signal: np.ndarray, frame_len: int, frame_step: int) -> np.ndarray:
+    """sigproc.framesig without its index arrays and window multiply: a strided float64 view."""
+    n_frames = 1
+    if len(signal) > frame_len:  # the same float expression as the library, for the same count
+        n_frames = 1 + int(math.ceil((1.0 * len(signal) - frame_len) / frame_step))
+    pad_len = int((n_frames - 1) * frame_step + frame_len)
+    padded = np.concatenate((signal, np.zeros((pad_len - len(signal),))))  # float64, as framesig
+    return sliding_window_view(padded, frame_len)[::frame_step]
+
+
+def fast_logfbank(audio: np.ndarray, rate: int = c.SAMPLE_RATE, nfilt: int = c.FILTER_BANK,
+                  logscale: bool = c.USE_LOGSCALE, deltas: bool = c.USE_DELTA,
+                  scale: bool = c.USE_SCALE) -> np.ndarray:
+    """features.logfbank_features, bit for bit, ~3x faster (tests compare them exactly).
+
+    Same operations in the same precision as python_speech_features.fbank; it skips only what
+    the recipe throws away or what cannot change a bit: the frame energies, multiplying by a
+    window of ones, rebuilding the filterbank, and fancy-index framing.
+    """
+    signal = np.append(audio[0], audio[1:] - PREEMPH * audio[:-1])  # sigproc.preemphasis
+    frames = frame_signal(signal, int(round_half_up(WINDOW_SECONDS * rate)),
+                          int(round_half_up(WINSTEP * rate)))
+    power = np.absolute(np.fft.rfft(frames, NFFT))  # sigproc.powspec: 1/N * |X|^2
+    np.square(power, out=power)
+    power *= 1.0 / NFFT
+    feat = np.dot(power, mel_filterbank(nfilt, rate).T)
+    feat[feat == 0] = np.finfo(float).eps
+    if logscale:
+        feat = 20 * np.log10(np.maximum(feat, 1e-5))
+    if deltas:
+        first = delta(feat, 2)
+        feat = np.concatenate([feat, first, delta(first, 2)], axis=1)
+    return normalize_frames(feat, scale)
+
+
+def output_name(relative: str) -> tuple:
+    """(speaker, output path relative to feat_dir) for a wav path relative to wav_dir."""
+    parts = relative.replace('\\', '/').split('/')
+    stem = os.path.splitext(parts[-1])[0]
+    if len(parts) == 2:
+        return parts[0], os.path.join(parts[0], stem + '.p')
+    if len(parts) == 3:  # VoxCeleb: <speaker>/<video>/<n>.wav
+        return parts[0], os.path.join(parts[0], f'{parts[1]}_{stem}.p')
+    raise ValueError('expected <speaker>/<name>.wav or <speaker>/<video>/<n>.wav under wav_dir')
+
+
+def find_wavs(directory: str) -> list:
+    """Sorted paths (relative to ``directory``) of every *.wav file, hidden files left out."""
+    found = []
+    for folder, subdirs, files in os.walk(directory):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith('.'))
+        found += [os.path.relpath(os.path.join(folder, f), directory) for f in files
+                  if f.lower().endswith('.wav') and not f.startswith('.')]
+    return sorted(found)
+
+
+def plan_jobs(source: str, target: str, redo: bool) -> tuple:
+    """(jobs to run as (wav, output, label), number skipped, failure messages)."""
+    todo, skipped, failures, claimed = [], 0, [], {}
+    for relative in find_wavs(source):
+        wav = os.path.join(source, relative)
+        try:
+            label, out_rel = output_name(relative)
+        except ValueError as err:
+            failures.append(f'{wav}: {err}')
+            continue
+        if out_rel in claimed:  # e.g. spk/a_1.wav and spk/a/1.wav
+            failures.append(f'{wav}: same output {out_rel} as {claimed[out_rel]}')
+            continue
+        claimed[out_rel] = wav
+        out = os.path.join(target, out_rel)
+        if os.path.exists(out) and not redo:
+            skipped += 1
+        else:
+            todo.append((wav, out, label))
+    return todo, skipped, failures
+
+
+def check_writable(folder: str) -> None:
+    """SetupError (one line) unless files can be created in ``folder``."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f'.write_test_{os.getpid()}.tmp')
+        with open(probe, 'wb'):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise cli.SetupError(f'{folder}: output folder is not writable ({err.strerror or err})')
+
+
+def load_checked(wav: str, recipe: dict) -> tuple:
+    """(audio, notes) or ValueError naming the problem; notes are read_audio's printed lines."""
+    with contextlib.redirect_stdout(io.StringIO()) as printed:  # resampling notes, deduplicated
+        audio = read_audio(wav, recipe['rate'])
+    window = int(round_half_up(WINDOW_SECONDS * recipe['rate']))
+    if len(audio) == 0:
+        raise ValueError('empty audio (no samples)')
+    if len(audio) < window:
+        raise ValueError(f'audio too short: {len(audio)} samples at {recipe["rate"]} Hz, '
+                         f'one analysis window is {window} ({WINDOW_SECONDS * 1000:g} ms)')
+    if not np.isfinite(audio).all():
+        raise ValueError('audio contains NaN or infinite samples')
+    return audio, printed.getvalue().splitlines()
+
+
+def extract_one(job: tuple, recipe: dict, out_dtype: str) -> tuple:
+    """Worker: (wav, status 'done'|'failed', message lines, audio seconds)."""
+    wav, out, label = job
+    try:
+        audio, notes = load_checked(wav, recipe)
+        feat = fast_logfbank(audio, **recipe).astype(out_dtype)
+        if not np.isfinite(feat).all():  # float16 tops out at 65504
+            raise ValueError(f'features overflow {out_dtype}; use --dtype float32')
+        if not np.any(audio):
+            notes.append(f'warning: {wav}: silent audio (all samples zero): constant features')
+        save_pickle({'feat': feat, 'label': label}, out)
+    except cli.SetupError as err:  # read_audio's message already names the file
+        return wav, 'failed', [f'failed: {err}'], 0.0
+    except OSError as err:
+        return wav, 'failed', [f'failed: {out}: cannot write ({err.strerror or err})'], 0.0
+    except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+        return wav, 'failed', [f'failed: {wav}: {err}'], 0.0
+    return wav, 'done', notes, len(audio) / recipe['rate']
+
+
+def run_jobs(todo: list, worker, n_jobs: int, chunk: int):
+    """Yield the worker's results, in worker processes when it pays off."""
+    if n_jobs <= 1 or len(todo) <= 1:
+        yield from map(worker, todo)
+        return
+    chunk = chunk or max(1, min(32, len(todo) // (n_jobs * 4)))  # few round trips, even load
+    # fork: workers inherit the loaded modules and settings instead of re-importing (seconds)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context('fork' if 'fork' in methods else None)
+    with context.Pool(min(n_jobs, len(todo))) as pool:
+        yield from pool.imap_unordered(worker, todo, chunksize=chunk)
+
+
+def check_settings() -> None:
+    if dtype not in DTYPES:
+        raise cli.SetupError(f'--dtype {dtype}: choose one of {", ".join(DTYPES)}')
+    if jobs < 1:
+        raise cli.SetupError(f'--jobs {jobs}: need at least 1')
+    if not os.path.isdir(wav_dir):
+        raise cli.SetupError(f'{wav_dir}: wav folder not found')
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    check_settings()
+    start = time.perf_counter()
+    todo, skipped, failures = plan_jobs(wav_dir, feat_dir, overwrite)
+    if not todo and not skipped and not failures:
+        raise cli.SetupError(f'{wav_dir}: no .wav files in this folder')
+    check_writable(feat_dir)
+    for line in failures:
+        print(f'failed: {line}', file=sys.stderr)
+    recipe = {'rate': sample_rate, 'nfilt': filter_bank, 'logscale': use_logscale,
+              'deltas': use_delta, 'scale': use_scale}
+    worker = functools.partial(extract_one, recipe=recipe, out_dtype=dtype)
+    done, failed, seconds, noted = 0, len(failures), 0.0, set()
+    bar = tqdm(total=len(todo), unit='file', disable=not progress or not todo, file=sys.stderr)
+    for _wav, status, messages, audio_seconds in run_jobs(todo, worker, jobs, chunk_size):
+        for line in messages:
+            key = line.split(' (first:')[0]  # each worker notes a resampled rate once
+            if key not in noted:
+                noted.add(key)
+                bar.write(line, file=sys.stderr if status == 'failed' else sys.stdout)
+        done, failed = done + (status == 'done'), failed + (status == 'failed')
+        seconds += audio_seconds
+        bar.update()
+    bar.close()
+    print_summary(done, skipped, failed, seconds, time.perf_counter() - start)
+    if failed:
+        raise cli.SetupError(f'{failed} file(s) failed (listed above); the others are written')
+
+
+def print_summary(done: int, skipped: int, failed: int, audio_s: float, wall_s: float) -> None:
+    """One line: counts, then speed (real-time factor = audio seconds / wall seconds)."""
+    speed = ''
+    if done:
+        wall_s = max(wall_s, 1e-9)
+        speed = (f'; {wall_s:.2f} s, {done / wall_s:.1f} files/s, {audio_s:.0f} s of audio = '
+                 f'{audio_s / wall_s:.0f}x real time')
+    print(f'{done} files done, {skipped} skipped (already there), {failed} failed{speed}; '
+          f'features in {feat_dir}')
+
+
+if __name__ == '__main__':
+    cli.run(main)

@@ -1,0 +1,105 @@
+"""DB_wav_reader: reading audio in every WAV format, and the file tables."""
+import os
+import struct
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+import DB_wav_reader
+from cli import SetupError
+from DB_wav_reader import read_audio, read_DB_structure, read_wav_structure
+
+RATE = 16000
+
+
+def ramp(n: int = 1600) -> np.ndarray:
+    """A float64 signal in [-0.5, 0.5] whose every format reads back close to itself."""
+    return 0.5 * np.sin(np.linspace(0, 20 * np.pi, n))
+
+
+def write(path, data, rate=RATE) -> str:
+    wavfile.write(str(path), rate, data)
+    return str(path)
+
+
+def write_24bit(path, audio: np.ndarray, rate: int = RATE) -> str:
+    ints = np.round(audio * (2 ** 23 - 1)).astype('<i4')
+    data = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    header = struct.pack('<4sI4s4sIHHIIHH4sI', b'RIFF', 36 + len(data), b'WAVE', b'fmt ', 16,
+                         1, 1, rate, rate * 3, 3, 24, b'data', len(data))
+    with open(path, 'wb') as f:
+        f.write(header + data)
+    return str(path)
+
+
+@pytest.mark.parametrize('kind, encode, tolerance', [
+    ('uint8', lambda x: np.round(x * 128 + 128).astype(np.uint8), 1 / 128),
+    ('int16', lambda x: np.round(x * 32768).astype(np.int16), 1 / 32768),
+    ('int32', lambda x: np.round(x * 2 ** 31).astype(np.int32), 1e-7),
+    ('float32', lambda x: x.astype(np.float32), 1e-7),
+])
+def test_formats_read_as_float32_in_full_scale(tmp_path, kind, encode, tolerance):
+    signal = ramp()
+    audio = read_audio(write(tmp_path / f'{kind}.wav', encode(signal)))
+    assert audio.dtype == np.float32 and audio.shape == signal.shape
+    assert np.abs(audio - signal).max() <= tolerance
+
+
+def test_24bit_reads_in_full_scale(tmp_path):
+    signal = ramp()
+    audio = read_audio(write_24bit(tmp_path / 'i24.wav', signal))
+    assert audio.dtype == np.float32 and np.abs(audio - signal).max() < 1e-6
+
+
+def test_stereo_is_mixed_down(tmp_path):
+    signal = ramp().astype(np.float32)
+    audio = read_audio(write(tmp_path / 'st.wav', np.stack([signal, np.zeros_like(signal)], 1)))
+    assert audio.shape == signal.shape and np.allclose(audio, signal / 2)
+
+
+@pytest.mark.parametrize('rate', [8000, 44100])
+def test_other_rates_are_resampled_and_noted_once(tmp_path, rate, capsys, monkeypatch):
+    monkeypatch.setattr(DB_wav_reader, '_rates_noted', set())
+    t = np.arange(rate) / rate  # one second of 440 Hz
+    first = write(tmp_path / 'a.wav', (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    second = write(tmp_path / 'b.wav', np.zeros(rate, np.float32), rate)
+    audio = read_audio(first)
+    read_audio(second)
+    assert audio.dtype == np.float32 and len(audio) == RATE
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) - 440) <= 1  # 1 Hz bins: the tone is still at 440 Hz
+    out = capsys.readouterr().out
+    assert out.count(f'resampling {rate} Hz') == 1 and first in out
+
+
+def test_non_wav_file_is_a_setup_error(tmp_path):
+    path = tmp_path / 'x.wav'
+    path.write_text('not audio')
+    with pytest.raises(SetupError, match='x.wav: not a readable WAV file'):
+        read_audio(str(path))
+    with pytest.raises(SetupError, match='not a readable WAV file'):
+        read_audio(str(tmp_path / 'missing.wav'))
+
+
+def test_db_structure_is_sorted_with_speaker_and_dataset(tmp_path):
+    for rel in ('test/spkB/2.wav', 'test/spkA/9.wav', 'test/spkB/1.wav', 'train/spkC/x.wav'):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path, np.zeros(10, np.int16))
+    table = read_wav_structure(str(tmp_path))
+    assert list(table.columns) == ['filename', 'speaker_id', 'dataset_id']
+    assert list(table['filename']) == sorted(table['filename'])
+    assert [os.path.relpath(f, tmp_path) for f in table['filename']] == [
+        'test/spkA/9.wav', 'test/spkB/1.wav', 'test/spkB/2.wav', 'train/spkC/x.wav']
+    assert list(table['speaker_id']) == ['spkA', 'spkB', 'spkB', 'spkC']
+    assert list(table['dataset_id']) == ['test', 'test', 'test', 'train']
+
+
+def test_windows_separators_are_normalised(monkeypatch):
+    files = ['C:\\db\\test\\spk2\\b.wav', 'C:\\db\\test\\spk1\\a.wav']
+    monkeypatch.setattr(DB_wav_reader, 'find_files', lambda d, p: sorted(files))
+    table = read_DB_structure('C:\\db')
+    assert list(table['filename']) == ['C:/db/test/spk1/a.wav', 'C:/db/test/spk2/b.wav']
+    assert list(table['speaker_id']) == ['spk1', 'spk2']
+    assert list(table['dataset_id']) == ['test', 'test']
