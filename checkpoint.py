@@ -1,7 +1,8 @@
 """Saving and loading checkpoints that carry everything needed to rebuild the model.
 
 A checkpoint is a dict of tensors and plain values (loadable with ``weights_only=True``):
-``state_dict``, ``model_args`` (backbone, embedding_size, n_classes), ``speakers`` (the
+``state_dict``, ``model_args`` (backbone, embedding_size, n_classes, pooling), ``loss_args``
+and ``loss_state_dict`` (the training loss; a margin loss's classifier), ``speakers`` (the
 training speaker list, index = class), ``feature_settings``, ``epoch`` (the next epoch, as in
 the tutorial), ``valid_loss``, ``valid_acc``, ``history``, and for resuming ``optimizer`` and
 ``scheduler`` states.
@@ -86,8 +87,36 @@ def model_from_checkpoint(checkpoint: dict, device: torch.device) -> nn.Module:
     return model.to(device).eval()
 
 
-def load_model(log_dir: str, cp_num: int, device: torch.device) -> tuple:
-    """The tutorial's load_model: (model in eval mode, checkpoint dict)."""
+def checkpoint_wins(checkpoint: dict, settings: dict) -> list:
+    """Notes for the script settings (backbone, pooling, embedding_size, ...) that differ from
+    the checkpoint's model_args: the model is always rebuilt as it was trained."""
+    notes = [f'note: the checkpoint was trained with {name}={value!r}; the setting '
+             f'{name}={settings[name]!r} is not used'
+             for name, value in checkpoint['model_args'].items()
+             if name in settings and settings[name] != value]
+    for note in notes:
+        print(note)
+    return notes
+
+
+def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict = None) -> tuple:
+    """The tutorial's load_model: (model in eval mode, checkpoint dict). The model is rebuilt
+    from the checkpoint's model_args (backbone, pooling, sizes); ``settings`` (a script's) that
+    say otherwise are reported and ignored."""
     print('=> loading checkpoint')
     checkpoint = read_checkpoint(log_dir, cp_num)
+    checkpoint_wins(checkpoint, settings or {})
     return model_from_checkpoint(checkpoint, device), checkpoint
+
+
+def keep_best_only(log_dir: str) -> str:
+    """Keep only the lowest-validation-loss checkpoint, without optimizer state (for shipping)."""
+    best = best_epoch(log_dir)
+    checkpoints = list_checkpoints(log_dir)
+    slim = {k: v for k, v in load_torch(checkpoints[best]).items()
+            if k not in ('optimizer', 'scheduler')}
+    path = save_checkpoint(log_dir, best, slim)
+    for epoch, other in checkpoints.items():
+        if epoch != best:
+            os.remove(other)
+    return path

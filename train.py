@@ -203,8 +203,10 @@ def plot_losses(history: dict, best: int, path: str) -> None:
     plt.axvline(best, linestyle='--', color='r', label='Early Stopping Checkpoint')
     plt.xlabel('epochs')
     plt.ylabel('loss')
-    top = max(history['train_loss'] + history['valid_loss'])
-    plt.ylim(0, max(3.5, math.ceil(top * 2) / 2 if math.isfinite(top) else 3.5))
+    # The tutorial's 0-3.5 range, raised to fit the training curve (ln(n_speakers) at first);
+    # early validation spikes (BatchNorm statistics not settled yet) may go off the top.
+    top = max(history['train_loss'])
+    plt.ylim(0, max(3.5, math.ceil(top * 1.1 * 2) / 2 if math.isfinite(top) else 3.5))
     plt.xlim(0, max(epochs) + 1)
     plt.grid(True)
     plt.legend()

@@ -20,7 +20,7 @@ test_feat_dir = c.TEST_FEAT_DIR      # <dir>/<speaker>/test.p
 embedding_dir = 'enroll_embeddings'  # written by enroll.py
 enroll_speaker = 'demo_m47'          # the claimed identity (an enrolled speaker)
 test_speaker = 'demo_m47'            # whose test.p makes the claim
-thres = 0.95                         # accept when the cosine score is above this
+thres = 0.994                        # accept when the cosine score is above this (tutorial: 0.95)
 # ------------------------------------------------------------------------------------------
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     print('\n=== Speaker verification ===')
     print(f'Claimed speaker : {enroll_speaker}\nTrue speaker : {test_speaker}\n\n'
           f'Result : {verify(score, thres)}\n')
-    print(f'Score : {score:0.4f}\nThreshold : {thres:0.2f}\n')
+    print(f'Score : {score:0.4f}\nThreshold : {thres}\n')
 
 
 if __name__ == '__main__':

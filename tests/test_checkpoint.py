@@ -50,3 +50,15 @@ def test_cpu_fallback():
     assert select_device(False).type == 'cpu'
     if not torch.cuda.is_available():
         assert select_device(True).type == 'cpu'
+
+
+def test_keep_best_only_strips_optimizer_and_other_epochs(tmp_path):
+    from checkpoint import keep_best_only
+    fake_run(str(tmp_path), [3.0, 1.0, 2.0])
+    path = os.path.join(tmp_path, 'checkpoint_2.pth')
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint['optimizer'] = {'state': {}}
+    torch.save(checkpoint, path)
+    assert keep_best_only(str(tmp_path)) == path
+    assert list(list_checkpoints(str(tmp_path))) == [2]
+    assert 'optimizer' not in read_checkpoint(str(tmp_path))

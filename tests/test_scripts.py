@@ -63,7 +63,7 @@ def test_enroll_identify_verify(tmp_path, trained_run):
                         '--thres', '1.5')
     assert result.returncode == 0, result.stderr
     assert 'Claimed speaker : syn_t00\nTrue speaker : syn_t01\n\nResult : Reject' in result.stdout
-    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1\.50', result.stdout)
+    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1\.5\n', result.stdout)
 
 
 def assert_one_line_error(result, *parts):

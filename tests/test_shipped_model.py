@@ -1,0 +1,67 @@
+"""The shipped demo model and enrollments give the results README promises."""
+import os
+
+import torch
+
+import identification
+import verification
+from checkpoint import load_model
+from conftest import ROOT, run_script
+from embedding import embed_files
+from enrollment import load_enrollments, split_enroll_and_test
+from scoring import cosine_scores
+
+LOG_DIR = os.path.join(ROOT, 'model_saved')
+EMB_DIR = os.path.join(ROOT, 'enroll_embeddings')
+TEST_DIR = os.path.join(ROOT, 'feat_logfbank_nfilt40', 'test')
+
+
+def shipped_scores(test_frames):
+    model, checkpoint = load_model(LOG_DIR, 0, torch.device('cpu'))
+    speakers, enrolled = load_enrollments(EMB_DIR)
+    _, test_table = split_enroll_and_test(TEST_DIR)
+    assert list(test_table['speaker_id']) == speakers  # one test.p per enrolled speaker
+    tests = embed_files(model, list(test_table['filename']), test_frames, torch.device('cpu'))
+    return speakers, cosine_scores(tests, enrolled), checkpoint  # (test, enrolled)
+
+
+def test_one_small_checkpoint_is_shipped():
+    files = os.listdir(LOG_DIR)
+    assert len([f for f in files if f.startswith('checkpoint_')]) == 1
+    assert 'loss_plot.png' in files
+    path = [os.path.join(LOG_DIR, f) for f in files if f.startswith('checkpoint_')][0]
+    assert os.path.getsize(path) < 4_500_000
+
+
+def test_identification_is_right_for_every_demo_test_speaker():
+    speakers, scores, checkpoint = shipped_scores(identification.test_frames)
+    assert len(speakers) == 10 and checkpoint['model_args']['n_classes'] == 40
+    predicted = [speakers[i] for i in scores.argmax(dim=1).tolist()]
+    assert predicted == speakers
+
+
+def test_verification_separates_every_pair_at_the_default_threshold():
+    speakers, scores, _ = shipped_scores(verification.test_frames)
+    same = scores.diagonal()
+    different = scores[~torch.eye(len(speakers), dtype=torch.bool)]
+    assert (same > verification.thres).all(), same
+    assert (different <= verification.thres).all(), different.max()
+
+
+def test_shipped_enrollments_match_a_fresh_enrollment(tmp_path):
+    result = run_script('enroll.py', '--embedding_dir', str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in os.listdir(EMB_DIR):
+        shipped = torch.load(os.path.join(EMB_DIR, name), weights_only=True)
+        fresh = torch.load(os.path.join(tmp_path, name), weights_only=True)
+        assert torch.allclose(shipped, fresh, atol=1e-4), name
+
+
+def test_default_scripts_run_on_the_shipped_model():
+    result = run_script('identification.py')
+    assert result.returncode == 0, result.stderr
+    assert f'True speaker : {identification.test_speaker}\nPredicted speaker : ' \
+           f'{identification.test_speaker}\nResult : True' in result.stdout
+    result = run_script('verification.py')
+    assert result.returncode == 0, result.stderr
+    assert 'Result : Accept' in result.stdout
