@@ -1,0 +1,392 @@
+"""Evaluation and the tutorial's exercises 3 and 4: identification accuracy, EER, minDCF,
+a threshold table and plots.
+
+Two modes:
+  * the tutorial's test set (default): every test utterance of ``test_feat_dir`` (optionally
+    cut into ``chunk_sec``-second pieces) against every enrolled speaker;
+        python evaluate.py --log_dir model_saved --chunk_sec 3 --plot_dir eval_plots
+  * a trial list of lines ``label enroll_path test_path`` (VoxCeleb's format, paths relative
+    to ``feat_dir``; .wav paths use their extracted .p files when present);
+        python evaluate.py --trials trials.txt --feat_dir /data/feats --ident_enroll 6
+Lists are comma-separated on the command line: ``--p_targets 0.01,0.05``.
+"""
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+import cli
+import configure as c
+from checkpoint import load_model, select_device
+from DB_wav_reader import read_audio
+from embedding import embed_utterances, l2_norm
+from enrollment import load_enrollments, split_enroll_and_test
+from features import feature_dim, feature_settings, logfbank_features
+from fileio import atomic_path
+from metrics import (check_trials, compute_eer, compute_min_dcf, identification_accuracy,
+                     threshold_table)
+from SR_Dataset import read_MFB, trim_silence
+
+# ---- settings ---------------------------------------------------------------------------
+use_cuda = True                      # use the GPU when there is one (else the CPU)
+log_dir = 'model_saved'              # where train.py saved its checkpoints
+cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
+test_frames = 100                    # frames per piece when embedding an utterance
+test_feat_dir = c.TEST_FEAT_DIR      # tutorial mode: <dir>/<speaker>/{enroll,test}.p
+embedding_dir = ''                   # '' = embed the enroll.p files now; else enroll.py's output
+chunk_sec = 0.0                      # cut test utterances into pieces of this many s; 0 = whole
+trials = ''                          # trial list 'label enroll test' per line ('' = tutorial mode)
+feat_dir = ''                        # root folder that the trial list's paths are relative to
+ident_enroll = 0                     # trial mode: per speaker, first N sorted files enroll
+scores_out = ''                      # write 'score label enroll test' per trial to this file
+plot_dir = ''                        # write the DET curve, histograms, heatmap here ('' = none)
+thres = 0.95                         # the chosen threshold (verification.py's), shown in the table
+p_targets = [0.01, 0.05]             # target priors for minDCF (C_miss = C_fa = 1)
+table_thres = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # thresholds in the table (exercise 4)
+n_threads = 4                        # threads reading feature files
+# ------------------------------------------------------------------------------------------
+
+FRAMES_PER_SECOND = 100  # 10 ms hop
+
+
+def float_list(name: str, values: list) -> list:
+    """List settings arrive from the command line as strings."""
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise cli.SetupError(f'--{name}: expected comma-separated numbers, got '
+                             + ','.join(map(str, values))) from None
+
+
+# ---- features -----------------------------------------------------------------------------
+
+def check_feature_dims(feats: list, names: list, checkpoint: dict) -> None:
+    """Refuse features whose band count is not the one the model was trained on."""
+    settings = checkpoint.get('feature_settings')
+    if not settings:
+        return
+    expected = feature_dim(settings)
+    wrong = [(n, f.shape[1]) for n, f in zip(names, feats) if f.shape[1] != expected]
+    if wrong:
+        raise cli.SetupError(
+            f'{len(wrong)} feature files have {wrong[0][1]} dimensions (first: {wrong[0][0]}) '
+            f'but the model in {log_dir} was trained on {expected} ({settings}); extract '
+            'the features with the same settings')
+
+
+def check_extraction_settings(checkpoint: dict) -> None:
+    """Features extracted now use configure.py's recipe: it must be the model's."""
+    trained = checkpoint.get('feature_settings') or {}
+    now = feature_settings()
+    differ = [f'{k}={now.get(k)!r} (model: {v!r})' for k, v in trained.items() if now.get(k) != v]
+    if differ:
+        raise cli.SetupError('cannot extract features on the fly: configure.py has '
+                             + ', '.join(differ) + '; set configure.py to the model\'s '
+                             'feature settings or give extracted .p files')
+
+
+def read_wav_features(path: str) -> np.ndarray:
+    """The tutorial's feature recipe from a wav, trimmed as read_MFB trims feature files."""
+    feat = logfbank_features(read_audio(path, c.SAMPLE_RATE))
+    return trim_silence(feat.astype(np.float32))
+
+
+def wav_speaker(path: str) -> str:
+    """The speaker of a wav: its folder, or for VoxCeleb's <spk>/<video>/<n>.wav the one above."""
+    parts = path.replace('\\', '/').split('/')
+    name = os.path.splitext(parts[-1])[0]
+    return parts[-3] if name.isdigit() and len(parts) >= 3 else parts[-2]
+
+
+def read_any(path: str) -> tuple:
+    """(trimmed features, speaker) of a feature pickle or a wav."""
+    if path.endswith('.p'):
+        return read_MFB(path)
+    return read_wav_features(path), wav_speaker(path)
+
+
+def read_all(paths: list) -> tuple:
+    """Features and speakers of every file, read in parallel threads."""
+    with ThreadPoolExecutor(max(1, n_threads)) as pool:
+        results = list(pool.map(read_any, paths))
+    return [f for f, _ in results], [s for _, s in results]
+
+
+# ---- tutorial mode ----------------------------------------------------------------------------
+
+def chunk_utterance(feat: np.ndarray, chunk_frames: int) -> list:
+    """Consecutive pieces of ``chunk_frames``; a last piece shorter than half is dropped."""
+    if chunk_frames <= 0 or len(feat) <= chunk_frames:
+        return [feat]
+    pieces = [feat[i:i + chunk_frames] for i in range(0, len(feat), chunk_frames)]
+    return pieces if len(pieces[-1]) * 2 >= chunk_frames else pieces[:-1]
+
+
+def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
+    """(speakers, (N, E) embeddings): from enroll.py's folder, or by embedding enroll.p now."""
+    if embedding_dir:
+        return load_enrollments(embedding_dir)
+    if enroll_table.empty:
+        raise cli.SetupError(f'{test_feat_dir}: no enroll.p files to enroll')
+    files = list(enroll_table['filename'])
+    feats, _ = read_all(files)
+    check_feature_dims(feats, files, checkpoint)
+    embeddings = embed_utterances(model, feats, test_frames, device)
+    sums = defaultdict(lambda: 0)  # a speaker's enrollment is the sum over its files
+    for speaker, emb in zip(enroll_table['speaker_id'], embeddings):
+        sums[speaker] = sums[speaker] + emb
+    speakers = sorted(sums)
+    return speakers, torch.stack([sums[s] for s in speakers])
+
+
+def test_utterances(test_table, checkpoint: dict) -> tuple:
+    """(names, features, speakers) of the test files, cut into chunks when asked."""
+    if test_table.empty:
+        raise cli.SetupError(f'{test_feat_dir}: no test files (anything but enroll.p)')
+    files = list(test_table['filename'])
+    feats, _ = read_all(files)
+    check_feature_dims(feats, files, checkpoint)
+    chunk_frames = int(round(chunk_sec * FRAMES_PER_SECOND))
+    names, pieces, speakers = [], [], []
+    for path, speaker, feat in zip(files, test_table['speaker_id'], feats):
+        chunks = chunk_utterance(feat, chunk_frames)
+        for k, piece in enumerate(chunks, 1):
+            names.append(f'{path}#{k}' if len(chunks) > 1 else path)
+            pieces.append(piece)
+            speakers.append(speaker)
+    return names, pieces, speakers
+
+
+def report_identification(scores: np.ndarray, speakers: list, enrolled: list) -> None:
+    """Top-1 of the enrolled speakers, for tests whose speaker is enrolled."""
+    known = [i for i, s in enumerate(speakers) if s in enrolled]
+    if len(known) < len(speakers):
+        print(f'note: {len(speakers) - len(known)} test utterances are of speakers not '
+              'enrolled: left out of identification, kept as non-target trials')
+    if not known:
+        return
+    truth = [enrolled.index(speakers[i]) for i in known]
+    acc = identification_accuracy(scores[known], truth)
+    correct = int(round(acc * len(known) / 100))
+    print(f'Identification accuracy (top-1 of {len(enrolled)}): {acc:.2f} % '
+          f'({correct}/{len(known)})')
+
+
+def sex_of(speaker: str):
+    """'F'/'M' from the ID where it says: real IDs (103F3021) at index 3, demo_f../demo_m.."""
+    if speaker.startswith('demo_') and speaker[5:6] in ('f', 'm'):
+        return speaker[5].upper()
+    if len(speaker) == 8 and speaker[3] in 'FM' and speaker[:3].isdigit():
+        return speaker[3]
+    return None
+
+
+def report_similar_voices(similarity: np.ndarray, speakers: list) -> None:
+    """Exercise 3: mean cosine similarity of enrolled speakers, same vs different sex."""
+    sexes = [sex_of(s) for s in speakers]
+    same, other = [], []
+    for i in range(len(speakers)):
+        for j in range(i + 1, len(speakers)):
+            if sexes[i] and sexes[j]:
+                (same if sexes[i] == sexes[j] else other).append(similarity[i, j])
+    if not same or not other:
+        return
+    print('\n=== Exercise 3: do similar voices get higher cosine similarity? ===')
+    print(f'Mean similarity, same sex:      {np.mean(same):.4f} over {len(same)} pairs')
+    print(f'Mean similarity, different sex: {np.mean(other):.4f} over {len(other)} pairs')
+    off = similarity - np.eye(len(speakers)) * 10
+    i, j = np.unravel_index(np.argmax(off), off.shape)
+    print(f'Most similar pair: {speakers[i]} and {speakers[j]} ({similarity[i, j]:.4f})')
+
+
+def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
+    """Tutorial mode; returns (trial rows, enrolled similarity matrix, speakers)."""
+    enroll_table, test_table = split_enroll_and_test(test_feat_dir)
+    speakers, enrolled = enrolled_speakers(model, checkpoint, enroll_table, device)
+    names, pieces, test_speakers = test_utterances(test_table, checkpoint)
+    scores = cosine(embed_utterances(model, pieces, test_frames, device), enrolled)
+    chunks = f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''
+    print(f'\n=== Tutorial test set: {len(speakers)} enrolled speakers, {len(names)} test '
+          f'utterances{chunks} ===')
+    report_identification(scores, test_speakers, speakers)
+    rows = [(float(scores[m, n]), int(test_speakers[m] == spk), spk, name)
+            for m, name in enumerate(names) for n, spk in enumerate(speakers)]
+    return rows, cosine(enrolled, enrolled), speakers
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    return (l2_norm(a.float()) @ l2_norm(b.float()).T).numpy()
+
+
+# ---- trial-list mode --------------------------------------------------------------------------
+
+def read_trials(path: str) -> list:
+    """[(label, enroll, test)] from lines 'label enroll test'; SetupError naming bad lines."""
+    if not os.path.isfile(path):
+        raise cli.SetupError(f'{path}: trial list not found')
+    rows, bad = [], []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 3 or fields[0] not in ('0', '1'):
+                bad.append(number)
+                continue
+            rows.append((int(fields[0]), fields[1], fields[2]))
+    if bad:
+        shown = ', '.join(map(str, bad[:10])) + (f' and {len(bad) - 10} more' if len(bad) > 10
+                                                 else '')
+        raise cli.SetupError(f'{path}: malformed trial lines {shown} (expected '
+                             '"label enroll_path test_path" with label 0 or 1)')
+    if not rows:
+        raise cli.SetupError(f'{path}: no trials in the list')
+    return rows
+
+
+def feature_candidates(root: str, rel: str) -> list:
+    """Files that may hold ``rel``'s features: extracted .p files first, then the file itself."""
+    path = os.path.join(root, rel)
+    if not rel.endswith('.wav'):
+        return [path]
+    head, name = os.path.split(rel)
+    candidates = []
+    if os.path.dirname(head):  # <spk>/<video>/<n>.wav -> <spk>/<video>_<n>.p
+        candidates.append(os.path.join(root, f'{head}_{name[:-4]}.p'))
+    return candidates + [path[:-4] + '.p', path]
+
+
+def resolve_files(root: str, rels: list) -> dict:
+    """{trial path: file to read}; SetupError listing every path with no file."""
+    resolved, missing = {}, []
+    for rel in rels:
+        found = [p for p in feature_candidates(root, rel) if os.path.isfile(p)]
+        if found:
+            resolved[rel] = found[0]
+        else:
+            missing.append(rel)
+    if missing:
+        shown = ', '.join(missing[:20]) + (f' ... ({len(missing)} in all)' if len(missing) > 20
+                                           else '')
+        raise cli.SetupError(f'{len(missing)} files of the trial list not found under '
+                             f'{root or "."}: {shown}')
+    return resolved
+
+
+def embed_trial_files(model, checkpoint: dict, resolved: dict, device) -> tuple:
+    """Each distinct file embedded once: ((n, E) embeddings, speakers), rows as ``resolved``."""
+    paths = list(resolved.values())
+    if any(not p.endswith('.p') for p in paths):
+        check_extraction_settings(checkpoint)
+    feats, speakers = read_all(paths)
+    check_feature_dims(feats, paths, checkpoint)
+    print(f'Embedding {len(paths)} distinct files')
+    return embed_utterances(model, feats, test_frames, device), speakers
+
+
+def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list) -> tuple:
+    """EVAL.md: per speaker, the first ``ident_enroll`` sorted files enroll (normalised sum),
+    each other file is a test; returns (accuracy %, enrolled similarity, speaker list)."""
+    files = defaultdict(list)
+    for i in sorted(range(len(rels)), key=lambda i: rels[i]):
+        files[speakers[i]].append(i)
+    spk_list = sorted(files)
+    enrolled = l2_norm(torch.stack([embeddings[files[s][:ident_enroll]].sum(0)
+                                    for s in spk_list]))
+    tests = [(i, k) for k, s in enumerate(spk_list) for i in files[s][ident_enroll:]]
+    if not tests:
+        raise cli.SetupError(f'ident_enroll={ident_enroll}: no speaker has more files than '
+                             'that in the trial list, so nothing is left to test')
+    scores = cosine(embeddings[[i for i, _ in tests]], enrolled)
+    acc = identification_accuracy(scores, [k for _, k in tests])
+    print(f'Identification (first {ident_enroll} sorted files of each of {len(spk_list)} '
+          f'speakers enroll, {len(tests)} tests): top-1 accuracy {acc:.2f} %')
+    return acc, cosine(enrolled, enrolled), spk_list
+
+
+def evaluate_trials(model, checkpoint: dict, device) -> tuple:
+    """Trial-list mode; returns (trial rows, enrolled similarity or None, speakers)."""
+    trial_rows = read_trials(trials)
+    check_trials(np.zeros(len(trial_rows)), [r[0] for r in trial_rows])  # before embedding
+    rels = sorted({p for _, e, t in trial_rows for p in (e, t)})
+    resolved = resolve_files(feat_dir, rels)
+    embeddings, speakers = embed_trial_files(model, checkpoint, resolved, device)
+    index = {rel: i for i, rel in enumerate(rels)}
+    enroll = embeddings[[index[e] for _, e, _ in trial_rows]]
+    test = embeddings[[index[t] for _, _, t in trial_rows]]
+    scores = (enroll * test).sum(dim=1).tolist()  # embeddings are normalised: dot = cosine
+    print(f'\n=== Trial list {trials}: {len(trial_rows)} trials, {len(rels)} files ===')
+    rows = [(s, label, e, t) for s, (label, e, t) in zip(scores, trial_rows)]
+    if ident_enroll > 0:
+        _, similarity, spk_list = identification_protocol(rels, embeddings, speakers)
+        return rows, similarity, spk_list
+    return rows, None, []
+
+
+# ---- reporting --------------------------------------------------------------------------------
+
+def report_verification(scores: np.ndarray, labels: np.ndarray) -> float:
+    """EER, minDCF and the threshold table (exercise 4); returns the EER threshold."""
+    scores, labels = check_trials(scores, labels)
+    eer, eer_thres = compute_eer(scores, labels)
+    print(f'Verification trials: {labels.size} ({labels.sum()} target, '
+          f'{(~labels).sum()} non-target)')
+    print(f'EER: {100 * eer:.2f} % at threshold {eer_thres:.4f}')
+    for p in float_list('p_targets', p_targets):
+        print(f'minDCF (p_target {p:g}): {compute_min_dcf(scores, labels, p):.4f}')
+    print('\n=== Exercise 4: the verification result against the threshold ===')
+    print('Threshold  False accept %  False reject %  Accuracy %')
+    marks = {eer_thres: 'EER', thres: 'chosen'}
+    levels = sorted(set(float_list('table_thres', table_thres)) | set(marks))
+    for row in threshold_table(scores, labels, levels):
+        mark = marks.get(row['threshold'], '')
+        print(f"{row['threshold']:9.4f}  {row['false_accept']:14.2f}  "
+              f"{row['false_reject']:14.2f}  {row['accuracy']:10.2f}  {mark}".rstrip())
+    return eer_thres
+
+
+def write_scores(path: str, rows: list) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            f.writelines(f'{s:.6f} {label} {e} {t}\n' for s, label, e, t in rows)
+    print(f'Scores of {len(rows)} trials written to {path}')
+
+
+def write_plots(scores, labels, similarity, speakers: list) -> None:
+    import plots  # matplotlib only when plots are asked for
+    data = (f'trial list {os.path.basename(trials)}' if trials else 'tutorial test set'
+            + (f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''))
+    written = [plots.plot_det(scores, labels, os.path.join(plot_dir, 'det_curve.png'),
+                              title=f'DET curve ({data})'),
+               plots.plot_score_histograms(scores, labels,
+                                           os.path.join(plot_dir, 'score_histogram.png'), thres,
+                                           title=f'Target and non-target scores ({data})')]
+    if similarity is not None:
+        written.append(plots.plot_similarity_heatmap(
+            similarity, speakers, os.path.join(plot_dir, 'speaker_similarity.png')))
+    print('Plots written: ' + ', '.join(written))
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    if trials and not feat_dir:
+        print('note: --feat_dir not given: trial paths are relative to the current folder')
+    device = select_device(use_cuda)
+    model, checkpoint = load_model(log_dir, cp_num, device)
+    evaluate = evaluate_trials if trials else evaluate_test_set
+    rows, similarity, speakers = evaluate(model, checkpoint, device)
+    scores = np.array([r[0] for r in rows])
+    labels = np.array([r[1] for r in rows])
+    report_verification(scores, labels)
+    if similarity is not None:
+        report_similar_voices(similarity, speakers)
+    if scores_out:
+        write_scores(scores_out, rows)
+    if plot_dir:
+        write_plots(scores, labels, similarity, speakers)
+
+
+if __name__ == '__main__':
+    cli.run(main)

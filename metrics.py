@@ -1,0 +1,98 @@
+"""Verification and identification metrics: EER, minDCF, DET curve, threshold table, top-1.
+
+Decisions follow the tutorial's verification.py: a trial is accepted when its score is
+*above* the threshold (``score > thres``). Labels are 1 for target trials (same speaker) and 0
+for non-target trials. numpy only.
+"""
+import numpy as np
+
+from cli import SetupError
+
+
+def check_trials(scores, labels) -> tuple:
+    """Scores and labels as float / bool arrays; SetupError unless both labels occur."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    if scores.shape != labels.shape:
+        raise ValueError(f'{scores.size} scores but {labels.size} labels')
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError('labels must be 0 (non-target) or 1 (target)')
+    labels = labels.astype(bool)
+    if scores.size == 0:
+        raise SetupError('no trials to score')
+    if labels.all() or not labels.any():
+        kind = 'target' if labels.all() else 'non-target'
+        raise SetupError(f'EER undefined: all {labels.size} trials are {kind} '
+                         '(need both target and non-target trials)')
+    return scores, labels
+
+
+def det_curve(scores, labels) -> tuple:
+    """(miss rate, false-alarm rate, thresholds) for every distinct operating point.
+
+    Thresholds ascend from just below the lowest score (accept all: miss 0, false alarm 1)
+    through every distinct score (at the highest one everything is rejected: miss 1, fa 0).
+    """
+    scores, labels = check_trials(scores, labels)
+    thresholds = np.unique(scores)
+    thresholds = np.concatenate([[np.nextafter(thresholds[0], -np.inf)], thresholds])
+    target, nontarget = np.sort(scores[labels]), np.sort(scores[~labels])
+    # miss: targets at or below t (rejected); false alarm: non-targets above t (accepted)
+    miss = np.searchsorted(target, thresholds, side='right') / target.size
+    fa = 1.0 - np.searchsorted(nontarget, thresholds, side='right') / nontarget.size
+    return miss, fa, thresholds
+
+
+def compute_eer(scores, labels) -> tuple:
+    """(EER as a fraction, threshold): where miss and false-alarm rates are equal.
+
+    Between two operating points both rates are interpolated linearly (the same as
+    interpolating the ROC curve), so the EER need not be one of the observed rates.
+    """
+    miss, fa, thresholds = det_curve(scores, labels)
+    diff = miss - fa                        # rises from -1 to +1 as the threshold rises
+    i = int(np.argmax(diff >= 0))           # first point with miss >= false alarm
+    if diff[i] == 0 or i == 0:
+        return float(miss[i]), float(thresholds[i])
+    alpha = -diff[i - 1] / (diff[i] - diff[i - 1])
+    eer = miss[i - 1] + alpha * (miss[i] - miss[i - 1])
+    threshold = thresholds[i - 1] + alpha * (thresholds[i] - thresholds[i - 1])
+    return float(eer), float(threshold)
+
+
+def compute_min_dcf(scores, labels, p_target: float, c_miss: float = 1.0,
+                    c_fa: float = 1.0) -> float:
+    """Normalised minimum detection cost (NIST SRE): min over thresholds of
+    c_miss * P_miss * p_target + c_fa * P_fa * (1 - p_target), divided by the cost of the
+    better trivial system, min(c_miss * p_target, c_fa * (1 - p_target))."""
+    if not 0 < p_target < 1:
+        raise SetupError(f'p_target={p_target}: must be between 0 and 1')
+    miss, fa, _ = det_curve(scores, labels)
+    dcf = c_miss * miss * p_target + c_fa * fa * (1 - p_target)
+    return float(dcf.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+
+def threshold_table(scores, labels, thresholds) -> list:
+    """Per threshold: dict(threshold, false_accept %, false_reject %, accuracy %).
+
+    False accept = non-target trials accepted / non-target trials; false reject = target
+    trials rejected / target trials; accuracy = correct decisions / all trials.
+    """
+    scores, labels = check_trials(scores, labels)
+    rows = []
+    for thres in thresholds:
+        accept = scores > thres
+        rows.append({'threshold': float(thres),
+                     'false_accept': 100.0 * float(np.mean(accept[~labels])),
+                     'false_reject': 100.0 * float(np.mean(~accept[labels])),
+                     'accuracy': 100.0 * float(np.mean(accept == labels))})
+    return rows
+
+
+def identification_accuracy(scores, true_index) -> float:
+    """Closed-set top-1 accuracy (%): scores (M tests, N enrolled), true_index (M,)."""
+    scores = np.asarray(scores)
+    true_index = np.asarray(true_index)
+    if scores.ndim != 2 or scores.shape[0] != true_index.size or true_index.size == 0:
+        raise SetupError('identification needs at least one test of an enrolled speaker')
+    return 100.0 * float(np.mean(scores.argmax(axis=1) == true_index))

@@ -1,0 +1,108 @@
+"""Figures for the evaluation: DET curve, score histograms, speaker similarity heatmap.
+
+Each function draws one figure and writes it atomically as a PNG (matplotlib's Agg backend,
+so no display is needed).
+"""
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+from fileio import atomic_path  # noqa: E402
+from metrics import check_trials, compute_eer, det_curve  # noqa: E402
+
+DPI = 90                                             # small files for the README
+DET_TICKS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 90, 95, 98, 99]  # percent
+
+
+def save_figure(fig: plt.Figure, path: str) -> str:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=DPI, bbox_inches='tight')
+    plt.close(fig)
+    return path
+
+
+def probit(rate: np.ndarray, n_min: int) -> np.ndarray:
+    """Normal deviate of a rate; 0 and 1 are clipped to half a trial so they stay on the plot."""
+    eps = 0.5 / max(n_min, 1)
+    return norm.ppf(np.clip(rate, eps, 1 - eps))
+
+
+def plot_det(scores, labels, path: str, title: str = 'DET curve') -> str:
+    """Miss vs false-alarm rate on normal-deviate axes, the EER point marked."""
+    scores, labels = check_trials(scores, labels)
+    miss, fa, _ = det_curve(scores, labels)
+    eer, thres = compute_eer(scores, labels)
+    n_min = min(labels.sum(), (~labels).sum())
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.plot(probit(fa, n_min), probit(miss, n_min), label='DET curve')
+    ax.plot([-5, 5], [-5, 5], ':', color='grey', linewidth=0.8, label='miss = false alarm')
+    point = probit(np.array([eer]), n_min)[0]
+    ax.plot(point, point, 'o', color='red',
+            label=f'EER {100 * eer:.2f} % (threshold {thres:.3f})')
+    low = probit(np.array([min(0.5 / n_min, 0.01)]), n_min)[0] - 0.1
+    ticks = [t for t in DET_TICKS if norm.ppf(t / 100) >= low]
+    for set_ticks, set_labels in ((ax.set_xticks, ax.set_xticklabels),
+                                  (ax.set_yticks, ax.set_yticklabels)):
+        set_ticks(norm.ppf(np.array(ticks) / 100))
+        set_labels([f'{t:g}' for t in ticks])
+    ax.set_xlim(low, norm.ppf(0.99))
+    ax.set_ylim(low, norm.ppf(0.99))
+    ax.set_xlabel('False alarm rate (%)')
+    ax.set_ylabel('Miss rate (%)')
+    ax.set_title(title)
+    ax.grid(True, alpha=0.4)
+    ax.legend(loc='upper right', fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_score_histograms(scores, labels, path: str, chosen: float,
+                          title: str = 'Cosine scores of target and non-target trials') -> str:
+    """Densities of target and non-target scores with the EER and chosen thresholds."""
+    scores, labels = check_trials(scores, labels)
+    _, eer_thres = compute_eer(scores, labels)
+    bins = np.linspace(min(scores.min(), chosen), max(scores.max(), chosen), 50)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.hist(scores[~labels], bins=bins, density=True, alpha=0.6, color='tab:blue',
+            label=f'non-target ({(~labels).sum()} trials)')
+    ax.hist(scores[labels], bins=bins, density=True, alpha=0.6, color='tab:orange',
+            label=f'target ({labels.sum()} trials)')
+    ax.axvline(eer_thres, color='red', linestyle='--', label=f'EER threshold {eer_thres:.3f}')
+    ax.axvline(chosen, color='black', linestyle=':', label=f'chosen threshold {chosen:.3f}')
+    ax.set_xlabel('Cosine similarity')
+    ax.set_ylabel('Density (share of trials per unit score)')
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_similarity_heatmap(similarity, speakers: list, path: str,
+                            title: str = 'Cosine similarity between enrolled speakers') -> str:
+    """(N, N) speaker-by-speaker cosine similarity, values written in the cells."""
+    similarity = np.asarray(similarity)
+    n = len(speakers)
+    size = max(4.0, 0.55 * n + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    low = similarity.min()  # colours span the values present, so small differences show
+    high = max(similarity.max(), low + 1e-6)
+    image = ax.imshow(similarity, cmap='viridis', vmin=low, vmax=high)
+    fig.colorbar(image, ax=ax, label='cosine similarity')
+    if n <= 25:  # numbers in the cells are unreadable beyond that
+        middle = (high + low) / 2
+        digits = 2 if high - low > 0.2 else 3
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f'{similarity[i, j]:.{digits}f}', ha='center', va='center',
+                        fontsize=7 if digits == 2 else 6,
+                        color='black' if similarity[i, j] > middle else 'white')
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(speakers, rotation=90, fontsize=8)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(speakers, fontsize=8)
+    ax.set_xlabel('enrolled speaker')
+    ax.set_ylabel('enrolled speaker')
+    ax.set_title(title)
+    return save_figure(fig, path)

@@ -1,0 +1,245 @@
+"""evaluate.py end to end on a tiny trained model: both modes, scores file, plots, bad input."""
+import importlib
+import itertools
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.io import wavfile
+
+import cli
+from checkpoint import load_model
+from conftest import TUTORIAL_DB, needs_tutorial_db, run_script
+from enrollment import enroll_speakers, split_enroll_and_test
+from fileio import load_torch, save_pickle, save_torch
+
+WAV_SPEAKER = 'wspk'
+
+
+def make_trial_tree(root, n_speakers=3, n_files=4, bands=40, seed=3):
+    """Feature pickles <root>/<spk>/f<k>.p, one VoxCeleb-style extracted file
+    <root>/vox1/vidA_00001.p (listed as vox1/vidA/00001.wav) and one wav to extract now."""
+    rng = np.random.default_rng(seed)
+    rels = []
+    for s in range(n_speakers):
+        spk, profile = f'tr{s}', rng.normal(0, 2.0, bands)
+        for k in range(n_files):
+            feat = (profile + rng.normal(0, 1.0, (300, bands))).astype(np.float32)
+            save_pickle({'feat': feat, 'label': spk}, os.path.join(root, spk, f'f{k}.p'))
+            rels.append(f'{spk}/f{k}.p')
+    save_pickle({'feat': rng.normal(0, 1.0, (300, bands)), 'label': 'vox1'},
+                os.path.join(root, 'vox1', 'vidA_00001.p'))
+    os.makedirs(os.path.join(root, WAV_SPEAKER))
+    audio = (0.1 * rng.standard_normal(32000)).astype(np.float32)  # 2 s of noise
+    wavfile.write(os.path.join(root, WAV_SPEAKER, 'w1.wav'), 16000, audio)
+    return rels + ['vox1/vidA/00001.wav', f'{WAV_SPEAKER}/w1.wav']
+
+
+def write_trials(path, rows):
+    with open(path, 'w') as f:
+        f.writelines(f'{label} {e} {t}\n' for label, e, t in rows)
+    return str(path)
+
+
+def speaker(rel):
+    return rel.split('/')[0]
+
+
+def all_ordered_pairs(rels):
+    return [(int(speaker(a) == speaker(b)), a, b) for a, b in itertools.permutations(rels, 2)]
+
+
+def read_scores(path):
+    with open(path) as f:
+        return [(float(s), int(label), e, t) for s, label, e, t in (l.split() for l in f)]
+
+
+def assert_png(path):
+    assert os.path.isfile(path) and os.path.getsize(path) > 10000, path
+    with open(path, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_tutorial_mode_chunked_with_scores_and_plots(tmp_path, trained_run):
+    log_dir, _, test_dir = trained_run
+    scores, plot_dir = str(tmp_path / 'scores.txt'), str(tmp_path / 'plots')
+    result = run_script('evaluate.py', '--log_dir', log_dir, '--test_feat_dir', test_dir,
+                        '--use_cuda', 'false', '--chunk_sec', '1.2', '--scores_out', scores,
+                        '--plot_dir', plot_dir, '--p_targets', '0.01,0.05,0.1')
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # 600 frames - 100 trimmed = 500 = 4 pieces of 120 + 20 (under half: dropped)
+    assert '3 enrolled speakers, 12 test utterances, 1.2 s pieces' in out
+    assert 'Identification accuracy (top-1 of 3): ' in out
+    assert 'Verification trials: 36 (12 target, 24 non-target)' in out
+    for text in ('EER: ', 'minDCF (p_target 0.01): ', 'minDCF (p_target 0.1): ',
+                 'Threshold  False accept %  False reject %  Accuracy %', '0.9500', 'EER\n'):
+        assert text in out
+    rows = read_scores(scores)
+    assert len(rows) == 36 and sum(r[1] for r in rows) == 12
+    assert all(r[1] == (r[3].split('/')[-2] == r[2]) for r in rows)
+    assert {r[3].rsplit('#', 1)[1] for r in rows} == {'1', '2', '3', '4'}
+    for name in ('det_curve.png', 'score_histogram.png', 'speaker_similarity.png'):
+        assert_png(os.path.join(plot_dir, name))
+
+
+def test_tutorial_mode_saved_enrollments_match_on_the_fly(tmp_path, trained_run, monkeypatch,
+                                                          capsys):
+    log_dir, _, test_dir = trained_run
+    emb = str(tmp_path / 'emb')
+    device = torch.device('cpu')
+    model, _ = load_model(log_dir, 0, device)
+    enroll_speakers(model, split_enroll_and_test(test_dir)[0], emb, 100, device)
+    outs = []
+    for extra in ([], ['--embedding_dir', emb]):  # in-process: fast; the CLI is tested above
+        path = str(tmp_path / f'scores{len(extra)}.txt')
+        run_evaluate(monkeypatch, capsys, '--log_dir', log_dir, '--test_feat_dir', test_dir,
+                     '--scores_out', path, *extra, status=0)
+        outs.append(read_scores(path))
+    assert len(outs[0]) == 9 and sum(r[1] for r in outs[0]) == 3
+    np.testing.assert_allclose([r[0] for r in outs[0]], [r[0] for r in outs[1]], atol=1e-5)
+
+
+def test_trial_mode_scores_symmetric_and_identification(tmp_path, trained_run):
+    log_dir = trained_run[0]
+    root = str(tmp_path / 'db')
+    rels = make_trial_tree(root)
+    rows = all_ordered_pairs(rels)
+    trials = write_trials(tmp_path / 'trials.txt', rows)
+    scores, plot_dir = str(tmp_path / 'scores.txt'), str(tmp_path / 'plots')
+    result = run_script('evaluate.py', '--log_dir', log_dir, '--trials', trials,
+                        '--feat_dir', root, '--use_cuda', 'false', '--ident_enroll', '2',
+                        '--scores_out', scores, '--plot_dir', plot_dir)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f'{len(rows)} trials, {len(rels)} files' in out and 'Embedding 14 distinct files' in out
+    # tr0..tr2 have 4 files (2 enroll, 2 tests each); vox1 and wspk have one file, no test
+    assert 'first 2 sorted files of each of 5 speakers enroll, 6 tests' in out
+    assert 'EER: ' in out and 'minDCF (p_target 0.05): ' in out
+    written = read_scores(scores)
+    assert [(r[1], r[2], r[3]) for r in written] == rows
+    by_pair = {(e, t): s for s, _, e, t in written}
+    for (e, t), s in by_pair.items():
+        assert s == pytest.approx(by_pair[(t, e)], abs=2e-6)
+    assert_png(os.path.join(plot_dir, 'det_curve.png'))
+    assert_png(os.path.join(plot_dir, 'score_histogram.png'))
+
+
+def test_chunks_and_feature_paths():
+    import evaluate
+    feat = np.arange(500)[:, None]
+    assert [len(p) for p in evaluate.chunk_utterance(feat, 300)] == [300, 200]  # kept: >= half
+    assert [len(p) for p in evaluate.chunk_utterance(feat, 120)] == [120] * 4  # 20 dropped
+    assert [len(p) for p in evaluate.chunk_utterance(feat, 0)] == [500]
+    assert evaluate.feature_candidates('R', 'id1/vid/00001.wav') == [
+        'R/id1/vid_00001.p', 'R/id1/vid/00001.p', 'R/id1/vid/00001.wav']
+    assert evaluate.feature_candidates('R', 'spk/a.p') == ['R/spk/a.p']
+
+
+# ---- bad input: one clear line, exit status 1 (run in-process to keep the tests fast) ----
+
+def run_evaluate(monkeypatch, capsys, *args, status=1):
+    """evaluate.py's main in this process; for status 1, the one error line it printed."""
+    import evaluate
+    importlib.reload(evaluate)  # fresh settings for every run
+    monkeypatch.setattr(sys, 'argv', ['evaluate.py', '--use_cuda', 'false', *args])
+    if status == 0:
+        cli.run(evaluate.main)
+        return capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(evaluate.main)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and len(err) == 1 and err[0].startswith('error: '), err
+    return err[0]
+
+
+@pytest.fixture
+def trial_db(tmp_path):
+    root = str(tmp_path / 'db')
+    return root, make_trial_tree(root)
+
+
+def test_missing_files_are_all_listed(monkeypatch, capsys, tmp_path, trained_run, trial_db):
+    root, rels = trial_db
+    missing = [f'gone/m{i:02d}.p' for i in range(25)]
+    rows = [(1, rels[0], rels[1])] + [(0, rels[0], m) for m in missing]
+    trials = write_trials(tmp_path / 't.txt', rows)
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
+                       '--feat_dir', root)
+    assert '25 files of the trial list not found' in err and '(25 in all)' in err
+    assert 'gone/m00.p' in err and 'gone/m19.p' in err and 'gone/m20.p' not in err
+
+
+def test_malformed_and_empty_lists(monkeypatch, capsys, tmp_path, trained_run, trial_db):
+    root, rels = trial_db
+    path = tmp_path / 't.txt'
+    path.write_text(f'1 {rels[0]} {rels[1]}\n0 {rels[0]}\n\nx {rels[0]} {rels[1]}\n')
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
+                       '--feat_dir', root)
+    assert 'malformed trial lines 2, 4' in err
+    path.write_text('\n')
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
+                       '--feat_dir', root)
+    assert 'no trials in the list' in err
+
+
+def test_one_label_only(monkeypatch, capsys, tmp_path, trained_run, trial_db):
+    root, rels = trial_db
+    trials = write_trials(tmp_path / 't.txt', [(1, rels[0], rels[1]), (1, rels[2], rels[3])])
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
+                       '--feat_dir', root)
+    assert 'EER undefined: all 2 trials are target' in err
+
+
+def test_feature_dimension_mismatch(monkeypatch, capsys, tmp_path, trained_run):
+    root = str(tmp_path / 'db20')
+    rels = make_trial_tree(root, bands=20)[:8]
+    trials = write_trials(tmp_path / 't.txt', all_ordered_pairs(rels))
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
+                       '--feat_dir', root)
+    assert '8 feature files have 20 dimensions' in err and 'trained on 40' in err
+    for spk in ('a', 'b'):  # the same check in the tutorial mode
+        for name in ('enroll', 'test'):
+            save_pickle({'feat': np.zeros((300, 20)), 'label': spk},
+                        os.path.join(tmp_path, 'test20', spk, name + '.p'))
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0],
+                       '--test_feat_dir', str(tmp_path / 'test20'))
+    assert '20 dimensions' in err
+
+
+def test_extraction_settings_differ_from_the_model(monkeypatch, capsys, tmp_path, trained_run,
+                                                    trial_db):
+    root, rels = trial_db
+    checkpoint = load_torch(os.path.join(trained_run[0], 'checkpoint_1.pth'))
+    checkpoint['feature_settings'] = dict(checkpoint['feature_settings'], sample_rate=8000)
+    save_torch(checkpoint, str(tmp_path / 'run8k' / 'checkpoint_1.pth'))
+    wav = f'{WAV_SPEAKER}/w1.wav'
+    trials = write_trials(tmp_path / 't.txt', [(1, rels[0], rels[1]), (0, rels[0], wav)])
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', str(tmp_path / 'run8k'),
+                       '--trials', trials, '--feat_dir', root)
+    assert 'cannot extract features on the fly' in err and 'sample_rate=16000' in err
+
+
+# ---- the real DB slice (skipped when ../shared/tutorial_db is absent) ----
+
+@needs_tutorial_db()
+def test_heldout_trial_list_parses_and_resolves():
+    import evaluate
+    rows = evaluate.read_trials(os.path.join(TUTORIAL_DB, 'trials_heldout.txt'))
+    assert len(rows) == 12640 and sum(r[0] for r in rows) == 2640
+    rels = sorted({p for _, e, t in rows for p in (e, t)})
+    assert len(evaluate.resolve_files(TUTORIAL_DB, rels)) == 480
+
+
+@needs_tutorial_db()
+def test_wav_extracted_on_the_fly_matches_the_shipped_features():
+    import evaluate
+    from SR_Dataset import read_MFB
+    wav = os.path.join(TUTORIAL_DB, 'test_wavs', '230M4087', 'test.wav')
+    shipped, _ = read_MFB(os.path.join(TUTORIAL_DB, 'feat_logfbank_nfilt40', 'test',
+                                       '230M4087', 'test.p'))
+    np.testing.assert_allclose(evaluate.read_wav_features(wav), shipped, atol=1e-4)
+    assert evaluate.wav_speaker('test_wavs/230M4087/test.wav') == '230M4087'
+    assert evaluate.wav_speaker('id10270/5r0dWxy17C8/00001.wav') == 'id10270'
