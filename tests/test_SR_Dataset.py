@@ -87,3 +87,15 @@ def test_real_tutorial_pickles_load():
     train = os.path.join(TUTORIAL_DB, 'feat_logfbank_nfilt40', 'train', '084F2102')
     feat, label = read_MFB(os.path.join(train, sorted(os.listdir(train))[0]))  # float16
     assert label == '084F2102' and feat.shape[1] == 40
+
+
+def test_falls_back_to_reading_per_sample_when_memory_is_short(monkeypatch, capsys,
+                                                                feature_tree):
+    import SR_Dataset
+    train_dir, _ = feature_tree
+    files = sorted(os.path.join(r, f) for r, _, fs in os.walk(train_dir) for f in fs)[:4]
+    speakers = [os.path.basename(os.path.dirname(f)) for f in files]
+    monkeypatch.setattr(SR_Dataset, 'available_memory', lambda: 1000)
+    dataset = DvectorDataset(files, speakers, {s: i for i, s in enumerate(sorted(set(speakers)))})
+    assert dataset.feats is None and 'reading them from disk per sample' in capsys.readouterr().out
+    assert dataset[0][0].shape == (1, 40, 100)
