@@ -31,8 +31,9 @@ from SR_Dataset import (DvectorDataset, collate_fn_feat_padded, random_window, r
 feat_dir = c.TRAIN_FEAT_DIR          # training features to time
 test_feat_dir = c.TEST_FEAT_DIR      # utterances to time scoring on
 batch_size = 64
-steps = 20                           # timed training steps (after 3 warm-up steps)
-valid_files = 288                    # whole utterances in the timed validation pass
+steps = 20                           # model-only steps timed (after 3 warm-up steps)
+full_epoch = True                    # time a whole training epoch; False: `steps` steps only
+which = 'both'                       # 'both', 'tutorial' or 'project': which data paths to time
 threads = 0                          # torch threads; 0 = torch's default
 # ------------------------------------------------------------------------------------------
 
@@ -54,13 +55,13 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_steps(model, batches, optimizer, memory_format) -> float:
-    """Mean seconds per training step over ``steps`` steps drawn from ``batches``."""
+def time_steps(model, batches, optimizer, memory_format, n_steps: int) -> tuple:
+    """(mean seconds per step after 3 warm-up steps, total seconds) over ``n_steps`` steps."""
     criterion = torch.nn.CrossEntropyLoss()
     model.train()
     elapsed = []
     iterator = iter(batches)
-    for i in range(steps + 3):
+    for _ in range(n_steps):
         t0 = time.perf_counter()
         x, y = next(iterator)
         x = x.contiguous(memory_format=memory_format)
@@ -68,9 +69,8 @@ def time_steps(model, batches, optimizer, memory_format) -> float:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if i >= 3:
-            elapsed.append(time.perf_counter() - t0)
-    return float(np.mean(elapsed))
+        elapsed.append(time.perf_counter() - t0)
+    return float(np.mean(elapsed[3:] or elapsed)), float(np.sum(elapsed))
 
 
 def forever(loader):
@@ -113,26 +113,35 @@ def segments_per_second_batched(model, feats) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def split(table, ratio: int = 10) -> tuple:
+    """train.py's split: a random 10 % of the files for validation."""
+    shuffled = table.sample(frac=1, random_state=1).reset_index(drop=True)
+    n_valid = int(len(table) * ratio / 100)
+    return shuffled.iloc[:len(table) - n_valid], shuffled.iloc[len(table) - n_valid:]
+
+
 def measure(name: str, fast: bool, table, spk_to_idx, test_feats) -> dict:
     """All figures for one data path (fast = this project's, else the tutorial's)."""
     random.seed(0)
     torch.manual_seed(0)
     fmt = torch.channels_last if fast else torch.contiguous_format
-    files, labels = list(table['filename']), [spk_to_idx[s] for s in table['speaker_id']]
+    train_table, valid_table = split(table)
+    files = list(train_table['filename'])
     t0 = time.perf_counter()
     if fast:
-        train_set = DvectorDataset(files, table['speaker_id'], spk_to_idx)
+        train_set = DvectorDataset(files, train_table['speaker_id'], spk_to_idx)
     else:
-        train_set = PerFileDataset(files, labels)
+        train_set = PerFileDataset(files, [spk_to_idx[s] for s in train_table['speaker_id']])
     startup = time.perf_counter() - t0
     model = build_model('resnet18', 128, len(spk_to_idx)).to(memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True)
-    step = time_steps(model, forever(loader), optimizer, fmt)
+    n_steps = len(loader) if full_epoch else min(steps + 3, len(loader))
+    step, train_s = time_steps(model, forever(loader), optimizer, fmt, n_steps)
     x, y = next(iter(loader))
-    model_only = time_steps(model, same_batch_forever(x, y), optimizer, fmt)
-    valid_set = DvectorDataset(files[:valid_files], table['speaker_id'][:valid_files],
-                               spk_to_idx, train=False, in_memory=fast)
+    model_only, _ = time_steps(model, same_batch_forever(x, y), optimizer, fmt, steps + 3)
+    valid_set = DvectorDataset(valid_table['filename'], valid_table['speaker_id'], spk_to_idx,
+                               train=False, in_memory=fast)
     valid = time_validation(model, valid_set, fmt)
     if fast:
         scoring = segments_per_second_batched(model, test_feats)
@@ -140,7 +149,9 @@ def measure(name: str, fast: bool, table, spk_to_idx, test_feats) -> dict:
         scoring, _ = segments_per_second_loop(model, test_feats)
     return {'loader': name, 'startup_s': startup, 'step_s': step, 'model_step_s': model_only,
             'ratio': step / model_only, 'samples_per_s': batch_size / step,
-            'valid_s': valid, 'scoring_seg_per_s': scoring, 'peak_mb': peak_memory_mb()}
+            'train_steps': n_steps, 'train_s': train_s, 'valid_s': valid,
+            'epoch_s': startup + train_s + valid if full_epoch else float('nan'),
+            'scoring_seg_per_s': scoring, 'peak_mb': peak_memory_mb()}
 
 
 def main() -> None:
@@ -153,19 +164,21 @@ def main() -> None:
     print(f'{len(table)} training files, {len(spk_to_idx)} speakers; {len(test_feats)} test '
           f'utterances; batch {batch_size}; torch {torch.__version__}, '
           f'{torch.get_num_threads()} threads')
-    rows = [measure('tutorial (per-file pickle, contiguous, 1 segment/forward)', False, table,
-                    spk_to_idx, test_feats),
-            measure('this project (in memory, channels_last, batched scoring)', True, table,
-                    spk_to_idx, test_feats)]
+    paths = [('tutorial (per-file pickle, contiguous, 1 segment/forward)', False),
+             ('this project (in memory, channels_last, batched scoring)', True)]
+    rows = [measure(name, fast, table, spk_to_idx, test_feats) for name, fast in paths
+            if which == 'both' or (which == 'project') == fast]
     for row in rows:
         print(f"\n{row['loader']}")
         for key, value in row.items():
             if key != 'loader':
                 print(f'  {key:18s} {value:10.3f}')
-    base, ours = rows
-    print(f"\nspeed-up: training step {base['step_s'] / ours['step_s']:.2f}x, validation "
-          f"{base['valid_s'] / ours['valid_s']:.2f}x, scoring "
-          f"{ours['scoring_seg_per_s'] / base['scoring_seg_per_s']:.1f}x")
+    if len(rows) == 2:
+        base, ours = rows
+        print(f"\nspeed-up: training step {base['step_s'] / ours['step_s']:.2f}x, epoch "
+              f"{base['epoch_s'] / ours['epoch_s']:.2f}x, validation "
+              f"{base['valid_s'] / ours['valid_s']:.2f}x, scoring "
+              f"{ours['scoring_seg_per_s'] / base['scoring_seg_per_s']:.1f}x")
 
 
 if __name__ == '__main__':
