@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root, a small synthetic feature tree, the real DB slice."""
 import os
+import struct
 import subprocess
 import sys
 
@@ -65,3 +66,14 @@ def trained_run(tmp_path_factory, feature_tree):
 def needs_tutorial_db():
     return pytest.mark.skipif(not os.path.isdir(TUTORIAL_DB),
                               reason=f'real tutorial DB slice not found at {TUTORIAL_DB}')
+
+
+def write_24bit(path, audio: np.ndarray, rate: int = 16000) -> str:
+    """A 24-bit PCM WAV (scipy cannot write one): little-endian 3-byte samples."""
+    ints = np.round(audio * (2 ** 23 - 1)).astype('<i4')
+    data = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    header = struct.pack('<4sI4s4sIHHIIHH4sI', b'RIFF', 36 + len(data), b'WAVE', b'fmt ', 16,
+                         1, 1, rate, rate * 3, 3, 24, b'data', len(data))
+    with open(path, 'wb') as f:
+        f.write(header + data)
+    return str(path)

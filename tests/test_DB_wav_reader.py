@@ -1,6 +1,5 @@
 """DB_wav_reader: reading audio in every WAV format, and the file tables."""
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from scipy.io import wavfile
 import DB_wav_reader
 from cli import SetupError
 from DB_wav_reader import read_audio, read_DB_structure, read_wav_structure
+from conftest import write_24bit
 
 RATE = 16000
 
@@ -20,16 +20,6 @@ def ramp(n: int = 1600) -> np.ndarray:
 
 def write(path, data, rate=RATE) -> str:
     wavfile.write(str(path), rate, data)
-    return str(path)
-
-
-def write_24bit(path, audio: np.ndarray, rate: int = RATE) -> str:
-    ints = np.round(audio * (2 ** 23 - 1)).astype('<i4')
-    data = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
-    header = struct.pack('<4sI4s4sIHHIIHH4sI', b'RIFF', 36 + len(data), b'WAVE', b'fmt ', 16,
-                         1, 1, rate, rate * 3, 3, 24, b'data', len(data))
-    with open(path, 'wb') as f:
-        f.write(header + data)
     return str(path)
 
 

@@ -1,14 +1,13 @@
 """extract_features.py: the recipe bit for bit, layouts, resuming, bad input, the loader."""
 import glob
 import os
-import struct
 
 import numpy as np
 import pytest
 from python_speech_features import fbank
 from scipy.io import wavfile
 
-from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script
+from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script, write_24bit
 from DB_wav_reader import read_feats_structure
 from extract_features import fast_logfbank, output_name
 from features import logfbank_features
@@ -24,16 +23,6 @@ def tone(seconds: float, seed: int = 0, rate: int = RATE) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     audio = 0.3 * np.sin(2 * np.pi * (150 + 50 * seed) * t) + 0.05 * rng.standard_normal(len(t))
     return audio.astype(np.float32)
-
-
-def write_24bit(path: str, audio: np.ndarray, rate: int = RATE) -> None:
-    """A 24-bit PCM WAV (scipy cannot write one): little-endian 3-byte samples."""
-    ints = np.round(audio * (2 ** 23 - 1)).astype('<i4')
-    data = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
-    header = struct.pack('<4sI4s4sIHHIIHH4sI', b'RIFF', 36 + len(data), b'WAVE', b'fmt ', 16,
-                         1, 1, rate, rate * 3, 3, 24, b'data', len(data))
-    with open(path, 'wb') as f:
-        f.write(header + data)
 
 
 # ---- the recipe, in process --------------------------------------------------------------
