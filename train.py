@@ -14,13 +14,16 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+import augment
 import cli
 import configure as c
 import distributed as dist
 from checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
 from DB_wav_reader import read_feats_structure
 from features import feature_settings
-from model import build_model
+from model import BACKBONES, build_model
+from model.losses import ModelWithLoss, build_loss, loss_settings
+from model.pooling import POOLINGS
 from SR_Dataset import DvectorDataset, collate_fn_feat_padded
 
 # ---- settings ---------------------------------------------------------------------------
@@ -28,12 +31,22 @@ use_cuda = True                      # train on the GPU when there is one (else 
 train_feat_dir = c.TRAIN_FEAT_DIR    # <dir>/<speaker>/<utterance>.p
 val_ratio = 10                       # percent of the files held out for validation
 embedding_size = 128                 # size of the d-vector (the fc0 layer)
-backbone = 'resnet18'                # resnet18, resnet34, resnet50, resnet101, resnet152
+backbone = 'resnet18'                # resnet18, resnet34, resnet50, resnet101, resnet152, vgg, lstm
+pooling = 'avg'                      # avg (the tutorial's), stats, attentive_stats, last
+loss_type = 'softmax'                # softmax (tutorial), center, asoftmax, amsoftmax, aamsoftmax
+margin = 0.0                         # margin: asoftmax (integer m), am-, aamsoftmax; 0 = default
+scale = 0.0                          # scale s: amsoftmax, aamsoftmax (asoftmax: |x|); 0 = default
+center_weight = 0.01                 # weight of the center loss term (loss_type='center')
+spec_augment = False                 # SpecAugment: mask a band stretch and a frame stretch per crop
+freq_mask = 8                        # at most this many consecutive bands masked (spec_augment)
+time_mask = 20                       # at most this many consecutive frames masked (spec_augment)
+win_size = c.NUM_WIN_SIZE            # training crop length in frames
 start = 1                            # number of the first epoch
 n_epochs = 30                        # number of the last epoch
 lr = 1e-1                            # initial learning rate
 wd = 1e-4                            # weight decay
 optimizer_type = 'sgd'               # 'sgd' (momentum 0.9), 'adam' or 'adagrad'
+lr_schedule = 'plateau'              # 'plateau' (the tutorial's ReduceLROnPlateau) or 'cosine'
 batch_size = 64                      # training crops per batch
 valid_batch_size = 16                # whole utterances per validation batch
 use_shuffle = True                   # shuffle the training set every epoch
@@ -90,12 +103,12 @@ def split_train_dev(feat_dir: str, ratio: int) -> tuple:
 def make_loaders(train_table, valid_table, spk_to_idx: dict, device) -> tuple:
     """Training crops and whole-utterance validation batches; one shard per rank."""
     train_set = DvectorDataset(train_table['filename'], train_table['speaker_id'], spk_to_idx,
-                               in_memory=in_memory)
+                               win_size=win_size, in_memory=in_memory)
     valid_set = DvectorDataset(valid_table['filename'], valid_table['speaker_id'], spk_to_idx,
                                train=False, in_memory=in_memory)
     short = train_set.short_utterances()
     if short:
-        log(f'warning: {len(short)} training utterances are shorter than {c.NUM_WIN_SIZE} '
+        log(f'warning: {len(short)} training utterances are shorter than {win_size} '
             f'frames after the trim and are tiled to fill the window (first: {short[0]})')
     ranks = dist.world_size()
     if ranks > len(valid_set):
@@ -131,6 +144,7 @@ def to_device(inputs, targets, device) -> tuple:
 
 
 def create_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """``model``: the model with its loss (a margin loss's classifier is trained too)."""
     if optimizer_type == 'sgd':
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, dampening=0,
                                weight_decay=wd)
@@ -141,8 +155,9 @@ def create_optimizer(model: nn.Module) -> torch.optim.Optimizer:
     raise cli.SetupError(f"optimizer_type={optimizer_type!r}: use 'sgd', 'adam' or 'adagrad'")
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scaler, epoch: int, device) -> tuple:
-    """One pass over the training crops; returns (mean loss, accuracy %) over all ranks."""
+def train_one_epoch(model, loader, optimizer, scaler, epoch: int, device) -> tuple:
+    """One pass over the training crops; returns (mean loss, accuracy %) over all ranks.
+    ``model``: the model with its loss, ``model(inputs, targets) -> (loss, class scores)``."""
     model.train()
     batch_time, losses, train_acc = AverageMeter(), AverageMeter(), AverageMeter()
     if isinstance(loader.sampler, DistributedSampler):
@@ -151,16 +166,17 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, epoch: int, dev
     end = time.time()
     for batch_idx, (inputs, targets) in enumerate(loader):
         inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, 100), (B,)
+        if spec_augment:                                      # training crops only
+            inputs = augment.spec_augment(inputs, freq_mask, time_mask)
         with autocast(device):
-            _, logits = model(inputs)                         # (B, n_classes)
-            loss = criterion(logits.float(), targets)
+            loss, scores = model(inputs, targets)             # scores: (B, n_classes)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         n = targets.size(0)
         losses.update(loss.item(), n)
-        train_acc.update((logits.argmax(1) == targets).float().mean().item() * 100, n)
+        train_acc.update((scores.argmax(1) == targets).float().mean().item() * 100, n)
         batch_time.update(time.time() - end)
         end = time.time()
         if batch_idx % log_interval == 0:
@@ -174,16 +190,16 @@ def train_one_epoch(model, loader, criterion, optimizer, scaler, epoch: int, dev
 
 
 @torch.no_grad()
-def validate(model, loader, criterion, device) -> tuple:
+def validate(model, loader, device) -> tuple:
     """Loss and accuracy (%) on whole validation utterances, summed over all ranks."""
     model.eval()
     loss_sum = correct = count = 0.0
     for inputs, targets in loader:
         inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, T_max)
         with autocast(device):
-            _, logits = model(inputs)
-        loss_sum += criterion(logits.float(), targets).item() * targets.size(0)
-        correct += (logits.argmax(1) == targets).sum().item()
+            loss, scores = model(inputs, targets)
+        loss_sum += loss.item() * targets.size(0)
+        correct += (scores.argmax(1) == targets).sum().item()
         count += targets.size(0)
     loss_sum, correct, count = dist.sum_across_ranks([loss_sum, correct, count], device)
     log(f'  * Validation: Loss {loss_sum / count:.4f}\tAcc {correct / count * 100:.4f}')
@@ -216,20 +232,25 @@ def plot_losses(history: dict, best: int, path: str) -> None:
     plt.close(fig)
 
 
-def resume_state(model, optimizer, scheduler, speakers: list) -> tuple:
+def resume_state(model, criterion, optimizer, scheduler, speakers: list) -> tuple:
     """Load the last checkpoint of log_dir into the model and optimizer; (next epoch, history)."""
     checkpoints = list_checkpoints(log_dir)
     if not checkpoints:
         raise cli.SetupError(f'resume: no checkpoint in {log_dir} to resume from')
     last = max(checkpoints)
     checkpoint = read_checkpoint(log_dir, last)
-    if checkpoint['model_args'] != model_args(len(speakers)) or checkpoint['speakers'] != speakers:
-        raise cli.SetupError(f'resume: {checkpoints[last]} was trained with '
-                             f'{checkpoint["model_args"]} on other speakers or settings; '
-                             f'now {model_args(len(speakers))}')
+    trained = {'pooling': 'avg', **checkpoint['model_args']}  # older checkpoints: avg pooling
+    trained_loss = checkpoint.get('loss_args', {'loss_type': 'softmax', 'margin': 0.0,
+                                                'scale': 0.0})
+    if (trained != model_args(len(speakers)) or trained_loss != loss_args()
+            or checkpoint['speakers'] != speakers):
+        raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
+                             f'{trained_loss} on other speakers or settings; '
+                             f'now {model_args(len(speakers))} {loss_args()}')
     if 'optimizer' not in checkpoint:
         raise cli.SetupError(f'resume: {checkpoints[last]} has no optimizer state')
     model.load_state_dict(checkpoint['state_dict'])
+    criterion.load_state_dict(checkpoint.get('loss_state_dict', {}))
     optimizer.load_state_dict(checkpoint['optimizer'])
     scheduler.load_state_dict(checkpoint['scheduler'])
     log(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
@@ -237,7 +258,39 @@ def resume_state(model, optimizer, scheduler, speakers: list) -> tuple:
 
 
 def model_args(n_classes: int) -> dict:
-    return {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes}
+    return {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes,
+            'pooling': pooling}
+
+
+def loss_args() -> dict:
+    """The loss and its settings, defaults filled in (saved in checkpoints as 'loss_args')."""
+    resolved_margin, resolved_scale = loss_settings(loss_type, margin, scale)
+    args = {'loss_type': loss_type, 'margin': resolved_margin, 'scale': resolved_scale}
+    if loss_type == 'center':
+        args['center_weight'] = center_weight
+    return args
+
+
+def check_choices() -> None:
+    """Names and ranges checked before any data is read (one clear error line)."""
+    for name, value, known in (('backbone', backbone, BACKBONES), ('pooling', pooling, POOLINGS),
+                               ('lr_schedule', lr_schedule, ('plateau', 'cosine'))):
+        if value not in known:
+            raise cli.SetupError(f'unknown {name} {value!r}; known: ' + ', '.join(known))
+    build_loss(embedding_size=embedding_size, n_classes=2, **loss_args())
+    if spec_augment and (freq_mask < 0 or time_mask < 0):
+        raise cli.SetupError(f'freq_mask={freq_mask}, time_mask={time_mask}: widths must be >= 0')
+    if win_size < 1:
+        raise cli.SetupError(f'win_size={win_size}: the training crop needs at least one frame')
+
+
+def create_scheduler(optimizer):
+    """The tutorial's ReduceLROnPlateau on the validation loss, or a cosine decay by epoch."""
+    if lr_schedule == 'cosine':
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, n_epochs - start + 1), eta_min=lr * 1e-3)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, 'min', patience=2, min_lr=1e-4, factor=0.1)
 
 
 def build_model_for(n_classes: int, device) -> nn.Module:
@@ -249,13 +302,15 @@ def build_model_for(n_classes: int, device) -> nn.Module:
 
 
 def wrap_distributed(model: nn.Module, device) -> nn.Module:
+    """``model``: the model with its loss. A margin loss leaves the model's ``last`` unused."""
     if dist.world_size() == 1:
         return model
     ids = [device.index] if device.type == 'cuda' else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=not model.loss.USES_LOGITS)
 
 
-def save_epoch(model, optimizer, scheduler, speakers, history: dict) -> None:
+def save_epoch(model, criterion, optimizer, scheduler, speakers, history: dict) -> None:
     """Checkpoint of the epoch just finished (rank 0 only), written atomically."""
     if not dist.is_main_process():
         return
@@ -264,8 +319,9 @@ def save_epoch(model, optimizer, scheduler, speakers, history: dict) -> None:
     save_checkpoint(log_dir, epoch, {
         'epoch': epoch + 1, 'state_dict': state, 'optimizer': optimizer.state_dict(),
         'scheduler': scheduler.state_dict(), 'model_args': model_args(len(speakers)),
+        'loss_args': loss_args(), 'loss_state_dict': criterion.state_dict(),
         'speakers': speakers, 'feature_settings': feature_settings(),
-        'win_size': c.NUM_WIN_SIZE, 'valid_loss': history['valid_loss'][-1],
+        'win_size': win_size, 'valid_loss': history['valid_loss'][-1],
         'valid_acc': history['valid_acc'][-1], 'history': history})
 
 
@@ -275,22 +331,25 @@ def train(device) -> None:
     train_loader, valid_loader = make_loaders(
         train_table, valid_table, {s: i for i, s in enumerate(speakers)}, device)
     model = build_model_for(len(speakers), device)
-    optimizer = create_optimizer(model)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, 'min', patience=2, min_lr=1e-4, factor=0.1)
+    criterion = build_loss(embedding_size=embedding_size, n_classes=len(speakers),
+                           **loss_args()).to(device)
+    optimizer = create_optimizer(ModelWithLoss(model, criterion))
+    scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
     if resume:
-        first, history = resume_state(model, optimizer, scheduler, speakers)
-    net, criterion = wrap_distributed(model, device), nn.CrossEntropyLoss()
+        first, history = resume_state(model, criterion, optimizer, scheduler, speakers)
+    net = wrap_distributed(ModelWithLoss(model, criterion), device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == 'cuda')
     for epoch in range(first, n_epochs + 1):
-        train_loss, _ = train_one_epoch(net, train_loader, criterion, optimizer, scaler, epoch,
-                                        device)
-        valid_loss, valid_acc = validate(net, valid_loader, criterion, device)
-        scheduler.step(valid_loss)
+        train_loss, _ = train_one_epoch(net, train_loader, optimizer, scaler, epoch, device)
+        valid_loss, valid_acc = validate(net, valid_loader, device)
+        if lr_schedule == 'cosine':
+            scheduler.step()
+        else:
+            scheduler.step(valid_loss)
         for key, value in zip(history, (epoch, train_loss, valid_loss, valid_acc)):
             history[key].append(value)
-        save_epoch(model, optimizer, scheduler, speakers, history)
+        save_epoch(model, criterion, optimizer, scheduler, speakers, history)
     if not history['epoch']:
         raise cli.SetupError(f'start={first} is after n_epochs={n_epochs}: nothing to train')
     best = history['epoch'][int(np.argmin(history['valid_loss']))]
@@ -301,6 +360,7 @@ def train(device) -> None:
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
+    check_choices()
     seed_everything(seed)
     device = dist.setup(use_cuda)
     try:

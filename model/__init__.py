@@ -1,13 +1,19 @@
-"""Models found by name: ``build_model(backbone, embedding_size, n_classes)``.
+"""Models found by name: ``build_model(backbone, embedding_size, n_classes, pooling='avg')``.
 
-Adding a backbone is one file under model/ and one line in BACKBONES.
+Adding a backbone is one file under model/ and one line in BACKBONES; poolings are in
+model/pooling/, losses in model/losses/. Arguments added later have defaults, so the
+model_args of older checkpoints still rebuild their model.
 """
 import torch.nn as nn
 
 from cli import SetupError
+from model.lstm import background_lstm
 from model.model import RESNETS, background_resnet
+from model.vgg import background_vgg
 
 BACKBONES = {name: background_resnet for name in RESNETS}
+BACKBONES['vgg'] = background_vgg
+BACKBONES['lstm'] = background_lstm
 
 
 def build_model(backbone: str, embedding_size: int, n_classes: int, **kwargs) -> nn.Module:

@@ -1,34 +1,28 @@
-"""The d-vector model: a backbone, global average pooling, and the speaker classifier head.
+"""The d-vector model: a backbone, global average pooling, and the speaker classifier head
+(the head, with other poolings, is in model/dvector.py).
 
 ``fc0``'s output is the speaker embedding (the d-vector); ``last`` classifies the training
 speakers. ``forward`` returns ``(embedding, logits)``.
 """
 import torch
-import torch.nn as nn
 
 from model import resnet
+from model.dvector import DvectorModel
 
 RESNETS = {name: getattr(resnet, name)
            for name in ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')}
 
 
-class background_resnet(nn.Module):
-    def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'resnet18',
-                 in_channels: int = 1):
-        super().__init__()
-        self.backbone = backbone
-        self.pretrained = RESNETS[backbone](in_channels=in_channels)
-        self.fc0 = nn.Linear(self.pretrained.out_channels, embedding_size)
-        self.bn0 = nn.BatchNorm1d(embedding_size)
-        self.relu = nn.ReLU()
-        self.last = nn.Linear(embedding_size, num_classes)
+class background_resnet(DvectorModel):
+    """The tutorial's model: ResNet -> pooling (global average by default) -> fc0 -> BN ->
+    ReLU -> last. The head is shared with the other backbones (model/dvector.py); with
+    ``pooling='avg'`` the parameters and their names are the tutorial's."""
 
-    def forward(self, x: torch.Tensor) -> tuple:
-        x = self.pretrained(x)                # (B, C, 5, T/8)
-        x = x.mean(dim=(2, 3))                # (B, C): global average pool
-        spk_embedding = self.fc0(x)           # (B, embedding_size)
-        out = self.relu(self.bn0(spk_embedding))
-        return spk_embedding, self.last(out)  # (B, E), (B, n_classes)
+    def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'resnet18',
+                 in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40):
+        super().__init__(RESNETS[backbone](in_channels=in_channels), embedding_size,
+                         num_classes, pooling, in_channels, n_bands)
+        self.backbone = backbone
 
 
 if __name__ == '__main__':  # shape check

@@ -1,0 +1,43 @@
+"""AAM-softmax / ArcFace (Deng et al. 2019): target logit s cos(theta + m), others s cos theta.
+
+theta + m beyond pi would make the target logit grow again, so where theta > pi - m the
+target logit is s (cos theta - m sin m) instead (ArcFace's threshold; ``easy_margin=True``:
+no margin where cos theta < 0). Defaults for speaker work: m = 0.2, s = 30.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from model.losses.margin import CosineClassifier, one_hot
+
+
+class AAMSoftmaxLoss(nn.Module):
+    USES_LOGITS = False  # the model's `last` layer is unused (DDP: find_unused_parameters)
+    DEFAULT_MARGIN, MARGIN_RANGE = 0.2, (0.0, 1.0)
+    DEFAULT_SCALE, SCALE_RANGE = 30.0, (0.0, 128.0)
+
+    def __init__(self, embedding_size: int, n_classes: int, margin: float = 0.2,
+                 scale: float = 30.0, easy_margin: bool = False, **unused):
+        super().__init__()
+        self.margin, self.scale, self.easy_margin = margin, scale, easy_margin
+        self.classifier = CosineClassifier(embedding_size, n_classes)
+        self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
+        self.th, self.mm = math.cos(math.pi - margin), math.sin(math.pi - margin) * margin
+
+    def margin_logits(self, cosine: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        sine = torch.sqrt((1.0 - cosine * cosine).clamp(min=1e-7))
+        phi = cosine * self.cos_m - sine * self.sin_m  # cos(theta + m)
+        if self.easy_margin:
+            phi = torch.where(cosine > 0, phi, cosine)
+        else:
+            phi = torch.where(cosine > self.th, phi, cosine - self.mm)
+        target = one_hot(targets, cosine.shape[1])
+        return self.scale * torch.where(target, phi, cosine)
+
+    def forward(self, embedding: torch.Tensor, logits: torch.Tensor,
+                targets: torch.Tensor) -> tuple:
+        cosine = self.classifier(embedding)
+        loss = F.cross_entropy(self.margin_logits(cosine, targets), targets)
+        return loss, self.scale * cosine.detach()

@@ -1,0 +1,30 @@
+"""Softmax + center loss (Wen et al., ECCV 2016).
+
+loss = CE(last logits) + center_weight * 1/2 * mean ||x_i - c_{y_i}||^2 over the batch, where
+x is the d-vector and c the learnable class centres (parameters of this loss, updated by the
+same optimizer as the model; the paper updates them with their own rate alpha).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CenterLoss(nn.Module):
+    USES_LOGITS = True  # trained on the model's `last` logits
+    DEFAULT_MARGIN, MARGIN_RANGE = 0.0, None
+    DEFAULT_SCALE, SCALE_RANGE = 0.0, None
+
+    def __init__(self, embedding_size: int, n_classes: int, center_weight: float = 0.01,
+                 **unused):
+        super().__init__()
+        self.center_weight = center_weight
+        self.centers = nn.Parameter(torch.randn(n_classes, embedding_size))
+
+    def center_term(self, embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """1/2 mean squared distance of each d-vector to its class centre."""
+        return 0.5 * (embedding.float() - self.centers[targets]).pow(2).sum(dim=1).mean()
+
+    def forward(self, embedding: torch.Tensor, logits: torch.Tensor,
+                targets: torch.Tensor) -> tuple:
+        loss = F.cross_entropy(logits.float(), targets)
+        return loss + self.center_weight * self.center_term(embedding, targets), logits
