@@ -84,7 +84,8 @@ def model_from_checkpoint(checkpoint: dict, device: torch.device) -> nn.Module:
     except RuntimeError as err:
         raise SetupError(f'checkpoint weights do not fit {checkpoint["model_args"]}: '
                          + str(err).splitlines()[0]) from None
-    return model.to(device).eval()
+    # channels_last: about 2x faster convolutions on CPUs (and tensor cores on GPUs)
+    return model.to(device, memory_format=torch.channels_last).eval()
 
 
 def checkpoint_wins(checkpoint: dict, settings: dict) -> list:

@@ -25,8 +25,12 @@ def split_pieces(feat: np.ndarray, test_frames: int) -> list:
 
 @torch.inference_mode()
 def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: torch.device,
-                     batch_size: int = 256) -> torch.Tensor:
-    """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays."""
+                     batch_size: int = 0) -> torch.Tensor:
+    """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays.
+
+    Pieces of equal length from all utterances are stacked into batches of ``batch_size``
+    (0: 32 on a CPU, where larger batches fall out of the cache and run slower; 512 on a GPU)."""
+    batch_size = batch_size or (512 if device.type == 'cuda' else 32)
     model.eval()
     groups = defaultdict(list)  # piece length -> [(utterance index, piece)]
     for index, feat in enumerate(feats):
