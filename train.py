@@ -294,7 +294,7 @@ def create_scheduler(optimizer):
 
 
 def build_model_for(n_classes: int, device) -> nn.Module:
-    """The model on its device, in channels_last when asked, wrapped for DDP under torchrun."""
+    """The model on its device, in channels_last memory format when asked."""
     model = build_model(**model_args(n_classes)).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
