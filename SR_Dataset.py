@@ -103,6 +103,14 @@ class DvectorDataset(Dataset):
                       f'memory ({free / 1e9:.1f} GB): reading them from disk per sample instead')
             else:
                 self.feats = load_features(self.files)
+                if not train:  # whole utterances: similar lengths batch with less padding
+                    self.sort_by_length()
+
+    def sort_by_length(self) -> None:
+        order = sorted(range(len(self.files)), key=lambda i: -len(self.feats[i]))
+        self.files = [self.files[i] for i in order]
+        self.labels = [self.labels[i] for i in order]
+        self.feats = [self.feats[i] for i in order]
 
     def __len__(self) -> int:
         return len(self.files)
