@@ -22,6 +22,14 @@ def split_enroll_and_test(feat_dir: str) -> tuple:
     return table[is_enroll].reset_index(drop=True), table[~is_enroll].reset_index(drop=True)
 
 
+def sum_per_speaker(speaker_ids: list, embeddings: torch.Tensor) -> dict:
+    """{speaker: (1, E) sum of its files' embeddings}: a speaker's enrollment."""
+    enrolled = {}
+    for speaker, emb in zip(speaker_ids, embeddings):
+        enrolled[speaker] = enrolled.get(speaker, 0) + emb.unsqueeze(0)  # (1, E)
+    return enrolled
+
+
 def enroll_speakers(model: nn.Module, enroll_table: pd.DataFrame, embedding_dir: str,
                     test_frames: int, device: torch.device) -> dict:
     """Embed every enrollment file, sum per speaker, save ``<speaker>.pth``; return them."""
@@ -29,10 +37,9 @@ def enroll_speakers(model: nn.Module, enroll_table: pd.DataFrame, embedding_dir:
         raise SetupError('no enrollment files (enroll.p) to enroll')
     print('Start to aggregate all the d-vectors per enroll speaker')
     embeddings = embed_files(model, list(enroll_table['filename']), test_frames, device)
-    enrolled = {}
-    for row, emb in zip(enroll_table.itertuples(), embeddings):
-        print(f'Aggregates the activation (spk : {row.speaker_id})')
-        enrolled[row.speaker_id] = enrolled.get(row.speaker_id, 0) + emb.unsqueeze(0)  # (1, E)
+    for speaker in enroll_table['speaker_id']:
+        print(f'Aggregates the activation (spk : {speaker})')
+    enrolled = sum_per_speaker(list(enroll_table['speaker_id']), embeddings)
     for speaker, emb in enrolled.items():
         save_torch(emb, os.path.join(embedding_dir, speaker + '.pth'))
         print(f'Save the embeddings for {speaker}')

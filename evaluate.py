@@ -22,7 +22,7 @@ import configure as c
 from checkpoint import load_model, select_device
 from DB_wav_reader import read_audio
 from embedding import embed_utterances, l2_norm
-from enrollment import load_enrollments, split_enroll_and_test
+from enrollment import load_enrollments, split_enroll_and_test, sum_per_speaker
 from features import feature_dim, feature_settings, logfbank_features
 from fileio import atomic_path
 from metrics import (check_trials, compute_eer, compute_min_dcf, identification_accuracy,
@@ -134,11 +134,9 @@ def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
     feats, _ = read_all(files)
     check_feature_dims(feats, files, checkpoint)
     embeddings = embed_utterances(model, feats, test_frames, device)
-    sums = defaultdict(lambda: 0)  # a speaker's enrollment is the sum over its files
-    for speaker, emb in zip(enroll_table['speaker_id'], embeddings):
-        sums[speaker] = sums[speaker] + emb
+    sums = sum_per_speaker(list(enroll_table['speaker_id']), embeddings)
     speakers = sorted(sums)
-    return speakers, torch.stack([sums[s] for s in speakers])
+    return speakers, torch.cat([sums[s] for s in speakers])  # (N, E)
 
 
 def test_utterances(test_table, checkpoint: dict) -> tuple:
