@@ -34,6 +34,12 @@ def setup(use_cuda: bool) -> torch.device:
     return torch.device('cpu')
 
 
+def wait_for_all() -> None:
+    """Finish together: a rank that exits while rank 0 still writes can abort gloo's peers."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -365,6 +365,7 @@ def main() -> None:
     device = dist.setup(use_cuda)
     try:
         train(device)
+        dist.wait_for_all()
     finally:
         dist.cleanup()
 
