@@ -39,3 +39,12 @@ class DvectorModel(nn.Module):
         spk_embedding = self.fc0(x)           # (B, embedding_size): the d-vector
         out = self.relu(self.bn0(spk_embedding))
         return spk_embedding, self.last(out)  # (B, E), (B, n_classes)
+
+
+def print_shape_check(make, pooling: str, lengths: tuple = (37, 100, 233)) -> None:
+    """WeSpeaker-style check run by each model file: shapes at several lengths, size in M."""
+    net = make(128, 240, pooling=pooling).eval()
+    n_params = sum(p.numel() for p in net.parameters()) / 1e6
+    for frames in lengths:
+        emb, logits = net(torch.randn(2, 1, 40, frames))
+        print(frames, tuple(emb.shape), tuple(logits.shape), f'{n_params:.2f} M')

@@ -7,7 +7,7 @@ default here) or statistics; fc0 is the linear projection to the d-vector.
 import torch
 import torch.nn as nn
 
-from model.dvector import DvectorModel
+from model.dvector import DvectorModel, print_shape_check
 
 
 class LSTMTrunk(nn.Module):
@@ -34,8 +34,4 @@ class background_lstm(DvectorModel):
 
 
 if __name__ == '__main__':  # shape check (WeSpeaker style)
-    for frames in (37, 100, 233):
-        net = background_lstm(128, 240, pooling='last')
-        emb, logits = net.eval()(torch.randn(2, 1, 40, frames))
-        n_params = sum(p.numel() for p in net.parameters()) / 1e6
-        print(frames, tuple(emb.shape), tuple(logits.shape), f'{n_params:.2f} M')
+    print_shape_check(background_lstm, pooling='last')

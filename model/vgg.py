@@ -6,7 +6,7 @@ Stacks of 3x3 conv + BN + ReLU with 2x2 max-pooling (ceil mode, so very short in
 import torch
 import torch.nn as nn
 
-from model.dvector import DvectorModel
+from model.dvector import DvectorModel, print_shape_check
 
 CONFIG = [32, 'M', 64, 'M', 128, 128, 'M', 256, 256]
 
@@ -41,8 +41,4 @@ class background_vgg(DvectorModel):
 
 
 if __name__ == '__main__':  # shape check (WeSpeaker style)
-    for frames in (37, 100, 233):
-        net = background_vgg(128, 240, pooling='stats')
-        emb, logits = net.eval()(torch.randn(2, 1, 40, frames))
-        n_params = sum(p.numel() for p in net.parameters()) / 1e6
-        print(frames, tuple(emb.shape), tuple(logits.shape), f'{n_params:.2f} M')
+    print_shape_check(background_vgg, pooling='stats')

@@ -7,22 +7,18 @@ no margin where cos theta < 0). Defaults for speaker work: m = 0.2, s = 30.
 import math
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from model.losses.margin import CosineClassifier, one_hot
+from model.losses.margin import MarginSoftmax, one_hot
 
 
-class AAMSoftmaxLoss(nn.Module):
-    USES_LOGITS = False  # the model's `last` layer is unused (DDP: find_unused_parameters)
+class AAMSoftmaxLoss(MarginSoftmax):
     DEFAULT_MARGIN, MARGIN_RANGE = 0.2, (0.0, 1.0)
     DEFAULT_SCALE, SCALE_RANGE = 30.0, (0.0, 128.0)
 
     def __init__(self, embedding_size: int, n_classes: int, margin: float = 0.2,
                  scale: float = 30.0, easy_margin: bool = False, **unused):
-        super().__init__()
-        self.margin, self.scale, self.easy_margin = margin, scale, easy_margin
-        self.classifier = CosineClassifier(embedding_size, n_classes)
+        super().__init__(embedding_size, n_classes, margin, scale)
+        self.easy_margin = easy_margin
         self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
         self.th, self.mm = math.cos(math.pi - margin), math.sin(math.pi - margin) * margin
 
@@ -35,9 +31,3 @@ class AAMSoftmaxLoss(nn.Module):
             phi = torch.where(cosine > self.th, phi, cosine - self.mm)
         target = one_hot(targets, cosine.shape[1])
         return self.scale * torch.where(target, phi, cosine)
-
-    def forward(self, embedding: torch.Tensor, logits: torch.Tensor,
-                targets: torch.Tensor) -> tuple:
-        cosine = self.classifier(embedding)
-        loss = F.cross_entropy(self.margin_logits(cosine, targets), targets)
-        return loss, self.scale * cosine.detach()

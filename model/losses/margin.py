@@ -1,5 +1,6 @@
-"""The cosine classifier shared by the margin losses: cos(theta) between the d-vector and each
-class's weight vector (both L2-normalised)."""
+"""What the margin losses share: the cosine classifier (cos theta between the d-vector and each
+class's weight vector, both L2-normalised) and, for AM- and AAM-softmax, the whole loss but the
+target logit's formula (``margin_logits``)."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,3 +20,22 @@ class CosineClassifier(nn.Module):
 
 def one_hot(targets: torch.Tensor, n_classes: int) -> torch.Tensor:
     return F.one_hot(targets, n_classes).bool()
+
+
+class MarginSoftmax(nn.Module):
+    """Cross-entropy on s * (cosines with a margin on the target class); accuracy on s * cos."""
+    USES_LOGITS = False  # the model's `last` layer is unused (DDP: find_unused_parameters)
+
+    def __init__(self, embedding_size: int, n_classes: int, margin: float, scale: float):
+        super().__init__()
+        self.margin, self.scale = margin, scale
+        self.classifier = CosineClassifier(embedding_size, n_classes)
+
+    def margin_logits(self, cosine: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, embedding: torch.Tensor, logits: torch.Tensor,
+                targets: torch.Tensor) -> tuple:
+        cosine = self.classifier(embedding)
+        loss = F.cross_entropy(self.margin_logits(cosine, targets), targets)
+        return loss, self.scale * cosine.detach()
