@@ -17,6 +17,7 @@ import torch.nn as nn
 from cli import SetupError
 from fileio import load_torch, save_torch
 from model import build_model
+from model.fuse import fold_batchnorm
 
 CHECKPOINT_RE = re.compile(r'checkpoint_(\d+)\.pth$')
 
@@ -103,11 +104,13 @@ def checkpoint_wins(checkpoint: dict, settings: dict) -> list:
 def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict = None) -> tuple:
     """The tutorial's load_model: (model in eval mode, checkpoint dict). The model is rebuilt
     from the checkpoint's model_args (backbone, pooling, sizes); ``settings`` (a script's) that
-    say otherwise are reported and ignored."""
+    say otherwise are reported and ignored. BatchNorms are folded into the convolutions
+    (model/fuse.py): same embeddings, faster, but the returned model is for inference only."""
     print('=> loading checkpoint')
     checkpoint = read_checkpoint(log_dir, cp_num)
     checkpoint_wins(checkpoint, settings or {})
-    return model_from_checkpoint(checkpoint, device), checkpoint
+    model = fold_batchnorm(model_from_checkpoint(checkpoint, device))  # inference only
+    return model.to(memory_format=torch.channels_last), checkpoint
 
 
 def keep_best_only(log_dir: str) -> str:
