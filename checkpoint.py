@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from cli import SetupError
+from features import feature_dim
 from fileio import load_torch, save_torch
 from model import build_model
 from model.fuse import fold_batchnorm
@@ -110,6 +111,9 @@ def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict =
     checkpoint = read_checkpoint(log_dir, cp_num)
     checkpoint_wins(checkpoint, settings or {})
     model = fold_batchnorm(model_from_checkpoint(checkpoint, device))  # inference only
+    settings = checkpoint.get('feature_settings')
+    if settings:  # what embedding.check_feature_dims compares the features with
+        model.feature_settings, model.feature_dim = settings, feature_dim(settings)
     return model.to(memory_format=torch.channels_last), checkpoint
 
 

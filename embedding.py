@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from cli import SetupError
 from SR_Dataset import read_MFB, to_input
 
 
@@ -54,7 +55,21 @@ def embed_utterance(model: nn.Module, feat: np.ndarray, test_frames: int,
     return embed_utterances(model, [feat], test_frames, device)
 
 
+def check_feature_dims(model: nn.Module, feats: list, names: list) -> None:
+    """Refuse features whose width is not the one the model was trained on (load_model sets
+    ``model.feature_dim`` from the checkpoint's feature settings; older checkpoints lack it)."""
+    expected = getattr(model, 'feature_dim', None)
+    wrong = [(n, f.shape[1]) for n, f in zip(names, feats) if f.shape[1] != expected]
+    if expected and wrong:
+        raise SetupError(
+            f'{len(wrong)} feature files have {wrong[0][1]} dimensions (first: {wrong[0][0]}) '
+            f'but the model was trained on {expected} ({model.feature_settings}); extract '
+            'the features with the same settings')
+
+
 def embed_files(model: nn.Module, files: list, test_frames: int,
                 device: torch.device) -> torch.Tensor:
     """(n_files, E) embeddings of feature files, read and trimmed as for training."""
-    return embed_utterances(model, [read_MFB(f)[0] for f in files], test_frames, device)
+    feats = [read_MFB(f)[0] for f in files]
+    check_feature_dims(model, feats, files)
+    return embed_utterances(model, feats, test_frames, device)

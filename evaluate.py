@@ -21,9 +21,9 @@ import cli
 import configure as c
 from checkpoint import load_model, select_device
 from DB_wav_reader import read_audio
-from embedding import embed_utterances, l2_norm
+from embedding import check_feature_dims, embed_utterances, l2_norm
 from enrollment import load_enrollments, split_enroll_and_test, sum_per_speaker
-from features import feature_dim, feature_settings, logfbank_features
+from features import feature_settings, logfbank_features
 from fileio import atomic_path
 from metrics import (check_trials, compute_eer, compute_min_dcf, identification_accuracy,
                      threshold_table)
@@ -61,20 +61,6 @@ def float_list(name: str, values: list) -> list:
 
 
 # ---- features -----------------------------------------------------------------------------
-
-def check_feature_dims(feats: list, names: list, checkpoint: dict) -> None:
-    """Refuse features whose band count is not the one the model was trained on."""
-    settings = checkpoint.get('feature_settings')
-    if not settings:
-        return
-    expected = feature_dim(settings)
-    wrong = [(n, f.shape[1]) for n, f in zip(names, feats) if f.shape[1] != expected]
-    if wrong:
-        raise cli.SetupError(
-            f'{len(wrong)} feature files have {wrong[0][1]} dimensions (first: {wrong[0][0]}) '
-            f'but the model in {log_dir} was trained on {expected} ({settings}); extract '
-            'the features with the same settings')
-
 
 def check_extraction_settings(checkpoint: dict) -> None:
     """Features extracted now use configure.py's recipe: it must be the model's."""
@@ -124,7 +110,7 @@ def chunk_utterance(feat: np.ndarray, chunk_frames: int) -> list:
     return pieces if len(pieces[-1]) * 2 >= chunk_frames else pieces[:-1]
 
 
-def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
+def enrolled_speakers(model, enroll_table, device) -> tuple:
     """(speakers, (N, E) embeddings): from enroll.py's folder, or by embedding enroll.p now."""
     if embedding_dir:
         return load_enrollments(embedding_dir)
@@ -132,20 +118,20 @@ def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
         raise cli.SetupError(f'{test_feat_dir}: no enroll.p files to enroll')
     files = list(enroll_table['filename'])
     feats, _ = read_all(files)
-    check_feature_dims(feats, files, checkpoint)
+    check_feature_dims(model, feats, files)
     embeddings = embed_utterances(model, feats, test_frames, device)
     sums = sum_per_speaker(list(enroll_table['speaker_id']), embeddings)
     speakers = sorted(sums)
     return speakers, torch.cat([sums[s] for s in speakers])  # (N, E)
 
 
-def test_utterances(test_table, checkpoint: dict) -> tuple:
+def test_utterances(model, test_table) -> tuple:
     """(names, features, speakers) of the test files, cut into chunks when asked."""
     if test_table.empty:
         raise cli.SetupError(f'{test_feat_dir}: no test files (anything but enroll.p)')
     files = list(test_table['filename'])
     feats, _ = read_all(files)
-    check_feature_dims(feats, files, checkpoint)
+    check_feature_dims(model, feats, files)
     chunk_frames = int(round(chunk_sec * FRAMES_PER_SECOND))
     names, pieces, speakers = [], [], []
     for path, speaker, feat in zip(files, test_table['speaker_id'], feats):
@@ -202,8 +188,8 @@ def report_similar_voices(similarity: np.ndarray, speakers: list) -> None:
 def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     """Tutorial mode; returns (trial rows, enrolled similarity matrix, speakers)."""
     enroll_table, test_table = split_enroll_and_test(test_feat_dir)
-    speakers, enrolled = enrolled_speakers(model, checkpoint, enroll_table, device)
-    names, pieces, test_speakers = test_utterances(test_table, checkpoint)
+    speakers, enrolled = enrolled_speakers(model, enroll_table, device)
+    names, pieces, test_speakers = test_utterances(model, test_table)
     scores = cosine(embed_utterances(model, pieces, test_frames, device), enrolled)
     chunks = f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''
     print(f'\n=== Tutorial test set: {len(speakers)} enrolled speakers, {len(names)} test '
@@ -279,7 +265,7 @@ def embed_trial_files(model, checkpoint: dict, resolved: dict, device) -> tuple:
     if any(not p.endswith('.p') for p in paths):
         check_extraction_settings(checkpoint)
     feats, speakers = read_all(paths)
-    check_feature_dims(feats, paths, checkpoint)
+    check_feature_dims(model, feats, paths)
     print(f'Embedding {len(paths)} distinct files')
     return embed_utterances(model, feats, test_frames, device), speakers
 

@@ -105,7 +105,7 @@ def bench(label: str, source: str, root: str) -> None:
     for n in sorted({1, jobs}):
         own, wall = run_tool(source, out(f'tool{n}'), n)
         report(f'extract_features.py --jobs {n}', files, audio_s, own)
-        report(f'  same, wall incl. interpreter start-up', files, audio_s, wall)
+        report('  same, wall incl. interpreter start-up', files, audio_s, wall)
         diff = max_difference(out('baseline'), out(f'tool{n}'))
         print(f'    max abs difference from the baseline: {diff:.1e}')
         if not diff < 1e-9:

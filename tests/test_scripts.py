@@ -155,3 +155,22 @@ def test_kill_mid_training_keeps_checkpoints_and_resume_continues(tmp_path, feat
     other = run_script(*args, '--n_epochs', '9', '--resume', 'true', '--embedding_size', '64')
     assert_one_line_error(other, 'resume', 'embedding_size')
     assert torch.is_tensor(load_torch(f'{log}/checkpoint_1.pth')['state_dict']['fc0.weight'])
+
+
+def test_features_of_another_width_are_refused(tmp_path, trained_run):
+    """20-band features given to a 40-band model: one line from enroll and identification."""
+    log_dir, _, _ = trained_run
+    narrow = tmp_path / 'narrow'
+    for spk in ('s1', 's2'):
+        for name in ('enroll', 'test'):
+            save_pickle({'feat': np.random.rand(250, 20), 'label': spk},
+                        str(narrow / spk / f'{name}.p'))
+    emb = str(tmp_path / 'emb')
+    assert_one_line_error(run_script('enroll.py', *common(log_dir, str(narrow), emb)),
+                          '2 feature files have 20 dimensions', 'trained on 40')
+    assert not os.path.exists(emb)
+    real_emb = str(tmp_path / 'real_emb')
+    assert run_script('enroll.py', *common(log_dir, trained_run[2], real_emb)).returncode == 0
+    assert_one_line_error(run_script('identification.py', *common(log_dir, str(narrow), real_emb),
+                                     '--test_speaker', 's1'),
+                          f'{narrow}/s1/test.p', 'trained on 40')
