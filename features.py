@@ -3,9 +3,17 @@
 Verified against the tutorial's shipped test pickles (SPEC.md section 3): float32 audio in
 [-1, 1] at 16 kHz -> python_speech_features.fbank (40 bands, 25 ms window, 10 ms hop) ->
 20*log10(max(fbank, 1e-5)) -> subtract each band's mean over the utterance.
+
+``fast_logfbank`` gives the same numbers bit for bit, about 3x faster, for extracting a whole DB
+(extract_features.py); ``logfbank_features`` is the readable recipe.
 """
+import functools
+import math
+
 import numpy as np
-from python_speech_features import delta, fbank
+from numpy.lib.stride_tricks import sliding_window_view
+from python_speech_features import delta, fbank, get_filterbanks
+from python_speech_features.sigproc import round_half_up
 
 import configure as c
 
@@ -33,6 +41,55 @@ def normalize_frames(feat: np.ndarray, use_scale: bool = False) -> np.ndarray:
     if use_scale:
         feat = feat / (np.std(feat, axis=0) + 2e-12)
     return feat
+
+
+NFFT, PREEMPH, WINSTEP = 512, 0.97, 0.01  # python_speech_features.fbank's defaults
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(nfilt: int, rate: int) -> np.ndarray:
+    """The library's (nfilt, 257) filterbank, built once per process (a Python double loop)."""
+    return get_filterbanks(nfilt, NFFT, rate, 0, rate / 2)
+
+
+def window_length(rate: int) -> int:
+    """Samples in one 25 ms analysis window, rounded as the library rounds it."""
+    return int(round_half_up(WINDOW_SECONDS * rate))
+
+
+def frame_signal(signal: np.ndarray, frame_len: int, frame_step: int) -> np.ndarray:
+    """sigproc.framesig without its index arrays and window multiply: a strided float64 view."""
+    n_frames = 1
+    if len(signal) > frame_len:  # the same float expression as the library, for the same count
+        n_frames = 1 + int(math.ceil((1.0 * len(signal) - frame_len) / frame_step))
+    pad_len = int((n_frames - 1) * frame_step + frame_len)
+    padded = np.concatenate((signal, np.zeros((pad_len - len(signal),))))  # float64, as framesig
+    return sliding_window_view(padded, frame_len)[::frame_step]
+
+
+def fast_logfbank(audio: np.ndarray, rate: int = c.SAMPLE_RATE, nfilt: int = c.FILTER_BANK,
+                  logscale: bool = c.USE_LOGSCALE, deltas: bool = c.USE_DELTA,
+                  scale: bool = c.USE_SCALE) -> np.ndarray:
+    """logfbank_features, bit for bit, ~3x faster (tests compare them exactly).
+
+    Same operations in the same precision as python_speech_features.fbank; it skips only what
+    the recipe throws away or what cannot change a bit: the frame energies, multiplying by a
+    window of ones, rebuilding the filterbank, and fancy-index framing.
+    """
+    signal = np.append(audio[0], audio[1:] - PREEMPH * audio[:-1])  # sigproc.preemphasis
+    frames = frame_signal(signal, window_length(rate),
+                          int(round_half_up(WINSTEP * rate)))
+    power = np.absolute(np.fft.rfft(frames, NFFT))  # sigproc.powspec: 1/N * |X|^2
+    np.square(power, out=power)
+    power *= 1.0 / NFFT
+    feat = np.dot(power, mel_filterbank(nfilt, rate).T)
+    feat[feat == 0] = np.finfo(float).eps
+    if logscale:
+        feat = 20 * np.log10(np.maximum(feat, 1e-5))
+    if deltas:
+        first = delta(feat, 2)
+        feat = np.concatenate([feat, first, delta(first, 2)], axis=1)
+    return normalize_frames(feat, scale)
 
 
 def feature_settings() -> dict:

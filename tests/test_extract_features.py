@@ -9,8 +9,8 @@ from scipy.io import wavfile
 
 from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script, write_24bit
 from DB_wav_reader import read_feats_structure
-from extract_features import fast_logfbank, output_name
-from features import logfbank_features
+from extract_features import output_name
+from features import fast_logfbank, logfbank_features
 from fileio import load_pickle
 from SR_Dataset import read_MFB
 
