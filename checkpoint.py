@@ -18,9 +18,10 @@ from cli import SetupError
 from features import feature_dim
 from fileio import load_torch, save_torch
 from model import build_model
-from model.fuse import fold_batchnorm
+from model.fuse import fold_batchnorm, fold_whitening
 
 CHECKPOINT_RE = re.compile(r'checkpoint_(\d+)\.pth$')
+KEY = 'embedding_whitening'  # whitening.py's {'mean': (E,), 'matrix': (E, E), 'reg': float}
 
 
 def select_device(use_cuda: bool = True) -> torch.device:
@@ -105,16 +106,23 @@ def checkpoint_wins(checkpoint: dict, settings: dict) -> list:
 def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict = None) -> tuple:
     """The tutorial's load_model: (model in eval mode, checkpoint dict). The model is rebuilt
     from the checkpoint's model_args (backbone, pooling, sizes); ``settings`` (a script's) that
-    say otherwise are reported and ignored. BatchNorms are folded into the convolutions
-    (model/fuse.py): same embeddings, faster, but the returned model is for inference only."""
+    say otherwise are reported and ignored. The returned model embeds only (inference_model)."""
     print('=> loading checkpoint')
     checkpoint = read_checkpoint(log_dir, cp_num)
     checkpoint_wins(checkpoint, settings or {})
-    model = fold_batchnorm(model_from_checkpoint(checkpoint, device))  # inference only
+    return inference_model(checkpoint, device), checkpoint
+
+
+def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
+    """The checkpoint's model for embedding only: BatchNorms folded into the convolutions,
+    the embedding whitening (whitening.py) folded into fc0 when the checkpoint has one."""
+    model = fold_batchnorm(model_from_checkpoint(checkpoint, device))
+    if checkpoint.get(KEY):
+        fold_whitening(model, checkpoint[KEY])
     settings = checkpoint.get('feature_settings')
     if settings:  # what embedding.check_feature_dims compares the features with
         model.feature_settings, model.feature_dim = settings, feature_dim(settings)
-    return model.to(memory_format=torch.channels_last), checkpoint
+    return model.to(memory_format=torch.channels_last)
 
 
 def keep_best_only(log_dir: str) -> str:

@@ -25,9 +25,9 @@ def split_pieces(feat: np.ndarray, test_frames: int) -> list:
 
 
 @torch.inference_mode()
-def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: torch.device,
-                     batch_size: int = 0) -> torch.Tensor:
-    """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays.
+def embed_pieces(model: nn.Module, feats: list, test_frames: int, device: torch.device,
+                 batch_size: int = 0) -> tuple:
+    """The model's embedding of every piece: ((n_pieces, E) tensor, (n_pieces,) utterance index).
 
     Pieces of equal length from all utterances are stacked into batches of ``batch_size``
     (0: 32 on a CPU, where larger batches fall out of the cache and run slower; 512 on a GPU)."""
@@ -37,15 +37,22 @@ def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: to
     for index, feat in enumerate(feats):
         for piece in split_pieces(feat, test_frames):
             groups[len(piece)].append((index, piece))
-    sums = None
+    embeddings, owners = [], []
     for pieces in groups.values():
         for start in range(0, len(pieces), batch_size):
             chunk = pieces[start:start + batch_size]
             batch = torch.stack([to_input(p) for _, p in chunk]).to(device)  # (B, 1, 40, L)
-            emb = model(batch)[0].float().cpu()                              # (B, E)
-            if sums is None:
-                sums = torch.zeros(len(feats), emb.shape[1])
-            sums.index_add_(0, torch.tensor([i for i, _ in chunk]), emb)
+            embeddings.append(model(batch)[0].float().cpu())                 # (B, E)
+            owners += [i for i, _ in chunk]
+    return torch.cat(embeddings), torch.tensor(owners)
+
+
+def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: torch.device,
+                     batch_size: int = 0) -> torch.Tensor:
+    """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays: the sum
+    of each utterance's piece embeddings, normalised."""
+    pieces, owners = embed_pieces(model, feats, test_frames, device, batch_size)
+    sums = torch.zeros(len(feats), pieces.shape[1]).index_add_(0, owners, pieces)
     return l2_norm(sums)
 
 

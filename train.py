@@ -25,6 +25,7 @@ from model import BACKBONES, build_model
 from model.losses import ModelWithLoss, build_loss, loss_settings
 from model.pooling import POOLINGS
 from SR_Dataset import DvectorDataset, collate_fn_feat_padded
+from whitening import whiten_checkpoint
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # train on the GPU when there is one (else the CPU)
@@ -33,6 +34,7 @@ val_ratio = 10                       # percent of the files held out for validat
 embedding_size = 128                 # size of the d-vector (the fc0 layer)
 backbone = 'resnet18'                # resnet18, resnet34, resnet50, resnet101, resnet152, vgg, lstm
 pooling = 'avg'                      # avg (the tutorial's), stats, attentive_stats, last
+stem_stride = 1                      # resnets: 2 = stem halves bands and frames, 1/4 compute
 loss_type = 'softmax'                # softmax (tutorial), center, asoftmax, amsoftmax, aamsoftmax
 margin = 0.0                         # margin: asoftmax (integer m), am-, aamsoftmax; 0 = default
 scale = 0.0                          # scale s: amsoftmax, aamsoftmax (asoftmax: |x|); 0 = default
@@ -58,6 +60,8 @@ channels_last = True                 # channels_last memory format (faster on CP
 use_amp = True                       # mixed precision (bf16/fp16) on CUDA; no effect on CPU
 num_workers = 0                      # DataLoader worker processes (crops are made in memory)
 in_memory = True                     # read all features once into RAM when they fit
+whiten = False                       # then fit within-speaker whitening of the d-vectors into
+                                     # the best checkpoint (whitening.py; lowers the EER)
 # ------------------------------------------------------------------------------------------
 
 
@@ -258,8 +262,11 @@ def resume_state(model, criterion, optimizer, scheduler, speakers: list) -> tupl
 
 
 def model_args(n_classes: int) -> dict:
-    return {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes,
+    args = {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes,
             'pooling': pooling}
+    if stem_stride != 1:  # only then: older checkpoints and other backbones lack it
+        args['stem_stride'] = stem_stride
+    return args
 
 
 def loss_args() -> dict:
@@ -282,6 +289,9 @@ def check_choices() -> None:
         raise cli.SetupError(f'freq_mask={freq_mask}, time_mask={time_mask}: widths must be >= 0')
     if win_size < 1:
         raise cli.SetupError(f'win_size={win_size}: the training crop needs at least one frame')
+    if stem_stride not in (1, 2) or (stem_stride != 1 and not backbone.startswith('resnet')):
+        raise cli.SetupError(f'stem_stride={stem_stride}: 1, or 2 with a resnet backbone '
+                             f'(backbone is {backbone!r})')
 
 
 def create_scheduler(optimizer):
@@ -356,6 +366,8 @@ def train(device) -> None:
     log(f'Lowest validation loss at epoch {best}')
     if dist.is_main_process():
         plot_losses(history, best, os.path.join(log_dir, 'loss_plot.png'))
+        if whiten:
+            whiten_checkpoint(log_dir, best, train_feat_dir, device)
 
 
 def main() -> None:

@@ -1,10 +1,12 @@
-"""Inference-only speed-up: fold each BatchNorm2d into the convolution before it.
+"""Inference-only folds: each BatchNorm2d into the convolution before it (a speed-up), and an
+affine map of the embedding into fc0 (whitening.py's).
 
 In eval mode a BatchNorm is a fixed per-channel scale and shift, so it can be merged into the
 preceding convolution's weights and bias (``torch.nn.utils.fusion``). The outputs stay equal
 (to float rounding) and one memory pass per convolution disappears: on a CPU the BatchNorms of
 the narrow ResNet take about 15 % of an embedding's time. The folded model cannot be trained.
 """
+import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -31,4 +33,15 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             fused = fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn))
             setattr(module, conv, fused)
             setattr(module, bn, nn.Identity())
+    return model
+
+
+@torch.no_grad()
+def fold_whitening(model: nn.Module, whitening: dict) -> nn.Module:
+    """fc0 outputs T (W x + b - mean) instead of W x + b. Inference only: the classifier after
+    fc0 was trained on the old embedding."""
+    fc0, matrix = model.fc0, whitening['matrix'].to(model.fc0.weight.device)
+    mean = whitening['mean'].to(fc0.weight.device)
+    fc0.bias.copy_(matrix @ (fc0.bias - mean))
+    fc0.weight.copy_(matrix @ fc0.weight)
     return model

@@ -19,9 +19,10 @@ class background_resnet(DvectorModel):
     ``pooling='avg'`` the parameters and their names are the tutorial's."""
 
     def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'resnet18',
-                 in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40):
-        super().__init__(RESNETS[backbone](in_channels=in_channels), embedding_size,
-                         num_classes, pooling, in_channels, n_bands)
+                 in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40,
+                 stem_stride: int = 1):
+        super().__init__(RESNETS[backbone](in_channels=in_channels, stem_stride=stem_stride),
+                         embedding_size, num_classes, pooling, in_channels, n_bands)
         self.backbone = backbone
 
 

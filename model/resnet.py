@@ -56,10 +56,12 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(self, block: Type[Union[BasicBlock, Bottleneck]], layers: list,
-                 in_channels: int = 1):
+                 in_channels: int = 1, stem_stride: int = 1):
         super().__init__()
         self.inplanes = 16
-        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=7, stride=1, padding=3, bias=False)
+        # stem_stride 2 halves bands and frames before layer1: a quarter of the compute
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=7, stride=stem_stride, padding=3,
+                               bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = self._make_layer(block, 16, layers[0])
@@ -86,7 +88,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))  # (B, 16, 40, T)
+        x = self.relu(self.bn1(self.conv1(x)))  # (B, 16, 40, T)   (stem_stride s: /s)
         x = self.layer1(x)                       # (B, 16, 40, T)
         x = self.layer2(x)                       # (B, 32, 20, T/2)
         x = self.layer3(x)                       # (B, 64, 10, T/4)

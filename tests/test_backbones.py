@@ -99,7 +99,7 @@ KINDS = {  # one short training run per kind covers every backbone family, pooli
     'vgg_stats_aamsoftmax': ['--backbone', 'vgg', '--pooling', 'stats', '--loss_type',
                              'aamsoftmax', '--spec_augment', 'true', '--lr_schedule', 'cosine'],
     'resnet_attentive_asoftmax': ['--pooling', 'attentive_stats', '--loss_type', 'asoftmax',
-                                  '--win_size', '60'],
+                                  '--win_size', '60', '--stem_stride', '2'],
 }
 
 
@@ -119,6 +119,7 @@ def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_
     assert checkpoint['model_args']['backbone'] == flags.get('--backbone', 'resnet18')
     assert checkpoint['model_args']['pooling'] == flags.get('--pooling', 'avg')
     assert checkpoint['loss_args']['loss_type'] == flags['--loss_type']
+    assert checkpoint['model_args'].get('stem_stride', 1) == int(flags.get('--stem_stride', 1))
     assert ('centers' if flags['--loss_type'] == 'center' else 'classifier.weight') \
         in checkpoint['loss_state_dict']
     # the scripts have no model settings: the checkpoint alone rebuilds the model
@@ -152,7 +153,8 @@ def test_bad_choices_fail_before_training(tmp_path, feature_tree):
                          (['--backbone', 'gru'], ['gru', 'lstm', 'vgg']),
                          (['--pooling', 'max'], ['max', 'attentive_stats']),
                          (['--loss_type', 'aamsoftmax', '--margin', '2'], ['margin=2']),
-                         (['--lr_schedule', 'step'], ['lr_schedule', 'cosine'])]:
+                         (['--lr_schedule', 'step'], ['lr_schedule', 'cosine']),
+                         (['--backbone', 'vgg', '--stem_stride', '2'], ['stem_stride=2', 'vgg'])]:
         result = run_script(*base, *flags)
         assert result.returncode == 1, result.stdout
         lines = result.stderr.strip().splitlines()

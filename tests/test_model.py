@@ -34,3 +34,17 @@ def test_tutorial_architecture_details():
 def test_unknown_backbone_lists_known_ones():
     with pytest.raises(SetupError, match='resnet18'):
         build_model('vgg99', 128, 3)
+
+
+def test_stem_stride_2_halves_the_map_and_quarters_the_compute():
+    from torch.utils.flop_counter import FlopCounterMode
+    flops = {}
+    for stride in (1, 2):
+        model = build_model('resnet18', 128, 10, pooling='stats', stem_stride=stride).eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            emb, logits = model(torch.randn(2, 1, 40, 100))
+        flops[stride] = counter.get_total_flops()
+        assert emb.shape == (2, 128) and logits.shape == (2, 10)
+        assert model.pretrained(torch.randn(1, 1, 40, 100)).shape[2:] == \
+            ((5, 13) if stride == 1 else (3, 7))
+    assert 0.2 < flops[2] / flops[1] < 0.3

@@ -1,0 +1,112 @@
+"""whitening.py: WCCN fitted on training speakers, folded into fc0, stored in the checkpoint."""
+import glob
+import shutil
+
+import pytest
+import torch
+
+from checkpoint import KEY, load_model, read_checkpoint
+from cli import SetupError
+from conftest import run_script
+from embedding import embed_pieces, embed_utterances, l2_norm
+from model import build_model
+from model.fuse import fold_whitening
+from whitening import fit_wccn
+
+
+def clustered(n_speakers=6, per=40, dim=8, seed=0):
+    """Speaker means plus correlated within-speaker noise."""
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.randn(dim, dim, generator=g)
+    means = 3 * torch.randn(n_speakers, dim, generator=g)
+    x = means.repeat_interleave(per, 0) + torch.randn(n_speakers * per, dim, generator=g) @ mix
+    return x, [f's{i}' for i in range(n_speakers) for _ in range(per)]
+
+
+def within_covariance(x, speakers):
+    labels = sorted(set(speakers))
+    idx = torch.tensor([labels.index(s) for s in speakers])
+    means = torch.stack([x[idx == k].mean(0) for k in range(len(labels))])
+    d = x - means[idx]
+    return d.T @ d / len(x)
+
+
+def test_wccn_whitens_the_within_speaker_covariance():
+    x, speakers = clustered()
+    w = fit_wccn(x, speakers, reg=0.0)
+    y = (x - w['mean']) @ w['matrix'].T
+    assert torch.allclose(within_covariance(y, speakers), torch.eye(8), atol=1e-4)
+    assert torch.allclose(y.mean(0), torch.zeros(8), atol=1e-4)
+    # regularised: the within covariance is shrunk but no longer exactly the identity
+    y2 = (x - w['mean']) @ fit_wccn(x, speakers, reg=0.5)['matrix'].T
+    eig = torch.linalg.eigvalsh(within_covariance(y2, speakers))
+    assert eig.max() < 1.0 and eig.min() > 0
+
+
+def test_wccn_refuses_too_few_speakers():
+    with pytest.raises(SetupError, match='at least 2 speakers'):
+        fit_wccn(torch.randn(5, 4), ['a'] * 5)
+
+
+def test_folded_fc0_gives_the_whitened_embedding():
+    model = build_model('resnet18', 8, 3).eval()
+    x, speakers = clustered(dim=8)
+    w = fit_wccn(x, speakers, reg=0.1)
+    batch = torch.randn(4, 1, 40, 60)
+    with torch.no_grad():
+        plain = model(batch)[0]
+        folded = fold_whitening(model, w)(batch)[0]
+    assert torch.allclose(folded, (plain - w['mean']) @ w['matrix'].T, atol=1e-4)
+
+
+def test_piece_embeddings_sum_to_the_utterance_embedding():
+    model = build_model('resnet18', 8, 3).eval()
+    feats = [torch.randn(n, 40).numpy() for n in (250, 90, 130)]
+    pieces, owners = embed_pieces(model, feats, 100, torch.device('cpu'))
+    assert pieces.shape == (3 + 1 + 2, 8) and owners.tolist().count(0) == 3
+    sums = torch.stack([pieces[owners == i].sum(0) for i in range(3)])
+    assert torch.allclose(l2_norm(sums), embed_utterances(model, feats, 100, torch.device('cpu')),
+                          atol=1e-5)
+
+
+def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
+    src, train_dir, test_dir = trained_run
+    log_dir = tmp_path / 'run'
+    log_dir.mkdir()
+    for f in (tmp_path / '..').glob('nothing'):
+        pass
+    for f in glob.glob(src + '/checkpoint_*.pth'):
+        shutil.copy(f, log_dir)
+    plain, _ = load_model(str(log_dir), 0, torch.device('cpu'))
+    result = run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir)
+    assert result.returncode == 0, result.stderr
+    assert 'run enroll.py again' in result.stdout
+    checkpoint = read_checkpoint(str(log_dir), 0)
+    w = checkpoint[KEY]
+    assert w['matrix'].shape == (128, 128) and w['reg'] == 0.2
+    whitened, _ = load_model(str(log_dir), 0, torch.device('cpu'))
+    x = torch.randn(2, 1, 40, 100)
+    with torch.no_grad():
+        expected = (plain(x)[0] - w['mean']) @ w['matrix'].T
+        assert torch.allclose(whitened(x)[0], expected, atol=1e-3)
+    # fitting again starts from the plain model, not the whitened one
+    assert run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
+                      train_dir).returncode == 0
+    assert torch.allclose(read_checkpoint(str(log_dir), 0)[KEY]['matrix'], w['matrix'], atol=1e-4)
+    emb = str(tmp_path / 'emb')
+    common = ['--log_dir', str(log_dir), '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    assert run_script('enroll.py', *common).returncode == 0
+    result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
+    assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
+
+
+def test_train_whiten_fits_into_the_best_checkpoint(tmp_path, feature_tree):
+    train_dir, _ = feature_tree
+    result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '2',
+                        '--log_dir', str(tmp_path), '--batch_size', '8', '--whiten', 'true')
+    assert result.returncode == 0, result.stderr
+    best = int(result.stdout.split('Lowest validation loss at epoch')[1].split()[0])
+    assert 'Fitting within-speaker whitening' in result.stdout
+    assert KEY in read_checkpoint(str(tmp_path), best)
+    others = [e for e in (1, 2) if e != best]
+    assert all(KEY not in read_checkpoint(str(tmp_path), e) for e in others)

@@ -1,0 +1,84 @@
+"""Within-speaker whitening (WCCN) of the d-vectors, fitted on the training speakers.
+
+A softmax-trained d-vector spends much of its length on directions in which one speaker's
+utterances differ from each other (channel, phonetic content), and cosine scoring weighs
+those as much as the directions that tell speakers apart. Whitening the within-speaker
+covariance (Hatch et al., WCCN, 2006) shrinks the first and stretches the second:
+
+    e' = T (e - mean),   T = (S_w + reg * trace(S_w) / E * I) ^ (-1/2)
+
+``mean`` and ``S_w`` come from the embeddings of the training speakers' 100-frame pieces (the
+same pieces that enrollment and scoring sum). The map is linear, so load_model folds it into
+fc0 (model/fuse.py) and every script (enroll, identification, verification, evaluate) uses it unchanged, with
+cosine scoring as before. ``reg`` keeps directions that the training speakers never vary in
+from being stretched without bound.
+
+    python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
+(train.py does the same at the end of training with ``--whiten true``; enroll again after.)
+"""
+import torch
+
+import cli
+import configure as c
+from checkpoint import (KEY, best_epoch, checkpoint_path, inference_model, read_checkpoint,
+                        save_checkpoint, select_device)
+from DB_wav_reader import read_feats_structure
+from embedding import embed_pieces
+from SR_Dataset import read_MFB
+
+# ---- settings ---------------------------------------------------------------------------
+use_cuda = True                      # use the GPU when there is one (else the CPU)
+log_dir = 'model_saved'              # where train.py saved its checkpoints
+cp_num = 0                           # checkpoint epoch to whiten; 0 = lowest validation loss
+train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p
+test_frames = 100                    # piece length, as in scoring
+reg = 0.2                            # added to the within-speaker covariance (x its mean var)
+# ------------------------------------------------------------------------------------------
+
+def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict:
+    """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings."""
+    x = embeddings.double()
+    labels = sorted(set(speakers))
+    if len(labels) < 2 or len(x) <= len(labels):
+        raise cli.SetupError(f'whitening needs at least 2 speakers with several pieces each; '
+                             f'got {len(x)} pieces of {len(labels)} speakers')
+    index = torch.tensor([labels.index(s) for s in speakers])
+    means = torch.zeros(len(labels), x.shape[1], dtype=x.dtype).index_add_(0, index, x)
+    means /= torch.bincount(index, minlength=len(labels)).unsqueeze(1)
+    within = x - means[index]                                  # (N, E)
+    cov = within.T @ within / len(x)                           # (E, E)
+    cov += reg * cov.trace() / len(cov) * torch.eye(len(cov), dtype=x.dtype)
+    values, vectors = torch.linalg.eigh(cov)
+    matrix = vectors @ torch.diag(values.rsqrt()) @ vectors.T  # cov^(-1/2), symmetric
+    return {'mean': x.mean(0).float(), 'matrix': matrix.float(), 'reg': reg}
+
+
+def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: torch.device,
+                      reg: float = 0.2, test_frames: int = 100) -> str:
+    """Fit the whitening on ``train_feat_dir`` with checkpoint ``cp_num`` (0 = best) and store
+    it in that checkpoint (atomically); returns the checkpoint's path."""
+    epoch = cp_num or best_epoch(log_dir)
+    checkpoint = read_checkpoint(log_dir, epoch)
+    checkpoint.pop(KEY, None)  # fit on the plain embeddings, not on whitened ones
+    model = inference_model(checkpoint, device)
+    table = read_feats_structure(train_feat_dir)
+    print(f'Fitting within-speaker whitening on {len(table)} files of '
+          f'{table["speaker_id"].nunique()} speakers (checkpoint {epoch})')
+    feats = [read_MFB(f)[0] for f in table['filename']]
+    pieces, owners = embed_pieces(model, feats, test_frames, device)
+    speakers = [table['speaker_id'].iloc[int(i)] for i in owners]
+    checkpoint[KEY] = fit_wccn(pieces, speakers, reg)
+    checkpoint.pop('cp_num', None)
+    save_checkpoint(log_dir, epoch, checkpoint)
+    return checkpoint_path(log_dir, epoch)
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda), reg,
+                             test_frames)
+    print(f'Whitening saved in {path}; run enroll.py again so the enrollments use it')
+
+
+if __name__ == '__main__':
+    cli.run(main)
