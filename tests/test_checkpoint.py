@@ -32,7 +32,8 @@ def test_model_rebuilt_from_checkpoint_alone(tmp_path):
     loaded, checkpoint = load_model(str(tmp_path), 0, torch.device('cpu'))
     x = torch.randn(2, 1, 40, 50)
     assert not loaded.training and checkpoint['speakers'] == ['a', 'b', 'c']
-    assert torch.allclose(loaded(x)[0], model.eval()(x)[0])
+    # equal up to float rounding: load_model folds the BatchNorms into the convolutions
+    assert torch.allclose(loaded(x)[0], model.eval()(x)[0], atol=1e-5, rtol=1e-4)
 
 
 def test_missing_checkpoints_are_clear_errors(tmp_path):
