@@ -37,6 +37,8 @@ reg = 0.2                            # added to the within-speaker covariance (x
 
 def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict:
     """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings."""
+    if reg < 0:
+        raise cli.SetupError(f'--reg {reg}: the regularisation must be >= 0 (0.2 is the default)')
     x = embeddings.double()
     labels = sorted(set(speakers))
     if len(labels) < 2 or len(x) <= len(labels):

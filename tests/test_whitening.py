@@ -46,6 +46,8 @@ def test_wccn_whitens_the_within_speaker_covariance():
 def test_wccn_refuses_too_few_speakers():
     with pytest.raises(SetupError, match='at least 2 speakers'):
         fit_wccn(torch.randn(5, 4), ['a'] * 5)
+    with pytest.raises(SetupError, match='--reg -0.1'):
+        fit_wccn(*clustered(), reg=-0.1)
 
 
 def test_folded_fc0_gives_the_whitened_embedding():
