@@ -21,9 +21,9 @@ embedding_dir = 'enroll_embeddings'  # where the enrolled speakers are saved
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     device = select_device(use_cuda)
-    model, _ = load_model(log_dir, cp_num, device)
+    model, checkpoint = load_model(log_dir, cp_num, device)
     enroll_table, _ = split_enroll_and_test(test_feat_dir)
-    enroll_speakers(model, enroll_table, embedding_dir, test_frames, device)
+    enroll_speakers(model, enroll_table, embedding_dir, test_frames, device, checkpoint)
 
 
 if __name__ == '__main__':

@@ -1,8 +1,11 @@
 """Enrollment: each speaker's stored embedding, one ``<speaker>.pth`` file per speaker.
 
 A speaker's enrollment is the sum of its enrollment files' (normalised) embeddings, a (1, E)
-tensor, as in the tutorial. Files are written atomically.
+tensor, as in the tutorial. Files are written atomically. ``enrolled_with.txt`` beside them
+names the model that made them, so that scoring with another model (retrained, or whitened
+after enrolling) is refused instead of giving meaningless scores.
 """
+import hashlib
 import os
 
 import pandas as pd
@@ -12,7 +15,36 @@ import torch.nn as nn
 from cli import SetupError
 from DB_wav_reader import read_feats_structure
 from embedding import embed_files
-from fileio import load_torch, save_torch
+from fileio import atomic_path, load_torch, save_torch
+
+MODEL_FILE = 'enrolled_with.txt'
+
+
+def model_fingerprint(checkpoint: dict) -> str:
+    """A short hash of everything that decides the embedding: the weights and the whitening."""
+    digest = hashlib.sha1()
+    tensors = dict(checkpoint['state_dict'])
+    for name, value in (checkpoint.get('embedding_whitening') or {}).items():
+        if isinstance(value, torch.Tensor):
+            tensors['whitening.' + name] = value
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_enrolled_with(embedding_dir: str, checkpoint: dict) -> None:
+    """SetupError when enroll.py recorded another model than this checkpoint's (folders from
+    before the record, like the tutorial's, are not checked)."""
+    path = os.path.join(embedding_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        recorded = f.read().split()
+    if recorded and recorded[0] != model_fingerprint(checkpoint):
+        raise SetupError(f'{embedding_dir}: enrolled with another model (recorded: '
+                         f'{" ".join(recorded[1:])}) than the one loaded now; run enroll.py '
+                         'again with this model')
 
 
 def split_enroll_and_test(feat_dir: str) -> tuple:
@@ -31,8 +63,9 @@ def sum_per_speaker(speaker_ids: list, embeddings: torch.Tensor) -> dict:
 
 
 def enroll_speakers(model: nn.Module, enroll_table: pd.DataFrame, embedding_dir: str,
-                    test_frames: int, device: torch.device) -> dict:
-    """Embed every enrollment file, sum per speaker, save ``<speaker>.pth``; return them."""
+                    test_frames: int, device: torch.device, checkpoint: dict = None) -> dict:
+    """Embed every enrollment file, sum per speaker, save ``<speaker>.pth`` (and, given the
+    checkpoint, which model made them); return them."""
     if enroll_table.empty:
         raise SetupError('no enrollment files (enroll.p) to enroll')
     print('Start to aggregate all the d-vectors per enroll speaker')
@@ -43,6 +76,11 @@ def enroll_speakers(model: nn.Module, enroll_table: pd.DataFrame, embedding_dir:
     for speaker, emb in enrolled.items():
         save_torch(emb, os.path.join(embedding_dir, speaker + '.pth'))
         print(f'Save the embeddings for {speaker}')
+    if checkpoint is not None:
+        with atomic_path(os.path.join(embedding_dir, MODEL_FILE)) as tmp:
+            with open(tmp, 'w') as f:
+                f.write(f'{model_fingerprint(checkpoint)} checkpoint epoch '
+                        f'{checkpoint.get("cp_num", "?")}\n')
     return enrolled
 
 

@@ -22,7 +22,8 @@ import configure as c
 from checkpoint import load_model, select_device
 from DB_wav_reader import read_audio
 from embedding import check_feature_dims, embed_utterances, l2_norm
-from enrollment import load_enrollments, split_enroll_and_test, sum_per_speaker
+from enrollment import (check_enrolled_with, load_enrollments, split_enroll_and_test,
+                        sum_per_speaker)
 from features import feature_settings, logfbank_features
 from fileio import atomic_path
 from metrics import (check_trials, compute_eer, compute_min_dcf, identification_accuracy,
@@ -110,9 +111,10 @@ def chunk_utterance(feat: np.ndarray, chunk_frames: int) -> list:
     return pieces if len(pieces[-1]) * 2 >= chunk_frames else pieces[:-1]
 
 
-def enrolled_speakers(model, enroll_table, device) -> tuple:
+def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
     """(speakers, (N, E) embeddings): from enroll.py's folder, or by embedding enroll.p now."""
     if embedding_dir:
+        check_enrolled_with(embedding_dir, checkpoint)
         return load_enrollments(embedding_dir)
     if enroll_table.empty:
         raise cli.SetupError(f'{test_feat_dir}: no enroll.p files to enroll')
@@ -188,7 +190,7 @@ def report_similar_voices(similarity: np.ndarray, speakers: list) -> None:
 def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     """Tutorial mode; returns (trial rows, enrolled similarity matrix, speakers)."""
     enroll_table, test_table = split_enroll_and_test(test_feat_dir)
-    speakers, enrolled = enrolled_speakers(model, enroll_table, device)
+    speakers, enrolled = enrolled_speakers(model, checkpoint, enroll_table, device)
     names, pieces, test_speakers = test_utterances(model, test_table)
     scores = cosine(embed_utterances(model, pieces, test_frames, device), enrolled)
     chunks = f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''

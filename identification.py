@@ -7,7 +7,7 @@ import cli
 import configure as c
 from checkpoint import load_model, select_device
 from embedding import embed_files
-from enrollment import load_enrollments, find_test_file
+from enrollment import check_enrolled_with, find_test_file, load_enrollments
 from scoring import cosine_scores
 
 # ---- settings ---------------------------------------------------------------------------
@@ -27,7 +27,8 @@ def main() -> None:
     device = select_device(use_cuda)
     speakers, enrolled = load_enrollments(embedding_dir, spk_list)
     path = find_test_file(test_feat_dir, test_speaker)
-    model, _ = load_model(log_dir, cp_num, device)
+    model, checkpoint = load_model(log_dir, cp_num, device)
+    check_enrolled_with(embedding_dir, checkpoint)
     scores = cosine_scores(embed_files(model, [path], test_frames, device), enrolled)[0]
     predicted = speakers[int(scores.argmax())]
     print('\n=== Speaker identification ===')

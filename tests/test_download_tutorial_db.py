@@ -2,7 +2,6 @@
 download that breaks off and resumes (local HTTP server with Range support), bad archives."""
 import http.server
 import io
-import os
 import pathlib
 import threading
 import zipfile

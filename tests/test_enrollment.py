@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from cli import SetupError
-from enrollment import enroll_speakers, load_enrollments, split_enroll_and_test, find_test_file
+from enrollment import (MODEL_FILE, check_enrolled_with, enroll_speakers, find_test_file,
+                        load_enrollments, model_fingerprint, split_enroll_and_test)
 from model import build_model
 
 
@@ -34,3 +35,24 @@ def test_enrollment_errors_list_what_exists(tmp_path, feature_tree):
         load_enrollments(str(tmp_path / 'empty'), ['zz'])
     with pytest.raises(SetupError, match='speakers with a test.p: syn_t00, syn_t01, syn_t02'):
         find_test_file(test_dir, 'nobody')
+
+
+def test_enrollments_remember_their_model(tmp_path, feature_tree):
+    _, test_dir = feature_tree
+    enroll, _ = split_enroll_and_test(test_dir)
+    torch.manual_seed(0)
+    model = build_model('resnet18', 16, 3).eval()
+    checkpoint = {'state_dict': model.state_dict(), 'cp_num': 7}
+    out = str(tmp_path / 'emb')
+    enroll_speakers(model, enroll, out, 200, torch.device('cpu'), checkpoint)
+    with open(os.path.join(out, MODEL_FILE)) as f:
+        assert f.read() == f'{model_fingerprint(checkpoint)} checkpoint epoch 7\n'
+    check_enrolled_with(out, checkpoint)  # the same model: no complaint
+    other = {'state_dict': build_model('resnet18', 16, 3).state_dict()}
+    whitened = dict(checkpoint, embedding_whitening={'mean': torch.zeros(16),
+                                                     'matrix': torch.eye(16), 'reg': 0.2})
+    for changed in (other, whitened):
+        with pytest.raises(SetupError, match='enrolled with another model.*epoch 7.*enroll.py'):
+            check_enrolled_with(out, changed)
+    os.remove(os.path.join(out, MODEL_FILE))  # folders without a record are not checked
+    check_enrolled_with(out, other)

@@ -80,6 +80,9 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     for f in glob.glob(src + '/checkpoint_*.pth'):
         shutil.copy(f, log_dir)
     plain, _ = load_model(str(log_dir), 0, torch.device('cpu'))
+    emb = str(tmp_path / 'emb')
+    common = ['--log_dir', str(log_dir), '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    assert run_script('enroll.py', *common).returncode == 0  # before whitening
     result = run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir)
     assert result.returncode == 0, result.stderr
     assert 'run enroll.py again' in result.stdout
@@ -95,8 +98,8 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     assert run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
                       train_dir).returncode == 0
     assert torch.allclose(read_checkpoint(str(log_dir), 0)[KEY]['matrix'], w['matrix'], atol=1e-4)
-    emb = str(tmp_path / 'emb')
-    common = ['--log_dir', str(log_dir), '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    stale = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
+    assert stale.returncode == 1 and 'run enroll.py again' in stale.stderr
     assert run_script('enroll.py', *common).returncode == 0
     result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
     assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
