@@ -23,7 +23,7 @@ import configure as c
 from checkpoint import (KEY, best_epoch, checkpoint_path, inference_model, read_checkpoint,
                         save_checkpoint, select_device)
 from DB_wav_reader import read_feats_structure
-from embedding import embed_pieces
+from embedding import check_feature_dims, embed_pieces
 from SR_Dataset import read_MFB
 
 # ---- settings ---------------------------------------------------------------------------
@@ -35,6 +35,7 @@ test_frames = 100                    # piece length, as in scoring
 reg = 0.2                            # added to the within-speaker covariance (x its mean var)
 # ------------------------------------------------------------------------------------------
 
+
 def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict:
     """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings."""
     if reg < 0:
@@ -44,7 +45,8 @@ def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict
     if len(labels) < 2 or len(x) <= len(labels):
         raise cli.SetupError(f'whitening needs at least 2 speakers with several pieces each; '
                              f'got {len(x)} pieces of {len(labels)} speakers')
-    index = torch.tensor([labels.index(s) for s in speakers])
+    number = {s: i for i, s in enumerate(labels)}
+    index = torch.tensor([number[s] for s in speakers])
     means = torch.zeros(len(labels), x.shape[1], dtype=x.dtype).index_add_(0, index, x)
     means /= torch.bincount(index, minlength=len(labels)).unsqueeze(1)
     within = x - means[index]                                  # (N, E)
@@ -67,6 +69,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     print(f'Fitting within-speaker whitening on {len(table)} files of '
           f'{table["speaker_id"].nunique()} speakers (checkpoint {epoch})')
     feats = [read_MFB(f)[0] for f in table['filename']]
+    check_feature_dims(model, feats, list(table['filename']))
     pieces, owners = embed_pieces(model, feats, test_frames, device)
     speakers = [table['speaker_id'].iloc[int(i)] for i in owners]
     checkpoint[KEY] = fit_wccn(pieces, speakers, reg)
