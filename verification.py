@@ -31,6 +31,9 @@ def main() -> None:
     path = find_test_file(test_feat_dir, test_speaker)
     model, checkpoint = load_model(log_dir, cp_num, device)
     check_enrolled_with(embedding_dir, checkpoint)
+    if checkpoint.get('embedding_whitening'):
+        print('note: this model is whitened (whitening.py): its scores are lower than the plain '
+              "model's, so choose thres anew (evaluate.py prints the EER threshold)")
     score = float(cosine_scores(embed_files(model, [path], test_frames, device), enrolled)[0, 0])
     print('\n=== Speaker verification ===')
     print(f'Claimed speaker : {enroll_speaker}\nTrue speaker : {test_speaker}\n\n'

@@ -103,6 +103,9 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     assert run_script('enroll.py', *common).returncode == 0
     result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
     assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
+    result = run_script('verification.py', *common, '--enroll_speaker', 'syn_t00',
+                        '--test_speaker', 'syn_t00')
+    assert result.returncode == 0 and 'this model is whitened' in result.stdout, result.stderr
 
 
 def test_train_whiten_fits_into_the_best_checkpoint(tmp_path, feature_tree):
