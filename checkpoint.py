@@ -21,7 +21,8 @@ from model import build_model
 from model.fuse import fold_batchnorm, fold_whitening
 
 CHECKPOINT_RE = re.compile(r'checkpoint_(\d+)\.pth$')
-KEY = 'embedding_whitening'  # whitening.py's {'mean': (E,), 'matrix': (E, E), 'reg': float}
+# whitening.py's entry: {'mean': (E,), 'matrix': (E, E), 'reg': float}
+WHITENING_KEY = 'embedding_whitening'
 
 
 def select_device(use_cuda: bool = True) -> torch.device:
@@ -117,8 +118,8 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
     """The checkpoint's model for embedding only: BatchNorms folded into the convolutions,
     the embedding whitening (whitening.py) folded into fc0 when the checkpoint has one."""
     model = fold_batchnorm(model_from_checkpoint(checkpoint, device))
-    if checkpoint.get(KEY):
-        fold_whitening(model, checkpoint[KEY])
+    if checkpoint.get(WHITENING_KEY):
+        fold_whitening(model, checkpoint[WHITENING_KEY])
     settings = checkpoint.get('feature_settings')
     if settings:  # what embedding.check_feature_dims compares the features with
         model.feature_settings, model.feature_dim = settings, feature_dim(settings)

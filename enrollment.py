@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from checkpoint import WHITENING_KEY
 from cli import SetupError
 from DB_wav_reader import read_feats_structure
 from embedding import embed_files
@@ -24,7 +25,7 @@ def model_fingerprint(checkpoint: dict) -> str:
     """A short hash of everything that decides the embedding: the weights and the whitening."""
     digest = hashlib.sha1()
     tensors = dict(checkpoint['state_dict'])
-    for name, value in (checkpoint.get('embedding_whitening') or {}).items():
+    for name, value in (checkpoint.get(WHITENING_KEY) or {}).items():
         if isinstance(value, torch.Tensor):
             tensors['whitening.' + name] = value
     for name in sorted(tensors):

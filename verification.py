@@ -6,7 +6,7 @@ cosine similarity: Accept when the score is above ``thres``, else Reject.
 """
 import cli
 import configure as c
-from checkpoint import load_model, select_device
+from checkpoint import WHITENING_KEY, load_model, select_device
 from embedding import embed_files
 from enrollment import check_enrolled_with, find_test_file, load_enrollments
 from scoring import cosine_scores, verify
@@ -31,7 +31,7 @@ def main() -> None:
     path = find_test_file(test_feat_dir, test_speaker)
     model, checkpoint = load_model(log_dir, cp_num, device)
     check_enrolled_with(embedding_dir, checkpoint)
-    if checkpoint.get('embedding_whitening'):
+    if checkpoint.get(WHITENING_KEY):
         print('note: this model is whitened (whitening.py): its scores are lower than the plain '
               "model's, so choose thres anew (evaluate.py prints the EER threshold)")
     score = float(cosine_scores(embed_files(model, [path], test_frames, device), enrolled)[0, 0])

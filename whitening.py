@@ -9,9 +9,9 @@ covariance (Hatch et al., WCCN, 2006) shrinks the first and stretches the second
 
 ``mean`` and ``S_w`` come from the embeddings of the training speakers' 100-frame pieces (the
 same pieces that enrollment and scoring sum). The map is linear, so load_model folds it into
-fc0 (model/fuse.py) and every script (enroll, identification, verification, evaluate) uses it unchanged, with
-cosine scoring as before. ``reg`` keeps directions that the training speakers never vary in
-from being stretched without bound.
+fc0 (model/fuse.py) and every script (enroll, identification, verification, evaluate) uses
+it unchanged, with cosine scoring as before. ``reg`` keeps directions that the training
+speakers never vary in from being stretched without bound.
 
     python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
 (train.py does the same at the end of training with ``--whiten true``; enroll again after.)
@@ -20,8 +20,8 @@ import torch
 
 import cli
 import configure as c
-from checkpoint import (KEY, best_epoch, checkpoint_path, inference_model, read_checkpoint,
-                        save_checkpoint, select_device)
+from checkpoint import (WHITENING_KEY, best_epoch, checkpoint_path, inference_model,
+                        read_checkpoint, save_checkpoint, select_device)
 from DB_wav_reader import read_feats_structure
 from embedding import check_feature_dims, embed_pieces
 from SR_Dataset import read_MFB
@@ -63,7 +63,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     it in that checkpoint (atomically); returns the checkpoint's path."""
     epoch = cp_num or best_epoch(log_dir)
     checkpoint = read_checkpoint(log_dir, epoch)
-    checkpoint.pop(KEY, None)  # fit on the plain embeddings, not on whitened ones
+    checkpoint.pop(WHITENING_KEY, None)  # fit on the plain embeddings, not on whitened ones
     model = inference_model(checkpoint, device)
     table = read_feats_structure(train_feat_dir)
     print(f'Fitting within-speaker whitening on {len(table)} files of '
@@ -72,7 +72,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     check_feature_dims(model, feats, list(table['filename']))
     pieces, owners = embed_pieces(model, feats, test_frames, device)
     speakers = [table['speaker_id'].iloc[int(i)] for i in owners]
-    checkpoint[KEY] = fit_wccn(pieces, speakers, reg)
+    checkpoint[WHITENING_KEY] = fit_wccn(pieces, speakers, reg)
     checkpoint.pop('cp_num', None)
     save_checkpoint(log_dir, epoch, checkpoint)
     return checkpoint_path(log_dir, epoch)

@@ -3,6 +3,7 @@ import os
 import pytest
 import torch
 
+from checkpoint import WHITENING_KEY
 from cli import SetupError
 from enrollment import (MODEL_FILE, check_enrolled_with, enroll_speakers, find_test_file,
                         load_enrollments, model_fingerprint, split_enroll_and_test)
@@ -49,8 +50,8 @@ def test_enrollments_remember_their_model(tmp_path, feature_tree):
         assert f.read() == f'{model_fingerprint(checkpoint)} checkpoint epoch 7\n'
     check_enrolled_with(out, checkpoint)  # the same model: no complaint
     other = {'state_dict': build_model('resnet18', 16, 3).state_dict()}
-    whitened = dict(checkpoint, embedding_whitening={'mean': torch.zeros(16),
-                                                     'matrix': torch.eye(16), 'reg': 0.2})
+    whitened = dict(checkpoint, **{WHITENING_KEY: {'mean': torch.zeros(16),
+                                                   'matrix': torch.eye(16), 'reg': 0.2}})
     for changed in (other, whitened):
         with pytest.raises(SetupError, match='enrolled with another model.*epoch 7.*enroll.py'):
             check_enrolled_with(out, changed)

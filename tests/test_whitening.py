@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from checkpoint import KEY, load_model, read_checkpoint
+from checkpoint import WHITENING_KEY, load_model, read_checkpoint
 from cli import SetupError
 from conftest import run_script
 from embedding import embed_pieces, embed_utterances, l2_norm
@@ -87,7 +87,7 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     assert result.returncode == 0, result.stderr
     assert 'run enroll.py again' in result.stdout
     checkpoint = read_checkpoint(str(log_dir), 0)
-    w = checkpoint[KEY]
+    w = checkpoint[WHITENING_KEY]
     assert w['matrix'].shape == (128, 128) and w['reg'] == 0.2
     whitened, _ = load_model(str(log_dir), 0, torch.device('cpu'))
     x = torch.randn(2, 1, 40, 100)
@@ -97,7 +97,8 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     # fitting again starts from the plain model, not the whitened one
     assert run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
                       train_dir).returncode == 0
-    assert torch.allclose(read_checkpoint(str(log_dir), 0)[KEY]['matrix'], w['matrix'], atol=1e-4)
+    refit = read_checkpoint(str(log_dir), 0)[WHITENING_KEY]
+    assert torch.allclose(refit['matrix'], w['matrix'], atol=1e-4)
     stale = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
     assert stale.returncode == 1 and 'run enroll.py again' in stale.stderr
     assert run_script('enroll.py', *common).returncode == 0
@@ -115,6 +116,6 @@ def test_train_whiten_fits_into_the_best_checkpoint(tmp_path, feature_tree):
     assert result.returncode == 0, result.stderr
     best = int(result.stdout.split('Lowest validation loss at epoch')[1].split()[0])
     assert 'Fitting within-speaker whitening' in result.stdout
-    assert KEY in read_checkpoint(str(tmp_path), best)
+    assert WHITENING_KEY in read_checkpoint(str(tmp_path), best)
     others = [e for e in (1, 2) if e != best]
-    assert all(KEY not in read_checkpoint(str(tmp_path), e) for e in others)
+    assert all(WHITENING_KEY not in read_checkpoint(str(tmp_path), e) for e in others)
