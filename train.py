@@ -343,12 +343,13 @@ def train(device) -> None:
     model = build_model_for(len(speakers), device)
     criterion = build_loss(embedding_size=embedding_size, n_classes=len(speakers),
                            **loss_args()).to(device)
-    optimizer = create_optimizer(ModelWithLoss(model, criterion))
+    with_loss = ModelWithLoss(model, criterion)
+    optimizer = create_optimizer(with_loss)
     scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
     if resume:
         first, history = resume_state(model, criterion, optimizer, scheduler, speakers)
-    net = wrap_distributed(ModelWithLoss(model, criterion), device)
+    net = wrap_distributed(with_loss, device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == 'cuda')
     for epoch in range(first, n_epochs + 1):
         train_loss, _ = train_one_epoch(net, train_loader, optimizer, scaler, epoch, device)
