@@ -94,11 +94,14 @@ def read_any(path: str) -> tuple:
     return read_wav_features(path), wav_speaker(path)
 
 
-def read_all(paths: list) -> tuple:
-    """Features and speakers of every file, read in parallel threads."""
+def read_all(model, paths: list) -> tuple:
+    """Features and speakers of every file, read in parallel threads; features of another
+    width than the model's are refused."""
     with ThreadPoolExecutor(max(1, n_threads)) as pool:
         results = list(pool.map(read_any, paths))
-    return [f for f, _ in results], [s for _, s in results]
+    feats = [f for f, _ in results]
+    check_feature_dims(model, feats, paths)
+    return feats, [s for _, s in results]
 
 
 # ---- tutorial mode ----------------------------------------------------------------------------
@@ -119,8 +122,7 @@ def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
     if enroll_table.empty:
         raise cli.SetupError(f'{test_feat_dir}: no enroll.p files to enroll')
     files = list(enroll_table['filename'])
-    feats, _ = read_all(files)
-    check_feature_dims(model, feats, files)
+    feats, _ = read_all(model, files)
     embeddings = embed_utterances(model, feats, test_frames, device)
     sums = sum_per_speaker(list(enroll_table['speaker_id']), embeddings)
     speakers = sorted(sums)
@@ -132,8 +134,7 @@ def test_utterances(model, test_table) -> tuple:
     if test_table.empty:
         raise cli.SetupError(f'{test_feat_dir}: no test files (anything but enroll.p)')
     files = list(test_table['filename'])
-    feats, _ = read_all(files)
-    check_feature_dims(model, feats, files)
+    feats, _ = read_all(model, files)
     chunk_frames = int(round(chunk_sec * FRAMES_PER_SECOND))
     names, pieces, speakers = [], [], []
     for path, speaker, feat in zip(files, test_table['speaker_id'], feats):
@@ -266,8 +267,7 @@ def embed_trial_files(model, checkpoint: dict, resolved: dict, device) -> tuple:
     paths = list(resolved.values())
     if any(not p.endswith('.p') for p in paths):
         check_extraction_settings(checkpoint)
-    feats, speakers = read_all(paths)
-    check_feature_dims(model, feats, paths)
+    feats, speakers = read_all(model, paths)
     print(f'Embedding {len(paths)} distinct files')
     return embed_utterances(model, feats, test_frames, device), speakers
 
