@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from cli import SetupError
-from SR_Dataset import read_MFB, to_input
+from SR_Dataset import load_features, to_input
 
 
 def l2_norm(x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +77,6 @@ def check_feature_dims(model: nn.Module, feats: list, names: list) -> None:
 def embed_files(model: nn.Module, files: list, test_frames: int,
                 device: torch.device) -> torch.Tensor:
     """(n_files, E) embeddings of feature files, read and trimmed as for training."""
-    feats = [read_MFB(f)[0] for f in files]
+    feats = load_features(files)
     check_feature_dims(model, feats, files)
     return embed_utterances(model, feats, test_frames, device)

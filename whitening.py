@@ -24,7 +24,7 @@ from checkpoint import (WHITENING_KEY, best_epoch, checkpoint_path, inference_mo
                         read_checkpoint, save_checkpoint, select_device)
 from DB_wav_reader import read_feats_structure
 from embedding import check_feature_dims, embed_pieces
-from SR_Dataset import read_MFB
+from SR_Dataset import load_features
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -68,7 +68,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     table = read_feats_structure(train_feat_dir)
     print(f'Fitting within-speaker whitening on {len(table)} files of '
           f'{table["speaker_id"].nunique()} speakers (checkpoint {epoch})')
-    feats = [read_MFB(f)[0] for f in table['filename']]
+    feats = load_features(list(table['filename']))
     check_feature_dims(model, feats, list(table['filename']))
     pieces, owners = embed_pieces(model, feats, test_frames, device)
     speakers = [table['speaker_id'].iloc[int(i)] for i in owners]
