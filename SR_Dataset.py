@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 import configure as c
+from augment import speed_perturb
 from cli import SetupError
 from fileio import load_pickle
 
@@ -92,9 +93,12 @@ class DvectorDataset(Dataset):
     """
 
     def __init__(self, files: list, speaker_ids: list, spk_to_idx: dict, train: bool = True,
-                 win_size: int = c.NUM_WIN_SIZE, in_memory: bool = True):
+                 win_size: int = c.NUM_WIN_SIZE, in_memory: bool = True,
+                 speed_factors: tuple = ()):
         self.files, self.train, self.win_size = list(files), train, win_size
         self.labels = [spk_to_idx[s] for s in speaker_ids]
+        # speed perturbation: crops played at speed_factors[k - 1] are class label + k * n
+        self.speed_factors, self.n_speakers = (1.0,) + tuple(speed_factors), len(spk_to_idx)
         self.feats = None
         if in_memory:
             need, free = estimated_bytes(self.files), available_memory()
@@ -119,10 +123,15 @@ class DvectorDataset(Dataset):
         return self.feats[index] if self.feats is not None else read_MFB(self.files[index])[0]
 
     def __getitem__(self, index: int) -> tuple:
-        feat = self.features(index)
+        feat, label = self.features(index), self.labels[index]
         if self.train:
-            feat = random_window(feat, self.win_size)
-        return to_input(feat), self.labels[index]  # (1, 40, frames), int
+            k = random.randrange(len(self.speed_factors))
+            factor = self.speed_factors[k]
+            feat = random_window(feat, round(self.win_size * factor))
+            if k:
+                feat = speed_perturb(feat, factor, self.win_size, c.SAMPLE_RATE)
+                label += k * self.n_speakers
+        return to_input(feat), label  # (1, 40, frames), int
 
     def short_utterances(self) -> list:
         """Files with fewer frames (after the trim) than one training window."""

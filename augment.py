@@ -1,12 +1,19 @@
-"""SpecAugment-style masking of training crops (Park et al. 2019, without time warping).
+"""Training-crop augmentation: SpecAugment-style masking, and speed perturbation as new speakers.
 
-Each crop of a (B, 1, bands, frames) batch gets one band of ``freq_mask`` or fewer consecutive
-filterbank bands and one stretch of ``time_mask`` or fewer consecutive frames set to 0 (the
-features are mean-normalised per band, so 0 is the band's mean). Widths are drawn uniformly
-from 0..width per crop, positions uniformly. Used on training crops only, never on validation
-or test utterances.
+SpecAugment (Park et al. 2019, without time warping): each crop of a (B, 1, bands, frames)
+batch gets one band of ``freq_mask`` or fewer consecutive filterbank bands and one stretch of
+``time_mask`` or fewer consecutive frames set to 0 (the features are mean-normalised per band,
+so 0 is the band's mean). Widths are drawn uniformly from 0..width per crop, positions uniformly.
+
+Speed perturbation (below): a crop as if the utterance were played faster or slower.
+
+Both are used on training crops only, never on validation or test utterances.
 """
+import functools
+
+import numpy as np
 import torch
+from python_speech_features.base import hz2mel, mel2hz
 
 
 def mask_along(batch: torch.Tensor, width: int, dim: int, generator=None) -> torch.Tensor:
@@ -32,6 +39,39 @@ def spec_augment(batch: torch.Tensor, freq_mask: int = 8, time_mask: int = 20,
     return masked
 
 
+# ---- speed perturbation as new speakers (Yamamoto et al., Interspeech 2019) ----------------
+# Playing speech at speed r shortens it by r and scales every frequency by r: formants move
+# as if from a different vocal tract, so a perturbed speaker is trained as a new class. The
+# corpus holds features, not audio, so it is done on the log mel bands: frames are resampled
+# in time and bands are read at the mel position of f / r.
+
+@functools.lru_cache(maxsize=None)
+def band_warp_matrix(factor: float, n_bands: int, sample_rate: int) -> np.ndarray:
+    """(bands, bands) linear interpolation: output band centred at f reads the input at f/r."""
+    mels = np.linspace(hz2mel(0), hz2mel(sample_rate / 2), n_bands + 2)[1:-1]  # band centres
+    source = np.interp(hz2mel(mel2hz(mels) / factor), mels, np.arange(n_bands))
+    low = np.clip(np.floor(source).astype(int), 0, n_bands - 1)
+    high = np.minimum(low + 1, n_bands - 1)
+    weight = source - low
+    matrix = np.zeros((n_bands, n_bands), dtype=np.float32)
+    np.add.at(matrix, (np.arange(n_bands), low), 1.0 - weight)
+    np.add.at(matrix, (np.arange(n_bands), high), weight)
+    return matrix
+
+
+def speed_perturb(crop: np.ndarray, factor: float, n_frames: int,
+                  sample_rate: int) -> np.ndarray:
+    """(frames, bands) crop of about n_frames * factor frames -> (n_frames, bands) at speed r."""
+    positions = np.linspace(0, len(crop) - 1, n_frames)
+    lower = np.floor(positions).astype(int)
+    upper = np.minimum(lower + 1, len(crop) - 1)
+    frac = (positions - lower)[:, None].astype(np.float32)
+    resampled = crop[lower] * (1 - frac) + crop[upper] * frac        # (n_frames, bands)
+    return resampled @ band_warp_matrix(factor, crop.shape[1], sample_rate).T
+
+
 if __name__ == '__main__':
     out = spec_augment(torch.ones(2, 1, 40, 100), 8, 20)
     print(tuple(out.shape), (out == 0).float().mean().item())
+    warped = speed_perturb(np.ones((110, 40), dtype=np.float32), 1.1, 100, 16000)
+    print(warped.shape, float(warped.mean()))

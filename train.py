@@ -42,6 +42,8 @@ center_weight = 0.01                 # weight of the center loss term (loss_type
 spec_augment = False                 # SpecAugment: mask a band stretch and a frame stretch per crop
 freq_mask = 8                        # at most this many consecutive bands masked (spec_augment)
 time_mask = 20                       # at most this many consecutive frames masked (spec_augment)
+speed_perturb = False                # speed-perturbed copies of each speaker as new speakers
+speed_factors = '0.9,1.1'            # the speeds of those copies (speed_perturb; 3x classes)
 win_size = c.NUM_WIN_SIZE            # training crop length in frames
 start = 1                            # number of the first epoch
 n_epochs = 30                        # number of the last epoch
@@ -107,7 +109,8 @@ def split_train_dev(feat_dir: str, ratio: int) -> tuple:
 def make_loaders(train_table, valid_table, spk_to_idx: dict, device) -> tuple:
     """Training crops and whole-utterance validation batches; one shard per rank."""
     train_set = DvectorDataset(train_table['filename'], train_table['speaker_id'], spk_to_idx,
-                               win_size=win_size, in_memory=in_memory)
+                               win_size=win_size, in_memory=in_memory,
+                               speed_factors=parsed_speed_factors())
     valid_set = DvectorDataset(valid_table['filename'], valid_table['speaker_id'], spk_to_idx,
                                train=False, in_memory=in_memory)
     short = train_set.short_utterances()
@@ -194,8 +197,9 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, device) -> tup
 
 
 @torch.no_grad()
-def validate(model, loader, device) -> tuple:
-    """Loss and accuracy (%) on whole validation utterances, summed over all ranks."""
+def validate(model, loader, device, n_speakers: int) -> tuple:
+    """Loss and accuracy (%) on whole validation utterances, summed over all ranks.
+    A speed-perturbed copy of the right speaker counts as right (class % n_speakers)."""
     model.eval()
     loss_sum = correct = count = 0.0
     for inputs, targets in loader:
@@ -203,7 +207,7 @@ def validate(model, loader, device) -> tuple:
         with autocast(device):
             loss, scores = model(inputs, targets)
         loss_sum += loss.item() * targets.size(0)
-        correct += (scores.argmax(1) == targets).sum().item()
+        correct += (scores.argmax(1) % n_speakers == targets).sum().item()
         count += targets.size(0)
     loss_sum, correct, count = dist.sum_across_ranks([loss_sum, correct, count], device)
     log(f'  * Validation: Loss {loss_sum / count:.4f}\tAcc {correct / count * 100:.4f}')
@@ -246,11 +250,12 @@ def resume_state(model, criterion, optimizer, scheduler, speakers: list) -> tupl
     trained = {'pooling': 'avg', **checkpoint['model_args']}  # older checkpoints: avg pooling
     trained_loss = checkpoint.get('loss_args', {'loss_type': 'softmax', 'margin': 0.0,
                                                 'scale': 0.0})
-    if (trained != model_args(len(speakers)) or trained_loss != loss_args()
-            or checkpoint['speakers'] != speakers):
+    if (trained != model_args(n_classes_for(speakers)) or trained_loss != loss_args()
+            or checkpoint['speakers'] != speakers
+            or checkpoint.get('speed_factors', []) != list(parsed_speed_factors())):
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
                              f'{trained_loss} on other speakers or settings; '
-                             f'now {model_args(len(speakers))} {loss_args()}')
+                             f'now {model_args(n_classes_for(speakers))} {loss_args()}')
     if 'optimizer' not in checkpoint:
         raise cli.SetupError(f'resume: {checkpoints[last]} has no optimizer state')
     model.load_state_dict(checkpoint['state_dict'])
@@ -259,6 +264,25 @@ def resume_state(model, criterion, optimizer, scheduler, speakers: list) -> tupl
     scheduler.load_state_dict(checkpoint['scheduler'])
     log(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
     return checkpoint['epoch'], checkpoint['history']
+
+
+def parsed_speed_factors() -> tuple:
+    """speed_factors as floats when speed_perturb is on, else () (no copies)."""
+    if not speed_perturb:
+        return ()
+    try:
+        factors = tuple(float(f) for f in speed_factors.split(','))
+    except ValueError:
+        factors = ()
+    if not factors or any(not 0.5 <= f <= 2.0 or f == 1.0 for f in factors):
+        raise cli.SetupError(f'speed_factors={speed_factors!r}: give comma-separated speeds '
+                             'between 0.5 and 2.0 other than 1.0, e.g. 0.9,1.1')
+    return factors
+
+
+def n_classes_for(speakers: list) -> int:
+    """One class per speaker, and one more per speaker for each speed-perturbed copy."""
+    return len(speakers) * (1 + len(parsed_speed_factors()))
 
 
 def model_args(n_classes: int) -> dict:
@@ -287,6 +311,9 @@ def check_choices() -> None:
     build_loss(embedding_size=embedding_size, n_classes=2, **loss_args())
     if spec_augment and (freq_mask < 0 or time_mask < 0):
         raise cli.SetupError(f'freq_mask={freq_mask}, time_mask={time_mask}: widths must be >= 0')
+    if parsed_speed_factors() and c.USE_DELTA:
+        raise cli.SetupError('speed_perturb: works on plain filterbank bands; configure.py has '
+                             'USE_DELTA = True')
     if win_size < 1:
         raise cli.SetupError(f'win_size={win_size}: the training crop needs at least one frame')
     if stem_stride not in (1, 2) or (stem_stride != 1 and not backbone.startswith('resnet')):
@@ -328,20 +355,24 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers, history: dict) 
     state = {k: v.contiguous() for k, v in model.state_dict().items()}  # plain layout on disk
     save_checkpoint(log_dir, epoch, {
         'epoch': epoch + 1, 'state_dict': state, 'optimizer': optimizer.state_dict(),
-        'scheduler': scheduler.state_dict(), 'model_args': model_args(len(speakers)),
+        'scheduler': scheduler.state_dict(), 'model_args': model_args(n_classes_for(speakers)),
         'loss_args': loss_args(), 'loss_state_dict': criterion.state_dict(),
         'speakers': speakers, 'feature_settings': feature_settings(),
-        'win_size': win_size, 'valid_loss': history['valid_loss'][-1],
+        'win_size': win_size, 'speed_factors': list(parsed_speed_factors()),
+        'valid_loss': history['valid_loss'][-1],
         'valid_acc': history['valid_acc'][-1], 'history': history})
 
 
 def train(device) -> None:
     train_table, valid_table, speakers = split_train_dev(train_feat_dir, val_ratio)
     log('\nNumber of classes (speakers):\n' + str(len(speakers)) + '\n')
+    if parsed_speed_factors():
+        log(f'Speed perturbation: each speaker also at speeds {speed_factors}, as new classes '
+            f'({n_classes_for(speakers)} classes)\n')
     train_loader, valid_loader = make_loaders(
         train_table, valid_table, {s: i for i, s in enumerate(speakers)}, device)
-    model = build_model_for(len(speakers), device)
-    criterion = build_loss(embedding_size=embedding_size, n_classes=len(speakers),
+    model = build_model_for(n_classes_for(speakers), device)
+    criterion = build_loss(embedding_size=embedding_size, n_classes=n_classes_for(speakers),
                            **loss_args()).to(device)
     with_loss = ModelWithLoss(model, criterion)
     optimizer = create_optimizer(with_loss)
@@ -353,7 +384,7 @@ def train(device) -> None:
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == 'cuda')
     for epoch in range(first, n_epochs + 1):
         train_loss, _ = train_one_epoch(net, train_loader, optimizer, scaler, epoch, device)
-        valid_loss, valid_acc = validate(net, valid_loader, device)
+        valid_loss, valid_acc = validate(net, valid_loader, device, len(speakers))
         if lr_schedule == 'cosine':
             scheduler.step()
         else:

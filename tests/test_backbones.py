@@ -99,7 +99,8 @@ KINDS = {  # one short training run per kind covers every backbone family, pooli
     'vgg_stats_aamsoftmax': ['--backbone', 'vgg', '--pooling', 'stats', '--loss_type',
                              'aamsoftmax', '--spec_augment', 'true', '--lr_schedule', 'cosine'],
     'resnet_attentive_asoftmax': ['--pooling', 'attentive_stats', '--loss_type', 'asoftmax',
-                                  '--win_size', '60', '--stem_stride', '2'],
+                                  '--win_size', '60', '--stem_stride', '2',
+                                  '--speed_perturb', 'true'],
 }
 
 
@@ -120,6 +121,9 @@ def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_
     assert checkpoint['model_args']['pooling'] == flags.get('--pooling', 'avg')
     assert checkpoint['loss_args']['loss_type'] == flags['--loss_type']
     assert checkpoint['model_args'].get('stem_stride', 1) == int(flags.get('--stem_stride', 1))
+    copies = 3 if flags.get('--speed_perturb') == 'true' else 1  # speeds 0.9 and 1.1: new classes
+    assert checkpoint['model_args']['n_classes'] == copies * len(checkpoint['speakers'])
+    assert checkpoint['speed_factors'] == ([0.9, 1.1] if copies == 3 else [])
     assert ('centers' if flags['--loss_type'] == 'center' else 'classifier.weight') \
         in checkpoint['loss_state_dict']
     # the scripts have no model settings: the checkpoint alone rebuilds the model
@@ -154,7 +158,11 @@ def test_bad_choices_fail_before_training(tmp_path, feature_tree):
                          (['--pooling', 'max'], ['max', 'attentive_stats']),
                          (['--loss_type', 'aamsoftmax', '--margin', '2'], ['margin=2']),
                          (['--lr_schedule', 'step'], ['lr_schedule', 'cosine']),
-                         (['--backbone', 'vgg', '--stem_stride', '2'], ['stem_stride=2', 'vgg'])]:
+                         (['--backbone', 'vgg', '--stem_stride', '2'], ['stem_stride=2', 'vgg']),
+                         (['--speed_perturb', 'true', '--speed_factors', '0.9,fast'],
+                          ['speed_factors', '0.9,fast']),
+                         (['--speed_perturb', 'true', '--speed_factors', '1.0'],
+                          ['speed_factors', 'other than 1.0'])]:
         result = run_script(*base, *flags)
         assert result.returncode == 1, result.stdout
         lines = result.stderr.strip().splitlines()
