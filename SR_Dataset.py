@@ -125,7 +125,7 @@ class DvectorDataset(Dataset):
     def __getitem__(self, index: int) -> tuple:
         feat, label = self.features(index), self.labels[index]
         if self.train:
-            k = random.randrange(len(self.speed_factors))
+            k = random.randrange(len(self.speed_factors)) if len(self.speed_factors) > 1 else 0
             factor = self.speed_factors[k]
             feat = random_window(feat, round(self.win_size * factor))
             if k:
