@@ -45,30 +45,38 @@ def spec_augment(batch: torch.Tensor, freq_mask: int = 8, time_mask: int = 20,
 # corpus holds features, not audio, so it is done on the log mel bands: frames are resampled
 # in time and bands are read at the mel position of f / r.
 
+def interpolation_matrix(positions: np.ndarray, size: int) -> np.ndarray:
+    """(len(positions), size) linear interpolation weights: row i reads an axis of ``size``
+    at the fractional position positions[i] (clamped to the axis)."""
+    positions = np.clip(positions, 0, size - 1)
+    low = np.floor(positions).astype(int)
+    high = np.minimum(low + 1, size - 1)
+    rows = np.arange(len(positions))
+    matrix = np.zeros((len(positions), size), dtype=np.float32)
+    np.add.at(matrix, (rows, low), 1.0 - (positions - low))
+    np.add.at(matrix, (rows, high), positions - low)
+    return matrix
+
+
 @functools.lru_cache(maxsize=None)
 def band_warp_matrix(factor: float, n_bands: int, sample_rate: int) -> np.ndarray:
     """(bands, bands) linear interpolation: output band centred at f reads the input at f/r."""
     mels = np.linspace(hz2mel(0), hz2mel(sample_rate / 2), n_bands + 2)[1:-1]  # band centres
-    source = np.interp(hz2mel(mel2hz(mels) / factor), mels, np.arange(n_bands))
-    low = np.clip(np.floor(source).astype(int), 0, n_bands - 1)
-    high = np.minimum(low + 1, n_bands - 1)
-    weight = source - low
-    matrix = np.zeros((n_bands, n_bands), dtype=np.float32)
-    np.add.at(matrix, (np.arange(n_bands), low), 1.0 - weight)
-    np.add.at(matrix, (np.arange(n_bands), high), weight)
-    return matrix
+    return interpolation_matrix(np.interp(hz2mel(mel2hz(mels) / factor), mels,
+                                          np.arange(n_bands)), n_bands)
+
+
+@functools.lru_cache(maxsize=None)
+def time_stretch_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) linear interpolation spreading n_out frames evenly over n_in frames."""
+    return interpolation_matrix(np.linspace(0, n_in - 1, n_out), n_in)
 
 
 def speed_perturb(crop: np.ndarray, factor: float, n_frames: int,
                   sample_rate: int) -> np.ndarray:
     """(frames, bands) crop of about n_frames * factor frames -> (n_frames, bands) at speed r."""
-    positions = np.linspace(0, len(crop) - 1, n_frames)
-    lower = np.floor(positions).astype(int)
-    upper = np.minimum(lower + 1, len(crop) - 1)
-    frac = (positions - lower)[:, None].astype(np.float32)
-    resampled = crop[lower] * (1 - frac) + crop[upper] * frac        # (n_frames, bands)
+    resampled = time_stretch_matrix(len(crop), n_frames) @ crop           # (n_frames, bands)
     return resampled @ band_warp_matrix(factor, crop.shape[1], sample_rate).T
-
 
 if __name__ == '__main__':
     out = spec_augment(torch.ones(2, 1, 40, 100), 8, 20)
