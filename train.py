@@ -366,13 +366,14 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers, history: dict) 
 def train(device) -> None:
     train_table, valid_table, speakers = split_train_dev(train_feat_dir, val_ratio)
     log('\nNumber of classes (speakers):\n' + str(len(speakers)) + '\n')
-    if parsed_speed_factors():
+    n_classes = n_classes_for(speakers)
+    if n_classes > len(speakers):
         log(f'Speed perturbation: each speaker also at speeds {speed_factors}, as new classes '
-            f'({n_classes_for(speakers)} classes)\n')
+            f'({n_classes} classes)\n')
     train_loader, valid_loader = make_loaders(
         train_table, valid_table, {s: i for i, s in enumerate(speakers)}, device)
-    model = build_model_for(n_classes_for(speakers), device)
-    criterion = build_loss(embedding_size=embedding_size, n_classes=n_classes_for(speakers),
+    model = build_model_for(n_classes, device)
+    criterion = build_loss(embedding_size=embedding_size, n_classes=n_classes,
                            **loss_args()).to(device)
     with_loss = ModelWithLoss(model, criterion)
     optimizer = create_optimizer(with_loss)
