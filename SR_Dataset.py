@@ -98,6 +98,7 @@ class DvectorDataset(Dataset):
         self.files, self.train, self.win_size = list(files), train, win_size
         self.labels = [spk_to_idx[s] for s in speaker_ids]
         # speed perturbation: crops played at speed_factors[k - 1] are class label + k * n
+        # (train.validate folds them back with % n_speakers)
         self.speed_factors, self.n_speakers = (1.0,) + tuple(speed_factors), len(spk_to_idx)
         self.feats = None
         if in_memory:
@@ -125,6 +126,7 @@ class DvectorDataset(Dataset):
     def __getitem__(self, index: int) -> tuple:
         feat, label = self.features(index), self.labels[index]
         if self.train:
+            # no draw without speed factors: the tutorial's crops stay the same for a seed
             k = random.randrange(len(self.speed_factors)) if len(self.speed_factors) > 1 else 0
             factor = self.speed_factors[k]
             feat = random_window(feat, round(self.win_size * factor))

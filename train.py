@@ -199,7 +199,8 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, device) -> tup
 @torch.no_grad()
 def validate(model, loader, device, n_speakers: int) -> tuple:
     """Loss and accuracy (%) on whole validation utterances, summed over all ranks.
-    A speed-perturbed copy of the right speaker counts as right (class % n_speakers)."""
+    A speed-perturbed copy of the right speaker counts as right (class % n_speakers: the
+    labels that SR_Dataset.DvectorDataset gives perturbed crops)."""
     model.eval()
     loss_sum = correct = count = 0.0
     for inputs, targets in loader:
