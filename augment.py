@@ -78,6 +78,7 @@ def speed_perturb(crop: np.ndarray, factor: float, n_frames: int,
     resampled = time_stretch_matrix(len(crop), n_frames) @ crop           # (n_frames, bands)
     return resampled @ band_warp_matrix(factor, crop.shape[1], sample_rate).T
 
+
 if __name__ == '__main__':
     out = spec_augment(torch.ones(2, 1, 40, 100), 8, 20)
     print(tuple(out.shape), (out == 0).float().mean().item())
