@@ -32,7 +32,7 @@ use_cuda = True                      # train on the GPU when there is one (else 
 train_feat_dir = c.TRAIN_FEAT_DIR    # <dir>/<speaker>/<utterance>.p
 val_ratio = 10                       # percent of the files held out for validation
 embedding_size = 128                 # size of the d-vector (the fc0 layer)
-backbone = 'resnet18'                # resnet18, resnet34, resnet50, resnet101, resnet152, vgg, lstm
+backbone = 'resnet18'                # resnet18/34/50/101/152, vgg, lstm, ecapa (ECAPA-TDNN)
 pooling = 'avg'                      # avg (the tutorial's), stats, attentive_stats, last
 stem_stride = 1                      # resnets: 2 = stem halves bands and frames, 1/4 compute
 loss_type = 'softmax'                # softmax (tutorial), center, asoftmax, amsoftmax, aamsoftmax

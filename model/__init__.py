@@ -7,6 +7,7 @@ model_args of older checkpoints still rebuild their model.
 import torch.nn as nn
 
 from cli import SetupError
+from model.ecapa import background_ecapa
 from model.lstm import background_lstm
 from model.model import RESNETS, background_resnet
 from model.vgg import background_vgg
@@ -14,6 +15,7 @@ from model.vgg import background_vgg
 BACKBONES = {name: background_resnet for name in RESNETS}
 BACKBONES['vgg'] = background_vgg
 BACKBONES['lstm'] = background_lstm
+BACKBONES['ecapa'] = background_ecapa
 
 
 def build_model(backbone: str, embedding_size: int, n_classes: int, **kwargs) -> nn.Module:

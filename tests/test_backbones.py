@@ -1,4 +1,4 @@
-"""Backbones (ResNet, VGG, LSTM) and poolings: shapes, gradients, old checkpoints, augmentation."""
+"""Backbones (ResNet, VGG, LSTM, ECAPA-TDNN) and poolings: shapes, gradients, old checkpoints, augmentation."""
 import os
 
 import pytest
@@ -12,7 +12,7 @@ from model.pooling import POOLINGS, build_pooling
 LENGTHS = (37, 100, 233)
 
 
-@pytest.mark.parametrize('backbone', ['resnet18', 'vgg', 'lstm'])
+@pytest.mark.parametrize('backbone', ['resnet18', 'vgg', 'lstm', 'ecapa'])
 @pytest.mark.parametrize('pooling', sorted(POOLINGS))
 def test_forward_backward_shapes_at_several_lengths(backbone, pooling):
     torch.manual_seed(0)
@@ -61,6 +61,17 @@ def test_avg_pooling_keeps_the_tutorial_parameters():
     assert build_model('resnet18', 128, 240, pooling='stats').fc0.in_features == 2 * 128 * 5
     assert build_model('vgg', 128, 240).fc0.in_features == 256
     assert build_model('lstm', 128, 240, pooling='last').fc0.in_features == 256
+    assert build_model('ecapa', 128, 240, pooling='stats').fc0.in_features == 2 * 3 * 256
+
+
+def test_ecapa_keeps_every_frame_and_aggregates_its_three_blocks():
+    model = build_model('ecapa', 32, 7, pooling='stats').eval()
+    for frames in LENGTHS:
+        assert model.pretrained(torch.randn(2, 1, 40, frames)).shape == (2, 768, 1, frames)
+    blocks = model.pretrained.blocks
+    assert [b.res2[0][0].dilation[0] for b in blocks] == [2, 3, 4]
+    # the aggregation reads the concatenated outputs of all three blocks, not only the last
+    assert model.pretrained.aggregate[0].in_channels == 3 * blocks[-1].conv3[0].out_channels
 
 
 def test_old_model_args_without_pooling_rebuild_the_same_model():
@@ -98,6 +109,8 @@ KINDS = {  # one short training run per kind covers every backbone family, pooli
                          '--optimizer_type', 'adam', '--lr', '0.001'],
     'vgg_stats_aamsoftmax': ['--backbone', 'vgg', '--pooling', 'stats', '--loss_type',
                              'aamsoftmax', '--spec_augment', 'true', '--lr_schedule', 'cosine'],
+    'ecapa_stats_amsoftmax': ['--backbone', 'ecapa', '--pooling', 'stats', '--loss_type',
+                              'amsoftmax', '--speed_perturb', 'true'],
     'resnet_attentive_asoftmax': ['--pooling', 'attentive_stats', '--loss_type', 'asoftmax',
                                   '--win_size', '60', '--stem_stride', '2',
                                   '--speed_perturb', 'true'],
