@@ -149,6 +149,31 @@ def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_
     assert 'True speaker : syn_t01\nPredicted speaker : syn_t0' in result.stdout
 
 
+def readme_best_recipe() -> list:
+    """The flags of README's "best recipe, one command line" (after 'python train.py')."""
+    from conftest import ROOT
+    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
+        lines = f.read().splitlines()
+    command = lines[lines.index('The best recipe, one command line:') + 2].split()
+    assert command[:2] == ['python', 'train.py'], command
+    return command[2:]
+
+
+def test_the_readme_best_recipe_trains_whitens_and_records_its_choices(tmp_path, feature_tree):
+    from checkpoint import WHITENING_KEY, read_checkpoint
+    from conftest import run_script
+    train_dir, _ = feature_tree
+    flags = dict(zip(readme_best_recipe()[::2], readme_best_recipe()[1::2]))
+    flags.update({'--n_epochs': '1', '--train_feat_dir': train_dir, '--log_dir': str(tmp_path),
+                  '--batch_size': '6', '--val_ratio': '25', '--embedding_size': '32'})
+    result = run_script('train.py', *[item for pair in flags.items() for item in pair])
+    assert result.returncode == 0, result.stderr
+    checkpoint = read_checkpoint(str(tmp_path), 1)
+    assert checkpoint['model_args']['backbone'] == flags['--backbone']
+    assert checkpoint['model_args']['pooling'] == flags['--pooling']
+    assert checkpoint['speed_factors'] == [0.9, 1.1] and WHITENING_KEY in checkpoint
+
+
 def test_the_checkpoint_wins_over_differing_settings(tmp_path, capsys):
     from checkpoint import load_model, save_checkpoint
     args = {'backbone': 'lstm', 'embedding_size': 16, 'n_classes': 3, 'pooling': 'last'}
