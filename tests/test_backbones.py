@@ -1,4 +1,4 @@
-"""Backbones (ResNet, VGG, LSTM, ECAPA-TDNN) and poolings: shapes, gradients, old checkpoints, augmentation."""
+"""Backbones (ResNet, VGG, LSTM, ECAPA), poolings, SpecAugment: shapes, gradients, checkpoints."""
 import os
 
 import pytest
