@@ -163,7 +163,8 @@ def test_the_readme_best_recipe_trains_whitens_and_records_its_choices(tmp_path,
     from checkpoint import WHITENING_KEY, read_checkpoint
     from conftest import run_script
     train_dir, _ = feature_tree
-    flags = dict(zip(readme_best_recipe()[::2], readme_best_recipe()[1::2]))
+    recipe = readme_best_recipe()
+    flags = dict(zip(recipe[::2], recipe[1::2]))
     flags.update({'--n_epochs': '1', '--train_feat_dir': train_dir, '--log_dir': str(tmp_path),
                   '--batch_size': '6', '--val_ratio': '25', '--embedding_size': '32'})
     result = run_script('train.py', *[item for pair in flags.items() for item in pair])
