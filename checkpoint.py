@@ -5,7 +5,8 @@ A checkpoint is a dict of tensors and plain values (loadable with ``weights_only
 and ``loss_state_dict`` (the training loss; a margin loss's classifier), ``speakers`` (the
 training speaker list, index = class), ``feature_settings``, ``epoch`` (the next epoch, as in
 the tutorial), ``valid_loss``, ``valid_acc``, ``history``, and for resuming ``optimizer`` and
-``scheduler`` states.
+``scheduler`` states; ``whole_utterance`` (embed utterances whole, not in pieces), and after
+whitening.py ``embedding_whitening`` and ``score_cohort`` (evaluate.py's AS-norm).
 """
 import glob
 import os
@@ -23,6 +24,8 @@ from model.fuse import fold_batchnorm, fold_whitening
 CHECKPOINT_RE = re.compile(r'checkpoint_(\d+)\.pth$')
 # whitening.py's entry: {'mean': (E,), 'matrix': (E, E), 'reg': float}
 WHITENING_KEY = 'embedding_whitening'
+# whitening.py's (S, E) whitened, normalised d-vectors of the training speakers (AS-norm cohort)
+COHORT_KEY = 'score_cohort'
 
 
 def select_device(use_cuda: bool = True) -> torch.device:
@@ -110,6 +113,9 @@ def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict =
     print('=> loading checkpoint')
     checkpoint = read_checkpoint(log_dir, cp_num)
     checkpoint_wins(checkpoint, settings or {})
+    if checkpoint.get('whole_utterance'):
+        print('note: this model embeds each utterance whole (trained with whole_utterance=True); '
+              'test_frames is not used')
     return inference_model(checkpoint, device), checkpoint
 
 
@@ -119,6 +125,7 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
     model = fold_batchnorm(model_from_checkpoint(checkpoint, device))
     if checkpoint.get(WHITENING_KEY):
         fold_whitening(model, checkpoint[WHITENING_KEY])
+    model.whole_utterance = bool(checkpoint.get('whole_utterance'))  # read by embed_pieces
     settings = checkpoint.get('feature_settings')
     if settings:  # what embedding.check_feature_dims compares the features with
         model.feature_settings, model.feature_dim = settings, feature_dim(settings)

@@ -3,6 +3,8 @@
 The tutorial's recipe: cut the (trimmed) features into consecutive, non-overlapping pieces of
 ``test_frames`` frames (the last one shorter), sum the model's embeddings of the pieces, and
 L2-normalise. Pieces of equal length from many utterances go through the model together.
+``test_frames = 0`` embeds each utterance whole, in one piece; a model trained with
+``whole_utterance=True`` (train.py) always does, whatever ``test_frames`` says.
 """
 from collections import defaultdict
 
@@ -20,7 +22,13 @@ def l2_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def split_pieces(feat: np.ndarray, test_frames: int) -> list:
-    """Consecutive non-overlapping pieces of ``test_frames`` frames (the last one shorter)."""
+    """Consecutive non-overlapping pieces of ``test_frames`` frames (the last one shorter);
+    0: the whole utterance as one piece."""
+    if test_frames == 0:
+        return [feat]
+    if test_frames < 0:
+        raise SetupError(f'test_frames={test_frames}: give a piece length in frames, or 0 to '
+                         'embed whole utterances')
     return [feat[i:i + test_frames] for i in range(0, len(feat), test_frames)]
 
 
@@ -30,8 +38,11 @@ def embed_pieces(model: nn.Module, feats: list, test_frames: int, device: torch.
     """The model's embedding of every piece: ((n_pieces, E) tensor, (n_pieces,) utterance index).
 
     Pieces of equal length from all utterances are stacked into batches of ``batch_size``
-    (0: 32 on a CPU, where larger batches fall out of the cache and run slower; 512 on a GPU)."""
+    (0: 32 on a CPU, where larger batches fall out of the cache and run slower; 512 on a GPU).
+    A model marked ``whole_utterance`` by load_model embeds whole utterances (one piece each)."""
     batch_size = batch_size or (512 if device.type == 'cuda' else 32)
+    if getattr(model, 'whole_utterance', False):
+        test_frames = 0
     model.eval()
     groups = defaultdict(list)  # piece length -> [(utterance index, piece)]
     for index, feat in enumerate(feats):

@@ -64,6 +64,9 @@ num_workers = 0                      # DataLoader worker processes (crops are ma
 in_memory = True                     # read all features once into RAM when they fit
 whiten = False                       # then fit within-speaker whitening of the d-vectors into
                                      # the best checkpoint (whitening.py; lowers the EER)
+whole_utterance = False              # embed each utterance whole, not as a sum of test_frames
+                                     # pieces (saved in the checkpoint: whitening, enroll and
+                                     # scoring follow it; for stats pooling)
 # ------------------------------------------------------------------------------------------
 
 
@@ -360,6 +363,7 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers, history: dict) 
         'loss_args': loss_args(), 'loss_state_dict': criterion.state_dict(),
         'speakers': speakers, 'feature_settings': feature_settings(),
         'win_size': win_size, 'speed_factors': list(parsed_speed_factors()),
+        'whole_utterance': whole_utterance,
         'valid_loss': history['valid_loss'][-1],
         'valid_acc': history['valid_acc'][-1], 'history': history})
 
