@@ -9,6 +9,8 @@ Two modes:
     to ``feat_dir``; .wav paths use their extracted .p files when present);
         python evaluate.py --trials trials.txt --feat_dir /data/feats --ident_enroll 6
 Lists are comma-separated on the command line: ``--p_targets 0.01,0.05``.
+``--as_norm 50`` AS-normalises the verification scores against the training speakers that
+whitening.py stored in the checkpoint (identification keeps the plain cosine).
 """
 import os
 from collections import defaultdict
@@ -19,7 +21,8 @@ import torch
 
 import cli
 import configure as c
-from checkpoint import load_model, select_device
+import scoring
+from checkpoint import COHORT_KEY, load_model, select_device
 from DB_wav_reader import read_audio
 from embedding import check_feature_dims, embed_utterances, l2_norm
 from enrollment import (check_enrolled_with, load_enrollments, split_enroll_and_test,
@@ -43,6 +46,8 @@ feat_dir = ''                        # root folder that the trial list's paths a
 ident_enroll = 0                     # trial mode: per speaker, first N sorted files enroll
 scores_out = ''                      # write 'score label enroll test' per trial to this file
 plot_dir = ''                        # write the DET curve, histograms, heatmap here ('' = none)
+as_norm = 0                          # AS-norm of verification scores with the top as_norm
+                                     # cohort scores (whitening.py's); 0 = plain cosine
 thres = 0.95                         # the chosen threshold (verification.py's), shown in the table
 p_targets = [0.01, 0.05]             # target priors for minDCF (C_miss = C_fa = 1)
 table_thres = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # thresholds in the table (exercise 4)
@@ -193,11 +198,17 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     enroll_table, test_table = split_enroll_and_test(test_feat_dir)
     speakers, enrolled = enrolled_speakers(model, checkpoint, enroll_table, device)
     names, pieces, test_speakers = test_utterances(model, test_table)
-    scores = cosine(embed_utterances(model, pieces, test_frames, device), enrolled)
+    tests = embed_utterances(model, pieces, test_frames, device)
+    scores = cosine(tests, enrolled)
     chunks = f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''
     print(f'\n=== Tutorial test set: {len(speakers)} enrolled speakers, {len(names)} test '
           f'utterances{chunks} ===')
     report_identification(scores, test_speakers, speakers)
+    if as_norm:  # (M, N) scores: enrolled speakers' stats along rows, tests' down columns
+        e_mean, e_std = scoring.cohort_stats(enrolled, checkpoint[COHORT_KEY], as_norm)
+        t_mean, t_std = scoring.cohort_stats(tests, checkpoint[COHORT_KEY], as_norm)
+        scores = scoring.as_norm(torch.from_numpy(scores), (e_mean[None], e_std[None]),
+                                 (t_mean[:, None], t_std[:, None])).numpy()
     rows = [(float(scores[m, n]), int(test_speakers[m] == spk), spk, name)
             for m, name in enumerate(names) for n, spk in enumerate(speakers)]
     return rows, cosine(enrolled, enrolled), speakers
@@ -300,9 +311,13 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
     resolved = resolve_files(feat_dir, rels)
     embeddings, speakers = embed_trial_files(model, checkpoint, resolved, device)
     index = {rel: i for i, rel in enumerate(rels)}
-    enroll = embeddings[[index[e] for _, e, _ in trial_rows]]
-    test = embeddings[[index[t] for _, _, t in trial_rows]]
-    scores = (enroll * test).sum(dim=1).tolist()  # embeddings are normalised: dot = cosine
+    enroll = [index[e] for _, e, _ in trial_rows]
+    test = [index[t] for _, _, t in trial_rows]
+    scores = (embeddings[enroll] * embeddings[test]).sum(dim=1)  # normalised: dot = cosine
+    if as_norm:
+        mean, std = scoring.cohort_stats(embeddings, checkpoint[COHORT_KEY], as_norm)
+        scores = scoring.as_norm(scores, (mean[enroll], std[enroll]), (mean[test], std[test]))
+    scores = scores.tolist()
     print(f'\n=== Trial list {trials}: {len(trial_rows)} trials, {len(rels)} files ===')
     rows = [(s, label, e, t) for s, (label, e, t) in zip(scores, trial_rows)]
     if ident_enroll > 0:
@@ -355,12 +370,29 @@ def write_plots(scores, labels, similarity, speakers: list) -> None:
     print('Plots written: ' + ', '.join(written))
 
 
+def check_cohort(checkpoint: dict) -> None:
+    """--as_norm needs the cohort that whitening.py stores, and at most its size."""
+    cohort = checkpoint.get(COHORT_KEY)
+    if as_norm == 0:
+        return
+    if cohort is None:
+        raise cli.SetupError(f'--as_norm {as_norm}: the checkpoint in {log_dir} has no score '
+                             f'cohort; make one with python whitening.py --log_dir {log_dir} '
+                             '--train_feat_dir <training features> (or train with --whiten true)')
+    if not 2 <= as_norm <= len(cohort):
+        raise cli.SetupError(f'--as_norm {as_norm}: give 2 to {len(cohort)} (the cohort\'s '
+                             'speakers) top scores to normalise with, or 0 for plain cosine')
+    print(f'Verification scores AS-normalised with the top {as_norm} scores against '
+          f'{len(cohort)} training speakers')
+
+
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     if trials and not feat_dir:
         print('note: --feat_dir not given: trial paths are relative to the current folder')
     device = select_device(use_cuda)
     model, checkpoint = load_model(log_dir, cp_num, device)
+    check_cohort(checkpoint)
     evaluate = evaluate_trials if trials else evaluate_test_set
     rows, similarity, speakers = evaluate(model, checkpoint, device)
     scores = np.array([r[0] for r in rows])

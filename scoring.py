@@ -1,4 +1,4 @@
-"""Cosine scoring of test embeddings against enrolled speakers."""
+"""Cosine scoring of test embeddings against enrolled speakers, and AS-norm."""
 import torch
 
 
@@ -7,6 +7,21 @@ def cosine_scores(test: torch.Tensor, enrolled: torch.Tensor) -> torch.Tensor:
     test = torch.nn.functional.normalize(test.float(), dim=1, eps=1e-10)
     enrolled = torch.nn.functional.normalize(enrolled.float(), dim=1, eps=1e-10)
     return test @ enrolled.T
+
+
+def cohort_stats(embeddings: torch.Tensor, cohort: torch.Tensor, top_k: int) -> tuple:
+    """Mean and standard deviation, (N,) each, of each embedding's ``top_k`` highest cosine
+    scores against the (C, E) cohort: how high this voice scores with strangers."""
+    top = cosine_scores(embeddings, cohort).topk(top_k, dim=1).values  # (N, top_k)
+    return top.mean(dim=1), top.std(dim=1).clamp_min(1e-6)
+
+
+def as_norm(scores: torch.Tensor, enroll_stats: tuple, test_stats: tuple) -> torch.Tensor:
+    """Adaptive symmetric score normalisation (Matejka et al., Interspeech 2017): the mean of
+    the score z-normalised by the enroll side's cohort stats and by the test side's. Stats and
+    scores broadcast: (T,) per trial, or (1, N) enrolled by (M, 1) tests for an (M, N) matrix."""
+    (enroll_mean, enroll_std), (test_mean, test_std) = enroll_stats, test_stats
+    return 0.5 * ((scores - enroll_mean) / enroll_std + (scores - test_mean) / test_std)
 
 
 def identify(test: torch.Tensor, enrolled: torch.Tensor, speakers: list) -> list:

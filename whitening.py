@@ -8,10 +8,14 @@ covariance (Hatch et al., WCCN, 2006) shrinks the first and stretches the second
     e' = T (e - mean),   T = (S_w + reg * trace(S_w) / E * I) ^ (-1/2)
 
 ``mean`` and ``S_w`` come from the embeddings of the training speakers' 100-frame pieces (the
-same pieces that enrollment and scoring sum). The map is linear, so load_model folds it into
+same pieces that enrollment and scoring sum; whole utterances for a model trained with
+``whole_utterance=True``). The map is linear, so load_model folds it into
 fc0 (model/fuse.py) and every script (enroll, identification, verification, evaluate) uses
 it unchanged, with cosine scoring as before. ``reg`` keeps directions that the training
 speakers never vary in from being stretched without bound.
+
+The training speakers' whitened d-vectors are stored too (``score_cohort``): evaluate.py's
+``--as_norm`` scores trials against them.
 
     python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
 (train.py does the same at the end of training with ``--whiten true``; enroll again after.)
@@ -20,10 +24,11 @@ import torch
 
 import cli
 import configure as c
-from checkpoint import (WHITENING_KEY, best_epoch, checkpoint_path, inference_model,
+from checkpoint import (COHORT_KEY, WHITENING_KEY, best_epoch, checkpoint_path, inference_model,
                         read_checkpoint, save_checkpoint, select_device)
 from DB_wav_reader import read_feats_structure
-from embedding import check_feature_dims, embed_pieces
+from embedding import check_feature_dims, embed_pieces, l2_norm
+from enrollment import sum_per_speaker
 from SR_Dataset import load_features
 
 # ---- settings ---------------------------------------------------------------------------
@@ -57,10 +62,22 @@ def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict
     return {'mean': x.mean(0).float(), 'matrix': matrix.float(), 'reg': reg}
 
 
+def speaker_cohort(pieces: torch.Tensor, owners: torch.Tensor, speakers: list,
+                   whitening: dict) -> torch.Tensor:
+    """(S, E) normalised whitened d-vector of each speaker (sorted), from the (P, E) plain
+    embeddings of the pieces; ``owners`` (P,) gives each piece's utterance, ``speakers`` each
+    utterance's speaker."""
+    white = (pieces - whitening['mean']) @ whitening['matrix'].T           # (P, E)
+    utterances = torch.zeros(len(speakers), white.shape[1]).index_add_(0, owners, white)
+    sums = sum_per_speaker(speakers, l2_norm(utterances))
+    return l2_norm(torch.cat([sums[s] for s in sorted(sums)]))             # (S, E)
+
+
 def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: torch.device,
                       reg: float = 0.2, test_frames: int = 100) -> str:
     """Fit the whitening on ``train_feat_dir`` with checkpoint ``cp_num`` (0 = best) and store
-    it in that checkpoint (atomically); returns the checkpoint's path."""
+    it, with the whitened training speakers as AS-norm cohort, in that checkpoint (atomically);
+    returns the checkpoint's path."""
     epoch = cp_num or best_epoch(log_dir)
     checkpoint = read_checkpoint(log_dir, epoch)
     checkpoint.pop(WHITENING_KEY, None)  # fit on the plain embeddings, not on whitened ones
@@ -71,8 +88,9 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     feats = load_features(list(table['filename']))
     check_feature_dims(model, feats, list(table['filename']))
     pieces, owners = embed_pieces(model, feats, test_frames, device)
-    speakers = [table['speaker_id'].iloc[int(i)] for i in owners]
-    checkpoint[WHITENING_KEY] = fit_wccn(pieces, speakers, reg)
+    speakers = list(table['speaker_id'])
+    checkpoint[WHITENING_KEY] = fit_wccn(pieces, [speakers[i] for i in owners.tolist()], reg)
+    checkpoint[COHORT_KEY] = speaker_cohort(pieces, owners, speakers, checkpoint[WHITENING_KEY])
     checkpoint.pop('cp_num', None)
     save_checkpoint(log_dir, epoch, checkpoint)
     return checkpoint_path(log_dir, epoch)

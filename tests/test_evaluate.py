@@ -1,7 +1,9 @@
 """evaluate.py end to end on a tiny trained model: both modes, scores file, plots, bad input."""
+import glob
 import importlib
 import itertools
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -10,10 +12,13 @@ import torch
 from scipy.io import wavfile
 
 import cli
-from checkpoint import load_model
+from checkpoint import COHORT_KEY, load_model
 from conftest import TUTORIAL_DB, needs_tutorial_db, run_script
+from embedding import embed_files
 from enrollment import enroll_speakers, split_enroll_and_test
 from fileio import load_torch, save_pickle, save_torch
+from scoring import as_norm, cohort_stats, cosine_scores
+from whitening import whiten_checkpoint
 
 WAV_SPEAKER = 'wspk'
 
@@ -220,6 +225,78 @@ def test_extraction_settings_differ_from_the_model(monkeypatch, capsys, tmp_path
     err = run_evaluate(monkeypatch, capsys, '--log_dir', str(tmp_path / 'run8k'),
                        '--trials', trials, '--feat_dir', root)
     assert 'cannot extract features on the fly' in err and 'sample_rate=16000' in err
+
+
+@pytest.fixture(scope='module')
+def whitened_run(tmp_path_factory, trained_run):
+    """trained_run's checkpoints, the best one whitened: it holds a cohort of 4 speakers."""
+    log_dir = str(tmp_path_factory.mktemp('whitened'))
+    for path in glob.glob(os.path.join(trained_run[0], 'checkpoint_*.pth')):
+        shutil.copy(path, log_dir)
+    whiten_checkpoint(log_dir, 0, trained_run[1], torch.device('cpu'))
+    return log_dir
+
+
+def test_as_norm_scores_every_trial_against_the_checkpoint_cohort(monkeypatch, capsys, tmp_path,
+                                                                 whitened_run, trial_db):
+    root, rels = trial_db
+    rels = rels[:12]  # the plain feature pickles
+    trials = write_trials(tmp_path / 't.txt', all_ordered_pairs(rels))
+    path = str(tmp_path / 'scores.txt')
+    out = run_evaluate(monkeypatch, capsys, '--log_dir', whitened_run, '--trials', trials,
+                       '--feat_dir', root, '--as_norm', '3', '--scores_out', path, status=0)
+    assert 'AS-normalised with the top 3 scores against 4 training speakers' in out
+    model, checkpoint = load_model(whitened_run, 0, torch.device('cpu'))
+    emb = embed_files(model, [os.path.join(root, r) for r in rels], 100, torch.device('cpu'))
+    mean, std = cohort_stats(emb, checkpoint[COHORT_KEY], 3)
+    index = {rel: i for i, rel in enumerate(rels)}
+    written = read_scores(path)
+    assert len(written) == 12 * 11
+    for score, _, e, t in written:
+        i, j = index[e], index[t]
+        expected = as_norm(emb[i] @ emb[j], (mean[i], std[i]), (mean[j], std[j]))
+        assert score == pytest.approx(expected.item(), abs=1e-4)
+
+
+def test_as_norm_in_tutorial_mode_leaves_identification_to_cosine(monkeypatch, capsys, tmp_path,
+                                                                 whitened_run, trained_run):
+    test_dir = trained_run[2]
+    outs = {}
+    for k in ('0', '2'):
+        path = str(tmp_path / f'scores{k}.txt')
+        out = run_evaluate(monkeypatch, capsys, '--log_dir', whitened_run, '--test_feat_dir',
+                           test_dir, '--as_norm', k, '--scores_out', path, status=0)
+        outs[k] = (out, read_scores(path))
+    ident = [line for line in outs['0'][0].splitlines() if 'Identification accuracy' in line]
+    assert ident and ident[0] in outs['2'][0]
+    model, checkpoint = load_model(whitened_run, 0, torch.device('cpu'))
+    speakers = ['syn_t00', 'syn_t01', 'syn_t02']
+    enrolled = embed_files(model, [f'{test_dir}/{s}/enroll.p' for s in speakers], 100,
+                           torch.device('cpu'))
+    tests = embed_files(model, [f'{test_dir}/{s}/test.p' for s in speakers], 100,
+                        torch.device('cpu'))
+    e_mean, e_std = cohort_stats(enrolled, checkpoint[COHORT_KEY], 2)
+    t_mean, t_std = cohort_stats(tests, checkpoint[COHORT_KEY], 2)
+    expected = as_norm(cosine_scores(tests, enrolled), (e_mean[None], e_std[None]),
+                       (t_mean[:, None], t_std[:, None]))
+    for (plain, label, spk, name), (normed, _, _, _) in zip(*[outs[k][1] for k in ('0', '2')]):
+        m, n = speakers.index(name.split('/')[-2]), speakers.index(spk)
+        assert label == int(m == n) and plain == pytest.approx(
+            cosine_scores(tests[m:m + 1], enrolled[n:n + 1]).item(), abs=1e-4)
+        assert normed == pytest.approx(expected[m, n].item(), abs=1e-4)
+
+
+def test_as_norm_needs_a_cohort_of_enough_speakers(monkeypatch, capsys, tmp_path, trained_run,
+                                                   whitened_run, trial_db):
+    root, rels = trial_db
+    trials = write_trials(tmp_path / 't.txt', all_ordered_pairs(rels[:8]))
+    common = ['--trials', trials, '--feat_dir', root]
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], *common,
+                       '--as_norm', '50')
+    assert '--as_norm 50' in err and 'no score cohort' in err and 'whitening.py' in err
+    for k in ('50', '1'):
+        err = run_evaluate(monkeypatch, capsys, '--log_dir', whitened_run, *common, '--as_norm', k)
+        assert f'--as_norm {k}: give 2 to 4' in err
 
 
 # ---- the real DB slice (skipped when ../shared/tutorial_db is absent) ----

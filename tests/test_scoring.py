@@ -1,7 +1,10 @@
+import math
+
+import pytest
 import torch
 
 from embedding import l2_norm, split_pieces
-from scoring import cosine_scores, identify, verify
+from scoring import as_norm, cohort_stats, cosine_scores, identify, verify
 
 
 def test_cosine_scores_match_definition_and_are_symmetric():
@@ -25,3 +28,33 @@ def test_l2_norm_and_pieces():
     import numpy as np
     pieces = split_pieces(np.zeros((250, 40)), 100)
     assert [len(p) for p in pieces] == [100, 100, 50]
+    assert [len(p) for p in split_pieces(np.zeros((250, 40)), 0)] == [250]
+
+
+def test_as_norm_z_normalises_by_the_top_cohort_scores_of_each_side():
+    cohort = torch.eye(4)  # four orthogonal cohort speakers
+    emb = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0]])
+    mean, std = cohort_stats(emb, cohort, 2)  # top 2 scores: (1, 0) and (0.8, 0.6)
+    assert torch.allclose(mean, torch.tensor([0.5, 0.7]), atol=1e-6)
+    assert torch.allclose(std, torch.tensor([math.sqrt(0.5), math.sqrt(0.02)]), atol=1e-6)
+    normed = as_norm(torch.tensor([0.6]), (mean[:1], std[:1]), (mean[1:], std[1:]))
+    expected = 0.5 * ((0.6 - 0.5) / math.sqrt(0.5) + (0.6 - 0.7) / math.sqrt(0.02))
+    assert normed.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_as_norm_of_a_score_matrix_equals_it_trial_by_trial():
+    g = torch.Generator().manual_seed(0)
+    tests, enrolled, cohort = (torch.randn(n, 8, generator=g) for n in (5, 3, 20))
+    t_mean, t_std = cohort_stats(tests, cohort, 6)
+    e_mean, e_std = cohort_stats(enrolled, cohort, 6)
+    matrix = as_norm(cosine_scores(tests, enrolled), (e_mean[None], e_std[None]),
+                     (t_mean[:, None], t_std[:, None]))
+    assert matrix.shape == (5, 3)
+    for m in range(5):
+        for n in range(3):
+            one = as_norm(cosine_scores(tests[m:m + 1], enrolled[n:n + 1])[0],
+                          (e_mean[n:n + 1], e_std[n:n + 1]), (t_mean[m:m + 1], t_std[m:m + 1]))
+            swapped = as_norm(cosine_scores(enrolled[n:n + 1], tests[m:m + 1])[0],
+                              (t_mean[m:m + 1], t_std[m:m + 1]), (e_mean[n:n + 1], e_std[n:n + 1]))
+            assert matrix[m, n].item() == pytest.approx(one.item(), abs=1e-5)
+            assert one.item() == pytest.approx(swapped.item(), abs=1e-5)  # symmetric

@@ -5,10 +5,11 @@ import shutil
 import pytest
 import torch
 
-from checkpoint import WHITENING_KEY, load_model, read_checkpoint
+from checkpoint import COHORT_KEY, WHITENING_KEY, load_model, read_checkpoint
 from cli import SetupError
 from conftest import run_script
-from embedding import embed_pieces, embed_utterances, l2_norm
+from DB_wav_reader import read_feats_structure
+from embedding import embed_files, embed_pieces, embed_utterances, l2_norm
 from model import build_model
 from model.fuse import fold_whitening
 from whitening import fit_wccn
@@ -75,8 +76,6 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     src, train_dir, test_dir = trained_run
     log_dir = tmp_path / 'run'
     log_dir.mkdir()
-    for f in (tmp_path / '..').glob('nothing'):
-        pass
     for f in glob.glob(src + '/checkpoint_*.pth'):
         shutil.copy(f, log_dir)
     plain, _ = load_model(str(log_dir), 0, torch.device('cpu'))
@@ -94,6 +93,13 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     with torch.no_grad():
         expected = (plain(x)[0] - w['mean']) @ w['matrix'].T
         assert torch.allclose(whitened(x)[0], expected, atol=1e-3)
+    # the AS-norm cohort: each training speaker's d-vector from the whitened model
+    table = read_feats_structure(train_dir)
+    utterances = embed_files(whitened, list(table['filename']), 100, torch.device('cpu'))
+    owners = list(table['speaker_id'])
+    expected = l2_norm(torch.stack([utterances[[i for i, o in enumerate(owners) if o == s]].sum(0)
+                                    for s in sorted(set(owners))]))
+    assert torch.allclose(checkpoint[COHORT_KEY], expected, atol=1e-4)
     # fitting again starts from the plain model, not the whitened one
     assert run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
                       train_dir).returncode == 0
