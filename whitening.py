@@ -18,6 +18,7 @@ The training speakers' whitened d-vectors are stored too (``score_cohort``): eva
 ``--as_norm`` scores trials against them.
 
     python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
+    (add --whole_utterance true to switch a model trained without it to whole utterances)
 (train.py does the same at the end of training with ``--whiten true``; enroll again after.)
 """
 import torch
@@ -38,6 +39,8 @@ cp_num = 0                           # checkpoint epoch to whiten; 0 = lowest va
 train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p
 test_frames = 100                    # piece length, as in scoring
 reg = 0.2                            # added to the within-speaker covariance (x its mean var)
+whole_utterance = False              # true: from now on the checkpoint embeds whole utterances
+                                     # (as train.py --whole_utterance true); fitted on them too
 # ------------------------------------------------------------------------------------------
 
 
@@ -74,13 +77,16 @@ def speaker_cohort(pieces: torch.Tensor, owners: torch.Tensor, speakers: list,
 
 
 def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: torch.device,
-                      reg: float = 0.2, test_frames: int = 100) -> str:
+                      reg: float = 0.2, test_frames: int = 100,
+                      whole_utterance: bool = False) -> str:
     """Fit the whitening on ``train_feat_dir`` with checkpoint ``cp_num`` (0 = best) and store
     it, with the whitened training speakers as AS-norm cohort, in that checkpoint (atomically);
     returns the checkpoint's path."""
     epoch = cp_num or best_epoch(log_dir)
     checkpoint = read_checkpoint(log_dir, epoch)
     checkpoint.pop(WHITENING_KEY, None)  # fit on the plain embeddings, not on whitened ones
+    if whole_utterance:
+        checkpoint['whole_utterance'] = True
     model = inference_model(checkpoint, device)
     table = read_feats_structure(train_feat_dir)
     print(f'Fitting within-speaker whitening on {len(table)} files of '
@@ -99,7 +105,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda), reg,
-                             test_frames)
+                             test_frames, whole_utterance)
     print(f'Whitening saved in {path}; run enroll.py again so the enrollments use it')
 
 

@@ -125,3 +125,25 @@ def test_train_whiten_fits_into_the_best_checkpoint(tmp_path, feature_tree):
     assert WHITENING_KEY in read_checkpoint(str(tmp_path), best)
     others = [e for e in (1, 2) if e != best]
     assert all(WHITENING_KEY not in read_checkpoint(str(tmp_path), e) for e in others)
+
+
+def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained_run):
+    src, train_dir, _ = trained_run
+    for f in glob.glob(src + '/checkpoint_*.pth'):
+        shutil.copy(f, tmp_path)
+    result = run_script('whitening.py', '--log_dir', str(tmp_path), '--train_feat_dir', train_dir,
+                        '--whole_utterance', 'true')
+    assert result.returncode == 0, result.stderr
+    checkpoint = read_checkpoint(str(tmp_path), 0)
+    assert checkpoint['whole_utterance'] is True
+    model, _ = load_model(str(tmp_path), 0, torch.device('cpu'))
+    assert model.whole_utterance
+    table = read_feats_structure(train_dir)
+    owners = list(table['speaker_id'])
+    whole = embed_files(model, list(table['filename']), 0, torch.device('cpu'))
+    expected = l2_norm(torch.stack([whole[[i for i, o in enumerate(owners) if o == s]].sum(0)
+                                    for s in sorted(set(owners))]))
+    assert torch.allclose(checkpoint[COHORT_KEY], expected, atol=1e-4)  # fitted on whole ones
+    model.whole_utterance = False
+    pieces = embed_files(model, list(table['filename']), 100, torch.device('cpu'))
+    assert not torch.allclose(pieces, whole, atol=1e-3)
