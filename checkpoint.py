@@ -114,8 +114,8 @@ def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict =
     checkpoint = read_checkpoint(log_dir, cp_num)
     checkpoint_wins(checkpoint, settings or {})
     if checkpoint.get('whole_utterance'):
-        print('note: this model embeds each utterance whole (trained with whole_utterance=True); '
-              'test_frames is not used')
+        print('note: this model embeds each utterance whole (its checkpoint has whole_utterance='
+              'True); test_frames is not used')
     return inference_model(checkpoint, device), checkpoint
 
 

@@ -22,8 +22,9 @@ MODEL_FILE = 'enrolled_with.txt'
 
 
 def model_fingerprint(checkpoint: dict) -> str:
-    """A short hash of everything that decides the embedding: the weights and the whitening."""
-    digest = hashlib.sha1()
+    """A short hash of everything that decides the embedding: the weights, the whitening and
+    whole-utterance embedding."""
+    digest = hashlib.sha1(b'whole_utterance' if checkpoint.get('whole_utterance') else b'')
     tensors = dict(checkpoint['state_dict'])
     for name, value in (checkpoint.get(WHITENING_KEY) or {}).items():
         if isinstance(value, torch.Tensor):

@@ -52,7 +52,8 @@ def test_enrollments_remember_their_model(tmp_path, feature_tree):
     other = {'state_dict': build_model('resnet18', 16, 3).state_dict()}
     whitened = dict(checkpoint, **{WHITENING_KEY: {'mean': torch.zeros(16),
                                                    'matrix': torch.eye(16), 'reg': 0.2}})
-    for changed in (other, whitened):
+    whole = dict(checkpoint, whole_utterance=True)
+    for changed in (other, whitened, whole):
         with pytest.raises(SetupError, match='enrolled with another model.*epoch 7.*enroll.py'):
             check_enrolled_with(out, changed)
     os.remove(os.path.join(out, MODEL_FILE))  # folders without a record are not checked
