@@ -160,9 +160,9 @@ def readme_best_recipe() -> list:
 
 
 def test_the_readme_best_recipe_trains_whitens_and_records_its_choices(tmp_path, feature_tree):
-    from checkpoint import WHITENING_KEY, read_checkpoint
+    from checkpoint import COHORT_KEY, WHITENING_KEY, read_checkpoint
     from conftest import run_script
-    train_dir, _ = feature_tree
+    train_dir, test_dir = feature_tree
     recipe = readme_best_recipe()
     flags = dict(zip(recipe[::2], recipe[1::2]))
     flags.update({'--n_epochs': '1', '--train_feat_dir': train_dir, '--log_dir': str(tmp_path),
@@ -173,6 +173,11 @@ def test_the_readme_best_recipe_trains_whitens_and_records_its_choices(tmp_path,
     assert checkpoint['model_args']['backbone'] == flags['--backbone']
     assert checkpoint['model_args']['pooling'] == flags['--pooling']
     assert checkpoint['speed_factors'] == [0.9, 1.1] and WHITENING_KEY in checkpoint
+    assert checkpoint['whole_utterance'] is True and COHORT_KEY in checkpoint
+    result = run_script('enroll.py', '--log_dir', str(tmp_path), '--test_feat_dir', test_dir,
+                        '--embedding_dir', str(tmp_path / 'emb'))
+    assert result.returncode == 0, result.stderr
+    assert 'this model embeds each utterance whole' in result.stdout
 
 
 def test_the_checkpoint_wins_over_differing_settings(tmp_path, capsys):
