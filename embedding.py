@@ -63,7 +63,13 @@ def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: to
     """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays: the sum
     of each utterance's piece embeddings, normalised."""
     pieces, owners = embed_pieces(model, feats, test_frames, device, batch_size)
-    sums = torch.zeros(len(feats), pieces.shape[1]).index_add_(0, owners, pieces)
+    return sum_pieces(pieces, owners, len(feats))
+
+
+def sum_pieces(pieces: torch.Tensor, owners: torch.Tensor, n_utterances: int) -> torch.Tensor:
+    """(n_utterances, E) L2-normalised sums of the (P, E) piece embeddings of each utterance;
+    ``owners`` (P,) gives each piece's utterance (embed_pieces' second output)."""
+    sums = torch.zeros(n_utterances, pieces.shape[1]).index_add_(0, owners, pieces)
     return l2_norm(sums)
 
 

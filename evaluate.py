@@ -372,9 +372,9 @@ def write_plots(scores, labels, similarity, speakers: list) -> None:
 
 def check_cohort(checkpoint: dict) -> None:
     """--as_norm needs the cohort that whitening.py stores, and at most its size."""
-    cohort = checkpoint.get(COHORT_KEY)
     if as_norm == 0:
         return
+    cohort = checkpoint.get(COHORT_KEY)
     if cohort is None:
         raise cli.SetupError(f'--as_norm {as_norm}: the checkpoint in {log_dir} has no score '
                              f'cohort; make one with python whitening.py --log_dir {log_dir} '

@@ -28,7 +28,7 @@ import configure as c
 from checkpoint import (COHORT_KEY, WHITENING_KEY, best_epoch, checkpoint_path, inference_model,
                         read_checkpoint, save_checkpoint, select_device)
 from DB_wav_reader import read_feats_structure
-from embedding import check_feature_dims, embed_pieces, l2_norm
+from embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
 from enrollment import sum_per_speaker
 from SR_Dataset import load_features
 
@@ -71,8 +71,7 @@ def speaker_cohort(pieces: torch.Tensor, owners: torch.Tensor, speakers: list,
     embeddings of the pieces; ``owners`` (P,) gives each piece's utterance, ``speakers`` each
     utterance's speaker."""
     white = (pieces - whitening['mean']) @ whitening['matrix'].T           # (P, E)
-    utterances = torch.zeros(len(speakers), white.shape[1]).index_add_(0, owners, white)
-    sums = sum_per_speaker(speakers, l2_norm(utterances))
+    sums = sum_per_speaker(speakers, sum_pieces(white, owners, len(speakers)))
     return l2_norm(torch.cat([sums[s] for s in sorted(sums)]))             # (S, E)
 
 

@@ -32,6 +32,15 @@ def within_covariance(x, speakers):
     return d.T @ d / len(x)
 
 
+def speaker_dvectors(model, train_dir, test_frames):
+    """(S, E) each training speaker's normalised sum of its utterance embeddings (sorted)."""
+    table = read_feats_structure(train_dir)
+    owners = list(table['speaker_id'])
+    utterances = embed_files(model, list(table['filename']), test_frames, torch.device('cpu'))
+    return l2_norm(torch.stack([utterances[[i for i, o in enumerate(owners) if o == s]].sum(0)
+                                for s in sorted(set(owners))]))
+
+
 def test_wccn_whitens_the_within_speaker_covariance():
     x, speakers = clustered()
     w = fit_wccn(x, speakers, reg=0.0)
@@ -94,12 +103,8 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
         expected = (plain(x)[0] - w['mean']) @ w['matrix'].T
         assert torch.allclose(whitened(x)[0], expected, atol=1e-3)
     # the AS-norm cohort: each training speaker's d-vector from the whitened model
-    table = read_feats_structure(train_dir)
-    utterances = embed_files(whitened, list(table['filename']), 100, torch.device('cpu'))
-    owners = list(table['speaker_id'])
-    expected = l2_norm(torch.stack([utterances[[i for i, o in enumerate(owners) if o == s]].sum(0)
-                                    for s in sorted(set(owners))]))
-    assert torch.allclose(checkpoint[COHORT_KEY], expected, atol=1e-4)
+    assert torch.allclose(checkpoint[COHORT_KEY], speaker_dvectors(whitened, train_dir, 100),
+                          atol=1e-4)
     # fitting again starts from the plain model, not the whitened one
     assert run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
                       train_dir).returncode == 0
@@ -138,12 +143,7 @@ def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained
     assert checkpoint['whole_utterance'] is True
     model, _ = load_model(str(tmp_path), 0, torch.device('cpu'))
     assert model.whole_utterance
-    table = read_feats_structure(train_dir)
-    owners = list(table['speaker_id'])
-    whole = embed_files(model, list(table['filename']), 0, torch.device('cpu'))
-    expected = l2_norm(torch.stack([whole[[i for i, o in enumerate(owners) if o == s]].sum(0)
-                                    for s in sorted(set(owners))]))
-    assert torch.allclose(checkpoint[COHORT_KEY], expected, atol=1e-4)  # fitted on whole ones
+    whole = speaker_dvectors(model, train_dir, 0)
+    assert torch.allclose(checkpoint[COHORT_KEY], whole, atol=1e-4)  # fitted on whole ones
     model.whole_utterance = False
-    pieces = embed_files(model, list(table['filename']), 100, torch.device('cpu'))
-    assert not torch.allclose(pieces, whole, atol=1e-3)
+    assert not torch.allclose(speaker_dvectors(model, train_dir, 100), whole, atol=1e-3)
