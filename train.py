@@ -22,9 +22,9 @@ from checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
 from DB_wav_reader import read_feats_structure
 from features import feature_settings
 from model import BACKBONES, build_model
-from model.losses import ModelWithLoss, build_loss, loss_settings
+from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
 from model.pooling import POOLINGS
-from SR_Dataset import DvectorDataset, collate_fn_feat_padded
+from SR_Dataset import DvectorDataset, PairBatchSampler, collate_fn_feat_padded
 from whitening import whiten_checkpoint
 
 # ---- settings ---------------------------------------------------------------------------
@@ -36,6 +36,7 @@ backbone = 'resnet18'                # resnet18/34/50/101/152, vgg, lstm, ecapa 
 pooling = 'avg'                      # avg (the tutorial's), stats, attentive_stats, last
 stem_stride = 1                      # resnets: 2 = stem halves bands and frames, 1/4 compute
 loss_type = 'softmax'                # softmax (tutorial), center, asoftmax, amsoftmax, aamsoftmax
+                                     #   softmaxproto (softmax + angular prototypical, pairs)
 margin = 0.0                         # margin: asoftmax (integer m), am-, aamsoftmax; 0 = default
 scale = 0.0                          # scale s: amsoftmax, aamsoftmax (asoftmax: |x|); 0 = default
 center_weight = 0.01                 # weight of the center loss term (loss_type='center')
@@ -124,20 +125,27 @@ def make_loaders(train_table, valid_table, spk_to_idx: dict, device) -> tuple:
     if ranks > len(valid_set):
         raise cli.SetupError(f'torchrun: {ranks} processes but only {len(valid_set)} validation '
                              f'files to share; use --nproc_per_node={len(valid_set)} or fewer')
-    train_sampler = valid_sampler = None
-    if ranks > 1:
-        train_sampler = DistributedSampler(train_set, shuffle=use_shuffle, seed=seed)
-        valid_sampler = DistributedSampler(valid_set, shuffle=False)
     pin = device.type == 'cuda'
-    per_rank = -(-len(train_set) // ranks)
-    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=train_sampler,
-                              shuffle=use_shuffle and train_sampler is None,
-                              drop_last=per_rank % batch_size == 1,  # BatchNorm needs 2 or more
-                              num_workers=num_workers, pin_memory=pin,
-                              persistent_workers=num_workers > 0)
+    valid_sampler = DistributedSampler(valid_set, shuffle=False) if ranks > 1 else None
     valid_loader = DataLoader(valid_set, batch_size=valid_batch_size, sampler=valid_sampler,
                               collate_fn=collate_fn_feat_padded, pin_memory=pin)
-    return train_loader, valid_loader
+    return training_loader(train_set, ranks, pin), valid_loader
+
+
+def training_loader(train_set: DvectorDataset, ranks: int, pin: bool) -> DataLoader:
+    """Random batches of crops, or batches of same-class pairs for a loss that compares crops
+    (``softmaxproto``); one shard per rank."""
+    workers = dict(num_workers=num_workers, pin_memory=pin, persistent_workers=num_workers > 0)
+    if getattr(LOSSES[loss_type], 'NEEDS_PAIRS', False):
+        pairs = PairBatchSampler(train_set.labels, batch_size, len(train_set.speed_factors),
+                                 seed, dist.rank(), ranks)
+        return DataLoader(train_set, batch_sampler=pairs, **workers)
+    sampler = DistributedSampler(train_set, shuffle=use_shuffle, seed=seed) if ranks > 1 else None
+    per_rank = -(-len(train_set) // ranks)
+    return DataLoader(train_set, batch_size=batch_size, sampler=sampler,
+                      shuffle=use_shuffle and sampler is None,
+                      drop_last=per_rank % batch_size == 1,  # BatchNorm needs 2 or more
+                      **workers)
 
 
 def autocast(device):

@@ -114,7 +114,10 @@ KINDS = {  # one short training run per kind covers every backbone family, pooli
     'resnet_attentive_asoftmax': ['--pooling', 'attentive_stats', '--loss_type', 'asoftmax',
                                   '--win_size', '60', '--stem_stride', '2',
                                   '--speed_perturb', 'true'],
+    'resnet_avg_softmaxproto': ['--loss_type', 'softmaxproto', '--win_size', '60',
+                                '--stem_stride', '2', '--speed_perturb', 'true'],
 }
+LOSS_STATE = {'center': 'centers', 'softmaxproto': 'w'}  # else a margin loss's classifier
 
 
 @pytest.mark.parametrize('kind', sorted(KINDS))
@@ -137,7 +140,7 @@ def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_
     copies = 3 if flags.get('--speed_perturb') == 'true' else 1  # speeds 0.9 and 1.1: new classes
     assert checkpoint['model_args']['n_classes'] == copies * len(checkpoint['speakers'])
     assert checkpoint['speed_factors'] == ([0.9, 1.1] if copies == 3 else [])
-    assert ('centers' if flags['--loss_type'] == 'center' else 'classifier.weight') \
+    assert LOSS_STATE.get(flags['--loss_type'], 'classifier.weight') \
         in checkpoint['loss_state_dict']
     # the scripts have no model settings: the checkpoint alone rebuilds the model
     common = ['--log_dir', log_dir, '--test_feat_dir', test_dir, '--embedding_dir', emb]

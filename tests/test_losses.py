@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from cli import SetupError
 from model.losses import LOSSES, build_loss, loss_settings
 from model.losses.asoftmax import psi
+from model.losses.softmaxproto import queries_and_prototypes
 
 E, N = 16, 5
 
@@ -155,3 +156,36 @@ def test_model_with_loss_is_what_ddp_wraps():
     expected, _ = loss_fn(emb, logits, targets)
     assert torch.allclose(loss, expected) and scores.shape == (2, N)
     assert not loss_fn.USES_LOGITS and build_loss('softmax', E, N).USES_LOGITS
+
+
+def test_softmaxproto_queries_are_last_crops_and_prototypes_the_mean_of_the_rest():
+    emb = torch.randn(7, E)
+    targets = torch.tensor([0, 1, 0, 2, 0, 1, 3])  # classes 2 and 3 have one crop: no query
+    queries, prototypes = queries_and_prototypes(emb, targets)
+    assert torch.equal(queries, emb[[4, 5]])
+    assert torch.allclose(prototypes, torch.stack([(emb[0] + emb[2]) / 2, emb[1]]))
+
+
+def test_softmaxproto_adds_the_prototype_cross_entropy_in_training_only():
+    loss_fn = build_loss('softmaxproto', E, N)
+    emb, logits, _ = batch(n=6)
+    targets = torch.tensor([0, 0, 1, 1, 2, 2])  # three pairs, as PairBatchSampler gives them
+    cos = F.normalize(emb[[0, 2, 4]].detach()) @ F.normalize(emb[[1, 3, 5]].detach()).T
+    ap = F.cross_entropy(10 * cos.T, torch.arange(3))  # queries: the pairs' second crops
+    loss, scores = loss_fn(emb, logits, targets)
+    assert torch.allclose(loss, F.cross_entropy(logits, targets) + ap, atol=1e-5)
+    assert scores is logits
+    loss.backward()
+    assert loss_fn.w.grad is not None and loss_fn.w.grad != 0
+    loss_fn.eval()  # validation: the softmax term alone
+    assert torch.allclose(loss_fn(emb, logits, targets)[0], F.cross_entropy(logits, targets))
+
+
+def test_softmaxproto_prefers_pairs_that_match():
+    loss_fn = build_loss('softmaxproto', E, N)
+    speakers = F.normalize(torch.randn(4, E), dim=1)
+    emb = speakers.repeat_interleave(2, dim=0) + 0.05 * torch.randn(8, E)  # pairs of one voice
+    targets = torch.arange(4).repeat_interleave(2)
+    matched = loss_fn.prototype_term(emb, targets)
+    mismatched = loss_fn.prototype_term(emb, targets[torch.tensor([0, 2, 1, 4, 3, 6, 5, 7])])
+    assert matched < 0.01 < mismatched

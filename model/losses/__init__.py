@@ -20,6 +20,7 @@ from model.losses.amsoftmax import AMSoftmaxLoss
 from model.losses.asoftmax import ASoftmaxLoss
 from model.losses.center import CenterLoss
 from model.losses.softmax import SoftmaxLoss
+from model.losses.softmaxproto import SoftmaxProtoLoss
 
 LOSSES = {
     'softmax': SoftmaxLoss,        # the tutorial's cross-entropy on the `last` logits
@@ -27,6 +28,7 @@ LOSSES = {
     'asoftmax': ASoftmaxLoss,      # SphereFace: cos(m theta), integer m (Liu et al. 2017)
     'amsoftmax': AMSoftmaxLoss,    # CosFace / AM-softmax: s (cos theta - m)
     'aamsoftmax': AAMSoftmaxLoss,  # ArcFace / AAM-softmax: s cos(theta + m)
+    'softmaxproto': SoftmaxProtoLoss,  # softmax + angular prototypical (Chung et al. 2020)
 }
 
 
