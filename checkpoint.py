@@ -119,6 +119,22 @@ def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict =
     return inference_model(checkpoint, device), checkpoint
 
 
+def score_cohort(checkpoint: dict, top_k: int, log_dir: str) -> torch.Tensor:
+    """The (C, E) cohort that whitening.py stores, for AS-norm with the ``top_k`` highest
+    scores; SetupError when the checkpoint has none or top_k is outside 2..C."""
+    cohort = checkpoint.get(COHORT_KEY)
+    if cohort is None:
+        raise SetupError(f'--as_norm {top_k}: the checkpoint in {log_dir} has no score cohort; '
+                         f'make one with python whitening.py --log_dir {log_dir} '
+                         '--train_feat_dir <training features> (or train with --whiten true)')
+    if not 2 <= top_k <= len(cohort):
+        raise SetupError(f'--as_norm {top_k}: give 2 to {len(cohort)} (the cohort\'s speakers) '
+                         'top scores to normalise with, or 0 for plain cosine')
+    print(f'Verification scores AS-normalised with the top {top_k} scores against '
+          f'{len(cohort)} training speakers')
+    return cohort
+
+
 def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
     """The checkpoint's model for embedding only: BatchNorms folded into the convolutions,
     the embedding whitening (whitening.py) folded into fc0 when the checkpoint has one."""

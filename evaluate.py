@@ -22,7 +22,7 @@ import torch
 import cli
 import configure as c
 import scoring
-from checkpoint import COHORT_KEY, load_model, select_device
+from checkpoint import COHORT_KEY, load_model, score_cohort, select_device
 from DB_wav_reader import read_audio
 from embedding import check_feature_dims, embed_utterances, l2_norm
 from enrollment import (check_enrolled_with, load_enrollments, split_enroll_and_test,
@@ -204,11 +204,9 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     print(f'\n=== Tutorial test set: {len(speakers)} enrolled speakers, {len(names)} test '
           f'utterances{chunks} ===')
     report_identification(scores, test_speakers, speakers)
-    if as_norm:  # (M, N) scores: enrolled speakers' stats along rows, tests' down columns
-        e_mean, e_std = scoring.cohort_stats(enrolled, checkpoint[COHORT_KEY], as_norm)
-        t_mean, t_std = scoring.cohort_stats(tests, checkpoint[COHORT_KEY], as_norm)
-        scores = scoring.as_norm(torch.from_numpy(scores), (e_mean[None], e_std[None]),
-                                 (t_mean[:, None], t_std[:, None])).numpy()
+    if as_norm:
+        scores = scoring.as_norm_matrix(torch.from_numpy(scores), tests, enrolled,
+                                        checkpoint[COHORT_KEY], as_norm).numpy()
     rows = [(float(scores[m, n]), int(test_speakers[m] == spk), spk, name)
             for m, name in enumerate(names) for n, spk in enumerate(speakers)]
     return rows, cosine(enrolled, enrolled), speakers
@@ -370,29 +368,14 @@ def write_plots(scores, labels, similarity, speakers: list) -> None:
     print('Plots written: ' + ', '.join(written))
 
 
-def check_cohort(checkpoint: dict) -> None:
-    """--as_norm needs the cohort that whitening.py stores, and at most its size."""
-    if as_norm == 0:
-        return
-    cohort = checkpoint.get(COHORT_KEY)
-    if cohort is None:
-        raise cli.SetupError(f'--as_norm {as_norm}: the checkpoint in {log_dir} has no score '
-                             f'cohort; make one with python whitening.py --log_dir {log_dir} '
-                             '--train_feat_dir <training features> (or train with --whiten true)')
-    if not 2 <= as_norm <= len(cohort):
-        raise cli.SetupError(f'--as_norm {as_norm}: give 2 to {len(cohort)} (the cohort\'s '
-                             'speakers) top scores to normalise with, or 0 for plain cosine')
-    print(f'Verification scores AS-normalised with the top {as_norm} scores against '
-          f'{len(cohort)} training speakers')
-
-
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     if trials and not feat_dir:
         print('note: --feat_dir not given: trial paths are relative to the current folder')
     device = select_device(use_cuda)
     model, checkpoint = load_model(log_dir, cp_num, device)
-    check_cohort(checkpoint)
+    if as_norm:  # a missing cohort or a bad top_k is refused before anything is embedded
+        score_cohort(checkpoint, as_norm, log_dir)
     evaluate = evaluate_trials if trials else evaluate_test_set
     rows, similarity, speakers = evaluate(model, checkpoint, device)
     scores = np.array([r[0] for r in rows])

@@ -24,6 +24,14 @@ def as_norm(scores: torch.Tensor, enroll_stats: tuple, test_stats: tuple) -> tor
     return 0.5 * ((scores - enroll_mean) / enroll_std + (scores - test_mean) / test_std)
 
 
+def as_norm_matrix(scores: torch.Tensor, tests: torch.Tensor, enrolled: torch.Tensor,
+                   cohort: torch.Tensor, top_k: int) -> torch.Tensor:
+    """AS-norm of the (M, N) scores of M tests (M, E) against N enrolled speakers (N, E)."""
+    e_mean, e_std = cohort_stats(enrolled, cohort, top_k)  # (N,) each: along the rows
+    t_mean, t_std = cohort_stats(tests, cohort, top_k)     # (M,) each: down the columns
+    return as_norm(scores, (e_mean[None], e_std[None]), (t_mean[:, None], t_std[:, None]))
+
+
 def identify(test: torch.Tensor, enrolled: torch.Tensor, speakers: list) -> list:
     """The enrolled speaker with the highest cosine score for each test embedding."""
     best = cosine_scores(test, enrolled).argmax(dim=1)

@@ -3,6 +3,7 @@ import glob
 import importlib
 import itertools
 import os
+import re
 import shutil
 import sys
 
@@ -17,7 +18,7 @@ from conftest import TUTORIAL_DB, needs_tutorial_db, run_script
 from embedding import embed_files
 from enrollment import enroll_speakers, split_enroll_and_test
 from fileio import load_torch, save_pickle, save_torch
-from scoring import as_norm, cohort_stats, cosine_scores
+from scoring import as_norm, as_norm_matrix, cohort_stats, cosine_scores
 from whitening import whiten_checkpoint
 
 WAV_SPEAKER = 'wspk'
@@ -297,6 +298,28 @@ def test_as_norm_needs_a_cohort_of_enough_speakers(monkeypatch, capsys, tmp_path
     for k in ('50', '1'):
         err = run_evaluate(monkeypatch, capsys, '--log_dir', whitened_run, *common, '--as_norm', k)
         assert f'--as_norm {k}: give 2 to 4' in err
+
+
+def test_verification_as_norm_scores_the_claim_against_the_cohort(tmp_path, whitened_run,
+                                                                   trained_run):
+    test_dir, emb = trained_run[2], str(tmp_path / 'emb')
+    common = ['--log_dir', whitened_run, '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    assert run_script('enroll.py', *common).returncode == 0
+    claim = ['--enroll_speaker', 'syn_t00', '--test_speaker', 'syn_t01', '--thres', '0']
+    result = run_script('verification.py', *common, *claim, '--as_norm', '3')
+    assert result.returncode == 0, result.stderr
+    assert 'AS-normalised with the top 3 scores against 4 training speakers' in result.stdout
+    score = float(re.search(r'Score : (-?\d+\.\d{4})', result.stdout).group(1))
+    model, checkpoint = load_model(whitened_run, 0, torch.device('cpu'))
+    enrolled = load_torch(f'{emb}/syn_t00.pth')  # (1, E), what enroll.py wrote
+    test = embed_files(model, [f'{test_dir}/syn_t01/test.p'], 100, torch.device('cpu'))
+    expected = as_norm_matrix(cosine_scores(test, enrolled), test, enrolled,
+                              checkpoint[COHORT_KEY], 3)
+    assert score == pytest.approx(expected.item(), abs=1e-3)
+    assert ('Result : Accept' if score > 0 else 'Result : Reject') in result.stdout
+    result = run_script('verification.py', *common, *claim, '--as_norm', '9')
+    assert result.returncode != 0 and '--as_norm 9: give 2 to 4' in result.stderr
+    assert 'Score :' not in result.stdout
 
 
 # ---- the real DB slice (skipped when ../shared/tutorial_db is absent) ----

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from embedding import l2_norm, split_pieces
-from scoring import as_norm, cohort_stats, cosine_scores, identify, verify
+from scoring import as_norm, as_norm_matrix, cohort_stats, cosine_scores, identify, verify
 
 
 def test_cosine_scores_match_definition_and_are_symmetric():
@@ -47,8 +47,7 @@ def test_as_norm_of_a_score_matrix_equals_it_trial_by_trial():
     tests, enrolled, cohort = (torch.randn(n, 8, generator=g) for n in (5, 3, 20))
     t_mean, t_std = cohort_stats(tests, cohort, 6)
     e_mean, e_std = cohort_stats(enrolled, cohort, 6)
-    matrix = as_norm(cosine_scores(tests, enrolled), (e_mean[None], e_std[None]),
-                     (t_mean[:, None], t_std[:, None]))
+    matrix = as_norm_matrix(cosine_scores(tests, enrolled), tests, enrolled, cohort, 6)
     assert matrix.shape == (5, 3)
     for m in range(5):
         for n in range(3):
