@@ -164,6 +164,9 @@ class PairBatchSampler:
         self.by_speaker = {}
         for index, label in enumerate(labels):
             self.by_speaker.setdefault(label, []).append(index)
+        if len(self) == 0:
+            raise SetupError(f'{world} processes but fewer batches of pairs than that '
+                             f'({len(labels)} training files, batch_size={batch_size})')
 
     def pairs(self) -> list:
         pairs = []

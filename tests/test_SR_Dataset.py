@@ -88,6 +88,8 @@ def test_pair_batches_hold_two_crops_of_one_speaker_at_one_speed():
     assert len(ranks[0]) == len(ranks[1]) == 2 and ranks[0] != ranks[1]
     with pytest.raises(SetupError, match='batch_size=3: pairs of crops need batch_size >= 4'):
         PairBatchSampler(labels, 3)
+    with pytest.raises(SetupError, match='8 processes but fewer batches of pairs'):
+        PairBatchSampler(labels, 4, world=8)
 
 
 def test_dataset_reads_a_pair_item_at_its_speed(feature_tree):
