@@ -25,7 +25,7 @@ from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
 from model.pooling import POOLINGS
 from SR_Dataset import DvectorDataset, PairBatchSampler, collate_fn_feat_padded
-from whitening import whiten_checkpoint
+from whitening import LAYERS, whiten_checkpoint
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # train on the GPU when there is one (else the CPU)
@@ -65,6 +65,8 @@ num_workers = 0                      # DataLoader worker processes (crops are ma
 in_memory = True                     # read all features once into RAM when they fit
 whiten = False                       # then fit within-speaker whitening of the d-vectors into
                                      # the best checkpoint (whitening.py; lowers the EER)
+whiten_layer = 'embedding'           # fit it on the d-vectors; 'pooling': on the pooled
+                                     # statistics, + LDA (whitening.py --layer; lower EER)
 whole_utterance = False              # embed each utterance whole, not as a sum of test_frames
                                      # pieces (saved in the checkpoint: whitening, enroll and
                                      # scoring follow it; for stats pooling)
@@ -317,7 +319,8 @@ def loss_args() -> dict:
 def check_choices() -> None:
     """Names and ranges checked before any data is read (one clear error line)."""
     for name, value, known in (('backbone', backbone, BACKBONES), ('pooling', pooling, POOLINGS),
-                               ('lr_schedule', lr_schedule, ('plateau', 'cosine'))):
+                               ('lr_schedule', lr_schedule, ('plateau', 'cosine')),
+                               ('whiten_layer', whiten_layer, LAYERS)):
         if value not in known:
             raise cli.SetupError(f'unknown {name} {value!r}; known: ' + ', '.join(known))
     build_loss(embedding_size=embedding_size, n_classes=2, **loss_args())
@@ -413,7 +416,7 @@ def train(device) -> None:
     if dist.is_main_process():
         plot_losses(history, best, os.path.join(log_dir, 'loss_plot.png'))
         if whiten:
-            whiten_checkpoint(log_dir, best, train_feat_dir, device)
+            whiten_checkpoint(log_dir, best, train_feat_dir, device, layer=whiten_layer)
 
 
 def main() -> None:

@@ -17,8 +17,16 @@ speakers never vary in from being stretched without bound.
 The training speakers' whitened d-vectors are stored too (``score_cohort``): evaluate.py's
 ``--as_norm`` scores trials against them.
 
+With ``layer='pooling'`` the whitening is fitted one layer lower, on fc0's input (the pooled
+statistics, e.g. 1,536 numbers for ECAPA with stats pooling), and followed by LDA: of the
+whitened directions, the embedding_size in which the training speakers' means differ most
+(Fisher, 1936). That map replaces fc0 for embedding, so the d-vector keeps its size. fc0 was
+trained to serve the classifier on the training speakers; LDA on the richer layer below keeps
+what tells speakers apart without that fit (lower EER on held-out speakers; README).
+
     python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
-    (add --whole_utterance true to switch a model trained without it to whole utterances)
+    (add --whole_utterance true to switch a model trained without it to whole utterances,
+ --layer pooling for whitening + LDA of the pooled statistics)
 (train.py does the same at the end of training with ``--whiten true``; enroll again after.)
 """
 import torch
@@ -38,17 +46,19 @@ log_dir = 'model_saved'              # where train.py saved its checkpoints
 cp_num = 0                           # checkpoint epoch to whiten; 0 = lowest validation loss
 train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p
 test_frames = 100                    # piece length, as in scoring
+layer = 'embedding'                  # fit on fc0's output (the d-vector); 'pooling': on fc0's
+                                     # input, then LDA to embedding_size (replaces fc0)
 reg = 0.2                            # added to the within-speaker covariance (x its mean var)
+pooling_reg = 1.0                    # the same for layer='pooling' (more numbers, same data)
 whole_utterance = False              # true: from now on the checkpoint embeds whole utterances
                                      # (as train.py --whole_utterance true); fitted on them too
 # ------------------------------------------------------------------------------------------
+LAYERS = {'embedding': 0.2, 'pooling': 1.0}  # where the map is fitted -> its default reg
 
 
-def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict:
-    """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings."""
-    if reg < 0:
-        raise cli.SetupError(f'--reg {reg}: the regularisation must be >= 0 (0.2 is the default)')
-    x = embeddings.double()
+def speaker_means(x: torch.Tensor, speakers: list) -> tuple:
+    """((S, D) mean of each speaker's rows of the (N, D) x, speakers sorted; (N,) row -> speaker
+    index); SetupError unless there are 2 speakers or more and more rows than speakers."""
     labels = sorted(set(speakers))
     if len(labels) < 2 or len(x) <= len(labels):
         raise cli.SetupError(f'whitening needs at least 2 speakers with several pieces each; '
@@ -56,13 +66,51 @@ def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict
     number = {s: i for i, s in enumerate(labels)}
     index = torch.tensor([number[s] for s in speakers])
     means = torch.zeros(len(labels), x.shape[1], dtype=x.dtype).index_add_(0, index, x)
-    means /= torch.bincount(index, minlength=len(labels)).unsqueeze(1)
+    return means / torch.bincount(index, minlength=len(labels)).unsqueeze(1), index
+
+
+def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict:
+    """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings."""
+    if reg < 0:
+        raise cli.SetupError(f'--reg {reg}: the regularisation must be >= 0 (0.2 is the default)')
+    x = embeddings.double()
+    means, index = speaker_means(x, speakers)
     within = x - means[index]                                  # (N, E)
     cov = within.T @ within / len(x)                           # (E, E)
     cov += reg * cov.trace() / len(cov) * torch.eye(len(cov), dtype=x.dtype)
     values, vectors = torch.linalg.eigh(cov)
     matrix = vectors @ torch.diag(values.rsqrt()) @ vectors.T  # cov^(-1/2), symmetric
     return {'mean': x.mean(0).float(), 'matrix': matrix.float(), 'reg': reg}
+
+
+def fit_wccn_lda(pooled: torch.Tensor, speakers: list, dims: int, reg: float = 1.0) -> dict:
+    """{'mean', 'matrix' (dims, D), 'layer': 'pooling'}: WCCN of the (N, D) pooled statistics,
+    then projection on the ``dims`` whitened directions with the largest between-speaker
+    variance. A speaker set spans at most S - 1 such directions; rows past them stay zero,
+    so cosine scores ignore them."""
+    wccn = fit_wccn(pooled, speakers, reg)
+    white = (pooled.double() - wccn['mean'].double()) @ wccn['matrix'].double().T  # (N, D)
+    means, _ = speaker_means(white, speakers)
+    between = means - means.mean(0)                                             # (S, D)
+    values, vectors = torch.linalg.eigh(between.T @ between / len(between))
+    keep = min(dims, len(between) - 1, len(values))
+    lda = torch.zeros(dims, len(values), dtype=white.dtype)
+    lda[:keep] = vectors[:, values.argsort(descending=True)[:keep]].T          # (dims, D)
+    matrix = lda @ wccn['matrix'].double()                                      # (dims, D)
+    return {**wccn, 'matrix': matrix.float(), 'layer': 'pooling'}
+
+
+@torch.inference_mode()
+def embed_pooled(model: torch.nn.Module, feats: list, test_frames: int,
+                 device: torch.device) -> tuple:
+    """embed_pieces, returning fc0's input (the pooled statistics) instead of its output."""
+    pooled = []
+    hook = model.pool.register_forward_hook(lambda module, args, out: pooled.append(out.cpu()))
+    try:
+        _, owners = embed_pieces(model, feats, test_frames, device)
+    finally:
+        hook.remove()
+    return torch.cat(pooled).float(), owners
 
 
 def speaker_cohort(pieces: torch.Tensor, owners: torch.Tensor, speakers: list,
@@ -76,11 +124,15 @@ def speaker_cohort(pieces: torch.Tensor, owners: torch.Tensor, speakers: list,
 
 
 def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: torch.device,
-                      reg: float = 0.2, test_frames: int = 100,
-                      whole_utterance: bool = False) -> str:
+                      reg: float = None, test_frames: int = 100,
+                      whole_utterance: bool = False, layer: str = 'embedding') -> str:
     """Fit the whitening on ``train_feat_dir`` with checkpoint ``cp_num`` (0 = best) and store
     it, with the whitened training speakers as AS-norm cohort, in that checkpoint (atomically);
-    returns the checkpoint's path."""
+    returns the checkpoint's path. ``layer``: 'embedding' (WCCN of fc0's output) or
+    'pooling' (WCCN + LDA of its input); ``reg`` None: that layer's default (LAYERS)."""
+    if layer not in LAYERS:
+        raise cli.SetupError(f'--layer {layer!r}: give one of ' + ', '.join(LAYERS))
+    reg = LAYERS[layer] if reg is None else reg
     epoch = cp_num or best_epoch(log_dir)
     checkpoint = read_checkpoint(log_dir, epoch)
     checkpoint.pop(WHITENING_KEY, None)  # fit on the plain embeddings, not on whitened ones
@@ -92,9 +144,14 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
           f'{table["speaker_id"].nunique()} speakers (checkpoint {epoch})')
     feats = load_features(list(table['filename']))
     check_feature_dims(model, feats, list(table['filename']))
-    pieces, owners = embed_pieces(model, feats, test_frames, device)
     speakers = list(table['speaker_id'])
-    checkpoint[WHITENING_KEY] = fit_wccn(pieces, [speakers[i] for i in owners.tolist()], reg)
+    if layer == 'pooling':
+        pieces, owners = embed_pooled(model, feats, test_frames, device)
+        checkpoint[WHITENING_KEY] = fit_wccn_lda(pieces, [speakers[i] for i in owners.tolist()],
+                                                 model.fc0.out_features, reg)
+    else:
+        pieces, owners = embed_pieces(model, feats, test_frames, device)
+        checkpoint[WHITENING_KEY] = fit_wccn(pieces, [speakers[i] for i in owners.tolist()], reg)
     checkpoint[COHORT_KEY] = speaker_cohort(pieces, owners, speakers, checkpoint[WHITENING_KEY])
     checkpoint.pop('cp_num', None)
     save_checkpoint(log_dir, epoch, checkpoint)
@@ -103,8 +160,9 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
-    path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda), reg,
-                             test_frames, whole_utterance)
+    path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda),
+                             pooling_reg if layer == 'pooling' else reg, test_frames,
+                             whole_utterance, layer)
     print(f'Whitening saved in {path}; run enroll.py again so the enrollments use it')
 
 

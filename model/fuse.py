@@ -1,5 +1,5 @@
 """Inference-only folds: each BatchNorm2d into the convolution before it (a speed-up), and an
-affine map of the embedding into fc0 (whitening.py's).
+affine map of the embedding into fc0, or in its place (whitening.py's).
 
 In eval mode a BatchNorm is a fixed per-channel scale and shift, so it can be merged into the
 preceding convolution's weights and bias (``torch.nn.utils.fusion``). The outputs stay equal
@@ -38,10 +38,15 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def fold_whitening(model: nn.Module, whitening: dict) -> nn.Module:
-    """fc0 outputs T (W x + b - mean) instead of W x + b. Inference only: the classifier after
-    fc0 was trained on the old embedding."""
+    """fc0 outputs T (W x + b - mean) instead of W x + b; with whitening['layer'] 'pooling'
+    (whitening + LDA of fc0's input x), M (x - mean) instead. Inference only: the classifier
+    after fc0 was trained on the old embedding."""
     fc0, matrix = model.fc0, whitening['matrix'].to(model.fc0.weight.device)
     mean = whitening['mean'].to(fc0.weight.device)
+    if whitening.get('layer') == 'pooling':
+        fc0.weight.copy_(matrix)  # (E, D): raises if the map was fitted on another model
+        fc0.bias.copy_(-matrix @ mean)
+        return model
     fc0.bias.copy_(matrix @ (fc0.bias - mean))
     fc0.weight.copy_(matrix @ fc0.weight)
     return model

@@ -84,6 +84,8 @@ def test_bad_training_input(tmp_path):
     assert_one_line_error(run_script('train.py', '--n_epochs', 'two'), '--n_epochs', 'int')
     assert_one_line_error(run_script('train.py', '--epochs', '2'), 'unknown setting',
                           'n_epochs')
+    assert_one_line_error(run_script('train.py', '--whiten_layer', 'pool'),
+                          "unknown whiten_layer 'pool'; known: embedding, pooling")
 
 
 def test_corrupt_and_nan_feature_files_are_named(tmp_path, feature_tree):

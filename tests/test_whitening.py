@@ -12,7 +12,7 @@ from DB_wav_reader import read_feats_structure
 from embedding import embed_files, embed_pieces, embed_utterances, l2_norm
 from model import build_model
 from model.fuse import fold_whitening
-from whitening import fit_wccn
+from whitening import embed_pooled, fit_wccn, fit_wccn_lda
 
 
 def clustered(n_speakers=6, per=40, dim=8, seed=0):
@@ -69,6 +69,33 @@ def test_folded_fc0_gives_the_whitened_embedding():
         plain = model(batch)[0]
         folded = fold_whitening(model, w)(batch)[0]
     assert torch.allclose(folded, (plain - w['mean']) @ w['matrix'].T, atol=1e-4)
+
+
+def test_wccn_lda_whitens_within_and_orders_between_speaker_variance():
+    x, speakers = clustered(n_speakers=6, dim=8)
+    w = fit_wccn_lda(x, speakers, dims=4, reg=0.0)
+    assert w['layer'] == 'pooling' and w['matrix'].shape == (4, 8)
+    y = (x - w['mean']) @ w['matrix'].T                                        # (N, 4)
+    assert torch.allclose(within_covariance(y, speakers), torch.eye(4), atol=1e-3)
+    labels = sorted(set(speakers))
+    means = torch.stack([y[[s == k for s in speakers]].mean(0) for k in labels])
+    between = torch.cov(means.T, correction=0)
+    spread = between.diagonal()
+    assert torch.allclose(between, torch.diag(spread), atol=1e-3)  # uncorrelated directions
+    assert (spread[:-1] >= spread[1:]).all() and spread[-1] > 1    # most telling first
+    # 6 speakers span 5 directions: the 6th and later rows are zero
+    wide = fit_wccn_lda(x, speakers, dims=7, reg=0.0)['matrix']
+    assert wide[5:].abs().max() == 0 and wide[:5].abs().max() > 0
+
+
+def test_folded_fc0_gives_the_lda_of_the_pooled_statistics():
+    model = build_model('resnet18', 8, 3).eval()
+    feats = [torch.randn(50 + 10 * i, 40).numpy() for i in range(12)]
+    pooled, owners = embed_pooled(model, feats, 0, torch.device('cpu'))
+    assert pooled.shape == (12, model.fc0.in_features) and sorted(owners.tolist()) == list(range(12))
+    w = fit_wccn_lda(pooled, [f's{i % 3}' for i in owners.tolist()], dims=8, reg=1.0)
+    folded, _ = embed_pieces(fold_whitening(model, w), feats, 0, torch.device('cpu'))
+    assert torch.allclose(folded, (pooled - w['mean']) @ w['matrix'].T, atol=1e-4)
 
 
 def test_piece_embeddings_sum_to_the_utterance_embedding():
@@ -147,3 +174,28 @@ def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained
     assert torch.allclose(checkpoint[COHORT_KEY], whole, atol=1e-4)  # fitted on whole ones
     model.whole_utterance = False
     assert not torch.allclose(speaker_dvectors(model, train_dir, 100), whole, atol=1e-3)
+
+
+def test_whitening_on_the_pooling_layer_replaces_fc0(tmp_path, trained_run):
+    src, train_dir, test_dir = trained_run
+    for f in glob.glob(src + '/checkpoint_*.pth'):
+        shutil.copy(f, tmp_path)
+    bad = run_script('whitening.py', '--log_dir', str(tmp_path), '--train_feat_dir', train_dir,
+                     '--layer', 'pool')
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: --layer 'pool': give one of embedding, pooling"
+    result = run_script('whitening.py', '--log_dir', str(tmp_path), '--train_feat_dir', train_dir,
+                        '--layer', 'pooling')
+    assert result.returncode == 0, result.stderr
+    checkpoint = read_checkpoint(str(tmp_path), 0)
+    w = checkpoint[WHITENING_KEY]
+    model, _ = load_model(str(tmp_path), 0, torch.device('cpu'))
+    assert w['layer'] == 'pooling' and w['reg'] == 1.0
+    assert w['matrix'].shape == (128, model.fc0.in_features)
+    assert torch.allclose(checkpoint[COHORT_KEY], speaker_dvectors(model, train_dir, 100),
+                          atol=1e-4)
+    emb = str(tmp_path / 'emb')
+    common = ['--log_dir', str(tmp_path), '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    assert run_script('enroll.py', *common).returncode == 0
+    result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
+    assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
