@@ -159,12 +159,18 @@ def test_train_whiten_fits_into_the_best_checkpoint(tmp_path, feature_tree):
     assert all(WHITENING_KEY not in read_checkpoint(str(tmp_path), e) for e in others)
 
 
-def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained_run):
+def whiten_a_copy(trained_run, log_dir, *flags):
+    """Copy the trained run's checkpoints into log_dir and run whitening.py there with flags."""
     src, train_dir, _ = trained_run
     for f in glob.glob(src + '/checkpoint_*.pth'):
-        shutil.copy(f, tmp_path)
-    result = run_script('whitening.py', '--log_dir', str(tmp_path), '--train_feat_dir', train_dir,
-                        '--whole_utterance', 'true')
+        shutil.copy(f, log_dir)
+    return run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir,
+                      *flags)
+
+
+def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained_run):
+    train_dir = trained_run[1]
+    result = whiten_a_copy(trained_run, tmp_path, '--whole_utterance', 'true')
     assert result.returncode == 0, result.stderr
     checkpoint = read_checkpoint(str(tmp_path), 0)
     assert checkpoint['whole_utterance'] is True
@@ -177,15 +183,11 @@ def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained
 
 
 def test_whitening_on_the_pooling_layer_replaces_fc0(tmp_path, trained_run):
-    src, train_dir, test_dir = trained_run
-    for f in glob.glob(src + '/checkpoint_*.pth'):
-        shutil.copy(f, tmp_path)
-    bad = run_script('whitening.py', '--log_dir', str(tmp_path), '--train_feat_dir', train_dir,
-                     '--layer', 'pool')
+    _, train_dir, test_dir = trained_run
+    bad = whiten_a_copy(trained_run, tmp_path, '--layer', 'pool')
     assert bad.returncode == 1
     assert bad.stderr.strip() == "error: --layer 'pool': give one of embedding, pooling"
-    result = run_script('whitening.py', '--log_dir', str(tmp_path), '--train_feat_dir', train_dir,
-                        '--layer', 'pooling')
+    result = whiten_a_copy(trained_run, tmp_path, '--layer', 'pooling')
     assert result.returncode == 0, result.stderr
     checkpoint = read_checkpoint(str(tmp_path), 0)
     w = checkpoint[WHITENING_KEY]
