@@ -177,6 +177,8 @@ def test_the_readme_best_recipe_trains_whitens_and_records_its_choices(tmp_path,
     assert checkpoint['model_args']['pooling'] == flags['--pooling']
     assert checkpoint['speed_factors'] == [0.9, 1.1] and WHITENING_KEY in checkpoint
     assert checkpoint['whole_utterance'] is True and COHORT_KEY in checkpoint
+    layer = checkpoint[WHITENING_KEY].get('layer', 'embedding')
+    assert layer == flags.get('--whiten_layer', 'embedding')
     result = run_script('enroll.py', '--log_dir', str(tmp_path), '--test_feat_dir', test_dir,
                         '--embedding_dir', str(tmp_path / 'emb'))
     assert result.returncode == 0, result.stderr
