@@ -140,7 +140,12 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
     the embedding whitening (whitening.py) folded into fc0 when the checkpoint has one."""
     model = fold_batchnorm(model_from_checkpoint(checkpoint, device))
     if checkpoint.get(WHITENING_KEY):
-        fold_whitening(model, checkpoint[WHITENING_KEY])
+        try:
+            fold_whitening(model, checkpoint[WHITENING_KEY])
+        except (RuntimeError, KeyError) as err:  # a map fitted on another model, or cut short
+            raise SetupError('the checkpoint\'s whitening does not fit its model; fit it again '
+                             f'with whitening.py ({type(err).__name__}: '
+                             f'{str(err).splitlines()[0]})') from None
     model.whole_utterance = bool(checkpoint.get('whole_utterance'))  # read by embed_pieces
     settings = checkpoint.get('feature_settings')
     if settings:  # what embedding.check_feature_dims compares the features with

@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from checkpoint import (best_epoch, list_checkpoints, load_model, read_checkpoint,
+from checkpoint import (WHITENING_KEY, best_epoch, list_checkpoints, load_model, read_checkpoint,
                         save_checkpoint, select_device)
 from cli import SetupError
 from model import build_model
@@ -34,6 +34,17 @@ def test_model_rebuilt_from_checkpoint_alone(tmp_path):
     assert not loaded.training and checkpoint['speakers'] == ['a', 'b', 'c']
     # equal up to float rounding: load_model folds the BatchNorms into the convolutions
     assert torch.allclose(loaded(x)[0], model.eval()(x)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_a_whitening_that_does_not_fit_the_model_is_a_clear_error(tmp_path):
+    fake_run(str(tmp_path), [1.0])
+    checkpoint = read_checkpoint(str(tmp_path), 1)
+    for whitening in ({'mean': torch.zeros(99), 'matrix': torch.eye(16), 'layer': 'pooling'},
+                      {'mean': torch.zeros(16), 'matrix': torch.eye(8)}, {'mean': torch.zeros(16)}):
+        checkpoint[WHITENING_KEY] = whitening
+        save_checkpoint(str(tmp_path), 1, checkpoint)
+        with pytest.raises(SetupError, match="whitening does not fit its model; fit it again"):
+            load_model(str(tmp_path), 0, torch.device('cpu'))
 
 
 def test_missing_checkpoints_are_clear_errors(tmp_path):
