@@ -23,8 +23,9 @@ whitened directions, the embedding_size in which the training speakers' means di
 (Fisher, 1936). That map replaces fc0 for embedding, so the d-vector keeps its size. fc0 was
 trained only to feed the classifier of the training speakers; fitted one layer lower, on the
 same speakers' utterances, the map keeps more of what tells new speakers apart (here 0.1-0.2
-point lower EER on the held-out speakers on average, and a lower minDCF; README). There are many more numbers than utterances per
-speaker to estimate S_w from, so the default reg is larger (pooling_reg).
+point lower EER on the held-out speakers on average, and a lower minDCF; README). There are
+many more numbers than utterances per speaker to estimate S_w from, so the default reg is
+larger (pooling_reg).
 
     python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
     (add --whole_utterance true to switch a model trained without it to whole utterances, and

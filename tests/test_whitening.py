@@ -92,7 +92,8 @@ def test_folded_fc0_gives_the_lda_of_the_pooled_statistics():
     model = build_model('resnet18', 8, 3).eval()
     feats = [torch.randn(50 + 10 * i, 40).numpy() for i in range(12)]
     pooled, owners = embed_pooled(model, feats, 0, torch.device('cpu'))
-    assert pooled.shape == (12, model.fc0.in_features) and sorted(owners.tolist()) == list(range(12))
+    assert pooled.shape == (12, model.fc0.in_features)
+    assert sorted(owners.tolist()) == list(range(12))
     w = fit_wccn_lda(pooled, [f's{i % 3}' for i in owners.tolist()], dims=8, reg=1.0)
     folded, _ = embed_pieces(fold_whitening(model, w), feats, 0, torch.device('cpu'))
     assert torch.allclose(folded, (pooled - w['mean']) @ w['matrix'].T, atol=1e-4)
