@@ -56,7 +56,12 @@ pooling_reg = 1.0                    # the same for layer='pooling' (more number
 whole_utterance = False              # true: from now on the checkpoint embeds whole utterances
                                      # (as train.py --whole_utterance true); fitted on them too
 # ------------------------------------------------------------------------------------------
-LAYERS = {'embedding': reg, 'pooling': pooling_reg}  # where it is fitted -> default reg
+LAYERS = ('embedding', 'pooling')    # where the whitening can be fitted
+
+
+def layer_reg(layer: str) -> float:
+    """The layer's regularisation setting (reg or pooling_reg), as the command line left it."""
+    return pooling_reg if layer == 'pooling' else reg
 
 
 def speaker_means(x: torch.Tensor, speakers: list) -> tuple:
@@ -143,7 +148,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
                       whole_utterance: bool = False, layer: str = 'embedding') -> str:
     """Fit the whitening of ``layer`` on ``train_feat_dir`` with checkpoint ``cp_num`` (0 =
     best) and store it, with the whitened training speakers as AS-norm cohort, in that
-    checkpoint (atomically); returns the checkpoint's path. ``reg`` None: the layer's default."""
+    checkpoint (atomically); returns the checkpoint's path. ``reg`` None: layer_reg(layer)."""
     if layer not in LAYERS:
         raise cli.SetupError(f'--layer {layer!r}: give one of ' + ', '.join(LAYERS))
     epoch = cp_num or best_epoch(log_dir)
@@ -159,7 +164,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     check_feature_dims(model, feats, list(table['filename']))
     speakers = list(table['speaker_id'])
     whitening, pieces, owners = fit_on_layer(model, feats, speakers, layer,
-                                             LAYERS[layer] if reg is None else reg,
+                                             layer_reg(layer) if reg is None else reg,
                                              test_frames, device)
     checkpoint[WHITENING_KEY] = whitening
     checkpoint[COHORT_KEY] = speaker_cohort(pieces, owners, speakers, whitening)
@@ -171,8 +176,8 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda),
-                             pooling_reg if layer == 'pooling' else reg, test_frames,
-                             whole_utterance, layer)
+                             test_frames=test_frames, whole_utterance=whole_utterance,
+                             layer=layer)
     print(f'Whitening saved in {path}; run enroll.py again so the enrollments use it')
 
 
