@@ -27,9 +27,15 @@ point lower EER on the held-out speakers on average, and a lower minDCF; README)
 many more numbers than utterances per speaker to estimate S_w from, so the default reg is
 larger (pooling_reg).
 
+With ``layer='both'`` both maps are fitted and the d-vector is the two whitened d-vectors,
+each normalised, side by side (twice embedding_size numbers; model/fuse.JointWhitening): its
+cosine is the mean of the two cosines. The two make different errors, so their mean is a little
+better than either (README). The map is no longer linear: the cohort is made of the joint
+embeddings, and bn0 and the classifier are dropped for embedding.
+
     python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
     (add --whole_utterance true to switch a model trained without it to whole utterances, and
-    --layer pooling for whitening + LDA of the pooled statistics)
+    --layer pooling for whitening + LDA of the pooled statistics, --layer both for the two)
 (train.py does the same at the end of training with ``--whiten true``; enroll again after.)
 """
 import torch
@@ -41,6 +47,7 @@ from checkpoint import (COHORT_KEY, WHITENING_KEY, best_epoch, checkpoint_path, 
 from DB_wav_reader import read_feats_structure
 from embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
 from enrollment import sum_per_speaker
+from model.fuse import whitened_fc0
 from SR_Dataset import load_features
 
 # ---- settings ---------------------------------------------------------------------------
@@ -50,18 +57,14 @@ cp_num = 0                           # checkpoint epoch to whiten; 0 = lowest va
 train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p
 test_frames = 100                    # piece length, as in scoring
 layer = 'embedding'                  # fit on fc0's output (the d-vector); 'pooling': on fc0's
-                                     # input, then LDA to embedding_size (replaces fc0)
+                                     # input, then LDA to embedding_size (replaces fc0); 'both':
+                                     # the two, side by side (a d-vector twice as long)
 reg = 0.2                            # added to the within-speaker covariance (x its mean var)
-pooling_reg = 1.0                    # the same for layer='pooling' (more numbers, same data)
+pooling_reg = 1.0                    # the same on fc0's input (more numbers, same data)
 whole_utterance = False              # true: from now on the checkpoint embeds whole utterances
                                      # (as train.py --whole_utterance true); fitted on them too
 # ------------------------------------------------------------------------------------------
-LAYERS = ('embedding', 'pooling')    # where the whitening can be fitted
-
-
-def layer_reg(layer: str) -> float:
-    """The layer's regularisation setting (reg or pooling_reg), as the command line left it."""
-    return pooling_reg if layer == 'pooling' else reg
+LAYERS = ('embedding', 'pooling', 'both')  # where the whitening can be fitted
 
 
 def speaker_means(x: torch.Tensor, speakers: list) -> tuple:
@@ -121,34 +124,35 @@ def embed_pooled(model: torch.nn.Module, feats: list, test_frames: int,
     return torch.cat(pooled).float(), owners
 
 
-def speaker_cohort(pieces: torch.Tensor, owners: torch.Tensor, speakers: list,
-                   whitening: dict) -> torch.Tensor:
-    """(S, E) normalised whitened d-vector of each speaker (sorted), from the (P, D) pieces the
-    whitening was fitted on (plain d-vectors, or pooled statistics for layer 'pooling');
-    ``owners`` (P,) gives each piece's utterance, ``speakers`` each utterance's speaker."""
-    white = (pieces - whitening['mean']) @ whitening['matrix'].T           # (P, E)
+def speaker_cohort(white: torch.Tensor, owners: torch.Tensor, speakers: list) -> torch.Tensor:
+    """(S, E) normalised whitened d-vector of each speaker (sorted), from the (P, E) whitened
+    d-vectors of the pieces; ``owners`` (P,) gives each piece's utterance, ``speakers`` each
+    utterance's speaker."""
     sums = sum_per_speaker(speakers, sum_pieces(white, owners, len(speakers)))
     return l2_norm(torch.cat([sums[s] for s in sorted(sums)]))             # (S, E)
 
 
-def fit_on_layer(model: torch.nn.Module, feats: list, speakers: list, layer: str, reg: float,
-                 test_frames: int, device: torch.device) -> tuple:
-    """(whitening, (P, D) pieces it was fitted on, (P,) their utterance) for ``layer``:
-    'embedding' (WCCN of fc0's output) or 'pooling' (WCCN + LDA of fc0's input)."""
-    embed = embed_pooled if layer == 'pooling' else embed_pieces
-    pieces, owners = embed(model, feats, test_frames, device)
-    owner_speakers = [speakers[i] for i in owners.tolist()]
-    if layer == 'pooling':
-        return fit_wccn_lda(pieces, owner_speakers, model.fc0.out_features, reg), pieces, owners
-    return fit_wccn(pieces, owner_speakers, reg), pieces, owners
+def fit_layer(pooled: torch.Tensor, fc0: torch.nn.Linear, speakers: list, layer: str) -> dict:
+    """The whitening of ``layer``, fitted on the (P, D) pooled statistics of pieces whose
+    speakers are ``speakers``: 'embedding' (WCCN of fc0's output, reg), 'pooling' (WCCN + LDA
+    of fc0's input, pooling_reg) or 'both' (the two, stored side by side)."""
+    if layer == 'embedding':
+        with torch.no_grad():
+            return fit_wccn(fc0(pooled), speakers, reg)
+    whitening = fit_wccn_lda(pooled, speakers, fc0.out_features, pooling_reg)
+    if layer == 'both':
+        embedding = fit_layer(pooled, fc0, speakers, 'embedding')
+        whitening.update({'layer': 'both', 'embedding_mean': embedding['mean'],
+                          'embedding_matrix': embedding['matrix'], 'embedding_reg': reg})
+    return whitening
 
 
 def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: torch.device,
-                      reg: float = None, test_frames: int = 100,
-                      whole_utterance: bool = False, layer: str = 'embedding') -> str:
+                      test_frames: int = 100, whole_utterance: bool = False,
+                      layer: str = 'embedding') -> str:
     """Fit the whitening of ``layer`` on ``train_feat_dir`` with checkpoint ``cp_num`` (0 =
     best) and store it, with the whitened training speakers as AS-norm cohort, in that
-    checkpoint (atomically); returns the checkpoint's path. ``reg`` None: layer_reg(layer)."""
+    checkpoint (atomically); returns the checkpoint's path."""
     if layer not in LAYERS:
         raise cli.SetupError(f'--layer {layer!r}: give one of ' + ', '.join(LAYERS))
     epoch = cp_num or best_epoch(log_dir)
@@ -163,11 +167,13 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     feats = load_features(list(table['filename']))
     check_feature_dims(model, feats, list(table['filename']))
     speakers = list(table['speaker_id'])
-    whitening, pieces, owners = fit_on_layer(model, feats, speakers, layer,
-                                             layer_reg(layer) if reg is None else reg,
-                                             test_frames, device)
+    pooled, owners = embed_pooled(model, feats, test_frames, device)           # (P, D), (P,)
+    fc0 = model.fc0.cpu()
+    whitening = fit_layer(pooled, fc0, [speakers[i] for i in owners.tolist()], layer)
+    with torch.no_grad():
+        white = whitened_fc0(fc0, whitening)(pooled)                           # (P, E or 2E)
     checkpoint[WHITENING_KEY] = whitening
-    checkpoint[COHORT_KEY] = speaker_cohort(pieces, owners, speakers, whitening)
+    checkpoint[COHORT_KEY] = speaker_cohort(white, owners, speakers)
     checkpoint.pop('cp_num', None)
     save_checkpoint(log_dir, epoch, checkpoint)
     return checkpoint_path(log_dir, epoch)

@@ -6,8 +6,11 @@ preceding convolution's weights and bias (``torch.nn.utils.fusion``). The output
 (to float rounding) and one memory pass per convolution disappears: on a CPU the BatchNorms of
 the narrow ResNet take about 15 % of an embedding's time. The folded model cannot be trained.
 """
+import copy
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
@@ -37,16 +40,50 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def fold_whitening(model: nn.Module, whitening: dict) -> nn.Module:
-    """fc0 outputs T (W x + b - mean) instead of W x + b; with whitening['layer'] 'pooling'
-    (whitening + LDA of fc0's input x), M (x - mean) instead. Inference only: the classifier
-    after fc0 was trained on the old embedding."""
-    fc0, matrix = model.fc0, whitening['matrix'].to(model.fc0.weight.device)
-    mean = whitening['mean'].to(fc0.weight.device)
-    if whitening.get('layer') == 'pooling':
+def whiten_linear(fc0: nn.Linear, mean: torch.Tensor, matrix: torch.Tensor,
+                  layer: str) -> nn.Linear:
+    """fc0, changed in place to output T (W x + b - mean) (layer 'embedding': a whitening T of
+    its output), or M (x - mean) ('pooling': a map M of its input, whitening + LDA)."""
+    matrix, mean = matrix.to(fc0.weight.device), mean.to(fc0.weight.device)
+    if layer == 'pooling':
         fc0.weight.copy_(matrix)  # (E, D): raises if the map was fitted on another model
         fc0.bias.copy_(-matrix @ mean)
-        return model
-    fc0.bias.copy_(matrix @ (fc0.bias - mean))
-    fc0.weight.copy_(matrix @ fc0.weight)
+    else:
+        fc0.bias.copy_(matrix @ (fc0.bias - mean))
+        fc0.weight.copy_(matrix @ fc0.weight)
+    return fc0
+
+
+class JointWhitening(nn.Module):
+    """fc0 for whitening layer 'both': the two whitened d-vectors of the pooled statistics
+    (pooling + LDA, and fc0's output whitened), each normalised, side by side, / sqrt(2). The
+    cosine of two such embeddings is the mean of the two whitenings' cosines."""
+
+    def __init__(self, pooling: nn.Linear, embedding: nn.Linear):
+        super().__init__()
+        self.pooling, self.embedding = pooling, embedding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:                    # x: (B, D)
+        halves = [F.normalize(self.pooling(x)), F.normalize(self.embedding(x))]  # 2 x (B, E)
+        return torch.cat(halves, 1) / 2 ** 0.5                              # (B, 2E)
+
+
+def whitened_fc0(fc0: nn.Linear, whitening: dict) -> nn.Module:
+    """A copy of fc0 that outputs the whitened d-vector of whitening.py's ``whitening``."""
+    layer = whitening.get('layer', 'embedding')
+    if layer != 'both':
+        return whiten_linear(copy.deepcopy(fc0), whitening['mean'], whitening['matrix'], layer)
+    return JointWhitening(
+        whiten_linear(copy.deepcopy(fc0), whitening['mean'], whitening['matrix'], 'pooling'),
+        whiten_linear(copy.deepcopy(fc0), whitening['embedding_mean'],
+                      whitening['embedding_matrix'], 'embedding'))
+
+
+def fold_whitening(model: nn.Module, whitening: dict) -> nn.Module:
+    """The model's fc0 replaced by whitened_fc0: it embeds with the whitening. Inference only:
+    the classifier after fc0 was trained on the old embedding (with layer 'both', whose
+    embedding is twice as long, bn0 and the classifier are dropped)."""
+    model.fc0 = whitened_fc0(model.fc0, whitening)
+    if isinstance(model.fc0, JointWhitening):
+        model.bn0, model.last = nn.Identity(), nn.Identity()
     return model

@@ -85,7 +85,7 @@ def test_bad_training_input(tmp_path):
     assert_one_line_error(run_script('train.py', '--epochs', '2'), 'unknown setting',
                           'n_epochs')
     assert_one_line_error(run_script('train.py', '--whiten_layer', 'pool'),
-                          "unknown whiten_layer 'pool'; known: embedding, pooling")
+                          "unknown whiten_layer 'pool'; known: embedding, pooling, both")
 
 
 def test_corrupt_and_nan_feature_files_are_named(tmp_path, feature_tree):

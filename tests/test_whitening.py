@@ -11,8 +11,8 @@ from conftest import run_script
 from DB_wav_reader import read_feats_structure
 from embedding import embed_files, embed_pieces, embed_utterances, l2_norm
 from model import build_model
-from model.fuse import fold_whitening
-from whitening import embed_pooled, fit_wccn, fit_wccn_lda
+from model.fuse import JointWhitening, fold_whitening
+from whitening import embed_pooled, fit_layer, fit_wccn, fit_wccn_lda
 
 
 def clustered(n_speakers=6, per=40, dim=8, seed=0):
@@ -97,6 +97,26 @@ def test_folded_fc0_gives_the_lda_of_the_pooled_statistics():
     w = fit_wccn_lda(pooled, [f's{i % 3}' for i in owners.tolist()], dims=8, reg=1.0)
     folded, _ = embed_pieces(fold_whitening(model, w), feats, 0, torch.device('cpu'))
     assert torch.allclose(folded, (pooled - w['mean']) @ w['matrix'].T, atol=1e-4)
+
+
+def test_joint_whitening_puts_the_two_whitened_dvectors_side_by_side():
+    model = build_model('resnet18', 8, 3).eval()
+    feats = [torch.randn(50 + 10 * i, 40).numpy() for i in range(12)]
+    pooled, owners = embed_pooled(model, feats, 0, torch.device('cpu'))
+    speakers = [f's{i % 3}' for i in owners.tolist()]
+    w = fit_layer(pooled, model.fc0, speakers, 'both')
+    assert w['layer'] == 'both' and w['reg'] == 1.0 and w['embedding_reg'] == 0.2
+    with torch.no_grad():
+        lda = l2_norm((pooled - w['mean']) @ w['matrix'].T)                               # (12, 8)
+        dvectors = model.fc0(pooled)
+        wccn = l2_norm((dvectors - w['embedding_mean']) @ w['embedding_matrix'].T)        # (12, 8)
+        assert torch.allclose(fit_layer(pooled, model.fc0, speakers, 'embedding')['matrix'],
+                              w['embedding_matrix'])
+    folded, _ = embed_pieces(fold_whitening(model, w), feats, 0, torch.device('cpu'))
+    assert isinstance(model.fc0, JointWhitening) and folded.shape == (12, 16)
+    assert torch.allclose(folded, torch.cat([lda, wccn], 1) / 2 ** 0.5, atol=1e-4)
+    # one cosine of the joint embeddings is the mean of the two whitenings' cosines
+    assert torch.allclose(folded @ folded.T, (lda @ lda.T + wccn @ wccn.T) / 2, atol=1e-4)
 
 
 def test_piece_embeddings_sum_to_the_utterance_embedding():
@@ -187,7 +207,8 @@ def test_whitening_on_the_pooling_layer_replaces_fc0(tmp_path, trained_run):
     _, train_dir, test_dir = trained_run
     bad = whiten_a_copy(trained_run, tmp_path, '--layer', 'pool')
     assert bad.returncode == 1
-    assert bad.stderr.strip() == "error: --layer 'pool': give one of embedding, pooling"
+    assert bad.stderr.strip() == ("error: --layer 'pool': give one of "
+                                   'embedding, pooling, both')
     result = whiten_a_copy(trained_run, tmp_path, '--layer', 'pooling')
     assert result.returncode == 0, result.stderr
     checkpoint = read_checkpoint(str(tmp_path), 0)
@@ -202,3 +223,26 @@ def test_whitening_on_the_pooling_layer_replaces_fc0(tmp_path, trained_run):
     assert run_script('enroll.py', *common).returncode == 0
     result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
     assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
+
+
+def test_whitening_on_both_layers_doubles_the_dvector(tmp_path, trained_run):
+    _, train_dir, test_dir = trained_run
+    result = whiten_a_copy(trained_run, tmp_path, '--layer', 'both', '--reg', '0.3')
+    assert result.returncode == 0, result.stderr
+    checkpoint = read_checkpoint(str(tmp_path), 0)
+    w = checkpoint[WHITENING_KEY]
+    model, _ = load_model(str(tmp_path), 0, torch.device('cpu'))
+    assert w['layer'] == 'both' and w['reg'] == 1.0 and w['embedding_reg'] == 0.3
+    assert w['embedding_matrix'].shape == (128, 128)
+    cohort = checkpoint[COHORT_KEY]
+    assert cohort.shape == (len(read_feats_structure(train_dir)['speaker_id'].unique()), 256)
+    # the pieces' joint embeddings are summed per speaker, as enrollment does
+    assert torch.allclose(cohort, speaker_dvectors(model, train_dir, 100), atol=1e-4)
+    emb = str(tmp_path / 'emb')
+    common = ['--log_dir', str(tmp_path), '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    assert run_script('enroll.py', *common).returncode == 0
+    result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
+    assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
+    result = run_script('verification.py', *common, '--enroll_speaker', 'syn_t00',
+                        '--test_speaker', 'syn_t00', '--as_norm', '3')
+    assert result.returncode == 0 and 'Score :' in result.stdout, result.stderr
