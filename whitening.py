@@ -80,10 +80,12 @@ def speaker_means(x: torch.Tensor, speakers: list) -> tuple:
     return means / torch.bincount(index, minlength=len(labels)).unsqueeze(1), index
 
 
-def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2) -> dict:
-    """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings."""
+def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2,
+             setting: str = 'reg') -> dict:
+    """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings;
+    ``setting`` names reg in the error for a negative one."""
     if reg < 0:
-        raise cli.SetupError(f'--reg {reg}: the regularisation must be >= 0 (0.2 is the default)')
+        raise cli.SetupError(f'--{setting} {reg}: the regularisation must be >= 0')
     x = embeddings.double()
     means, index = speaker_means(x, speakers)
     within = x - means[index]                                  # (N, E)
@@ -99,7 +101,7 @@ def fit_wccn_lda(pooled: torch.Tensor, speakers: list, dims: int, reg: float = 1
     then projection on the ``dims`` whitened directions with the largest between-speaker
     variance. A speaker set spans at most S - 1 such directions; rows past them stay zero,
     so cosine scores ignore them."""
-    wccn = fit_wccn(pooled, speakers, reg)
+    wccn = fit_wccn(pooled, speakers, reg, 'pooling_reg')
     white = (pooled.double() - wccn['mean'].double()) @ wccn['matrix'].double().T  # (N, D)
     means, _ = speaker_means(white, speakers)
     between = means - means.mean(0)                                             # (S, D)

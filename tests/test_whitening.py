@@ -58,6 +58,8 @@ def test_wccn_refuses_too_few_speakers():
         fit_wccn(torch.randn(5, 4), ['a'] * 5)
     with pytest.raises(SetupError, match='--reg -0.1'):
         fit_wccn(*clustered(), reg=-0.1)
+    with pytest.raises(SetupError, match='--pooling_reg -1'):
+        fit_wccn_lda(*clustered(), dims=2, reg=-1)
 
 
 def test_folded_fc0_gives_the_whitened_embedding():
