@@ -66,7 +66,8 @@ in_memory = True                     # read all features once into RAM when they
 whiten = False                       # then fit within-speaker whitening of the d-vectors into
                                      # the best checkpoint (whitening.py; lowers the EER)
 whiten_layer = 'embedding'           # fit it on the d-vectors; 'pooling': on the pooled
-                                     # statistics, + LDA (whitening.py --layer; lower EER)
+                                     # statistics, + LDA; 'both': the two side by side
+                                     # (whitening.py --layer; each lowers the EER a little more)
 whole_utterance = False              # embed each utterance whole, not as a sum of test_frames
                                      # pieces (saved in the checkpoint: whitening, enroll and
                                      # scoring follow it; for stats pooling)
