@@ -1,5 +1,5 @@
-"""Inference-only folds: each BatchNorm2d into the convolution before it (a speed-up), and an
-affine map of the embedding into fc0, or in its place (whitening.py's).
+"""Inference-only folds: each BatchNorm2d into the convolution before it (a speed-up), and
+whitening.py's map of the embedding into fc0, in its place, or two such maps side by side.
 
 In eval mode a BatchNorm is a fixed per-channel scale and shift, so it can be merged into the
 preceding convolution's weights and bias (``torch.nn.utils.fusion``). The outputs stay equal

@@ -206,7 +206,7 @@ def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained
 
 
 def test_whitening_on_the_pooling_layer_replaces_fc0(tmp_path, trained_run):
-    _, train_dir, test_dir = trained_run
+    train_dir = trained_run[1]
     bad = whiten_a_copy(trained_run, tmp_path, '--layer', 'pool')
     assert bad.returncode == 1
     assert bad.stderr.strip() == ("error: --layer 'pool': give one of "
@@ -220,11 +220,7 @@ def test_whitening_on_the_pooling_layer_replaces_fc0(tmp_path, trained_run):
     assert w['matrix'].shape == (128, model.fc0.in_features)
     assert torch.allclose(checkpoint[COHORT_KEY], speaker_dvectors(model, train_dir, 100),
                           atol=1e-4)
-    emb = str(tmp_path / 'emb')
-    common = ['--log_dir', str(tmp_path), '--test_feat_dir', test_dir, '--embedding_dir', emb]
-    assert run_script('enroll.py', *common).returncode == 0
-    result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
-    assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
+    # the scripts on a model whose fc0 was replaced: the 'both' test below
 
 
 def test_whitening_on_both_layers_doubles_the_dvector(tmp_path, trained_run):
