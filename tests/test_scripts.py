@@ -152,7 +152,8 @@ def test_kill_mid_training_keeps_checkpoints_and_resume_continues(tmp_path, feat
     result = run_script(*args, '--n_epochs', str(last + 1), '--resume', 'true')
     assert result.returncode == 0, result.stderr
     assert f'=> resuming from {log}/checkpoint_{last}.pth at epoch {last + 1}' in result.stdout
-    assert f'Train Epoch: {last + 1:3d}' in result.stdout and 'Train Epoch:   1 ' not in result.stdout
+    assert f'Train Epoch: {last + 1:3d}' in result.stdout
+    assert 'Train Epoch:   1 ' not in result.stdout
     history = load_torch(f'{log}/checkpoint_{last + 1}.pth')['history']
     assert history['epoch'] == list(range(1, last + 2))
     other = run_script(*args, '--n_epochs', '9', '--resume', 'true', '--embedding_size', '64')
