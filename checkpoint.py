@@ -22,9 +22,12 @@ from model import build_model
 from model.fuse import fold_batchnorm, fold_whitening
 
 CHECKPOINT_RE = re.compile(r'checkpoint_(\d+)\.pth$')
-# whitening.py's entry: {'mean': (E,), 'matrix': (E, E), 'reg': float}
+# whitening.py's entry: {'mean', 'matrix' (E, E), 'reg'}; with 'layer': 'pooling' the matrix is
+# (E, D) on fc0's input; 'both' adds the d-vector's 'embedding_mean', 'embedding_matrix' and
+# 'embedding_reg'
 WHITENING_KEY = 'embedding_whitening'
-# whitening.py's (S, E) whitened, normalised d-vectors of the training speakers (AS-norm cohort)
+# whitening.py's (S, E) whitened, normalised d-vectors of the training speakers (AS-norm cohort;
+# (S, 2E) for layer 'both')
 COHORT_KEY = 'score_cohort'
 
 
