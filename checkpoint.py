@@ -140,7 +140,8 @@ def score_cohort(checkpoint: dict, top_k: int, log_dir: str) -> torch.Tensor:
 
 def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
     """The checkpoint's model for embedding only: BatchNorms folded into the convolutions,
-    the embedding whitening (whitening.py) folded into fc0 when the checkpoint has one."""
+    fc0 replaced by its whitened copy (model/fuse.fold_whitening) when the checkpoint has a
+    whitening (whitening.py)."""
     model = fold_batchnorm(model_from_checkpoint(checkpoint, device))
     if checkpoint.get(WHITENING_KEY):
         try:
