@@ -14,15 +14,30 @@ from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 import configure as c
-from cli import SetupError
+from configure import SetupError
 
 COLUMNS = ['filename', 'speaker_id', 'dataset_id']
 _rates_noted = set()
 
 
 def find_files(directory: str, pattern: str = '**/*.wav') -> list:
-    """Sorted recursive search (the original's order was whatever glob returned)."""
+    """Sorted recursive search (the original's order was whatever glob returned); glob leaves
+    out hidden files and folders (a killed run's temporary files)."""
     return sorted(glob.glob(os.path.join(directory, pattern), recursive=True))
+
+
+def feature_name(path: str) -> tuple:
+    """(speaker, feature file path) of a wav path, in the layouts that tools/extract_features.py
+    writes and evaluate.py reads: ``.../<speaker>/<name>.wav`` -> ``.../<speaker>/<name>.p``,
+    and VoxCeleb's ``.../<speaker>/<video>/<n>.wav`` (n all digits) ->
+    ``.../<speaker>/<video>_<n>.p``. ValueError for a wav with no speaker folder."""
+    parts = path.replace('\\', '/').split('/')
+    stem = os.path.splitext(parts[-1])[0]
+    if len(parts) < 2:
+        raise ValueError('expected <speaker>/<name>.wav or <speaker>/<video>/<n>.wav')
+    if len(parts) >= 3 and stem.isdigit():
+        return parts[-3], '/'.join(parts[:-2] + [f'{parts[-2]}_{stem}.p'])
+    return parts[-2], '/'.join(parts[:-1] + [stem + '.p'])
 
 
 def read_DB_structure(directory: str, pattern: str = '**/*.wav') -> pd.DataFrame:
@@ -30,10 +45,6 @@ def read_DB_structure(directory: str, pattern: str = '**/*.wav') -> pd.DataFrame
     files = [f.replace('\\', '/') for f in find_files(directory, pattern)]
     rows = [(f, f.split('/')[-2], f.split('/')[-3] if f.count('/') >= 2 else '') for f in files]
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def read_wav_structure(directory: str) -> pd.DataFrame:
-    return read_DB_structure(directory, '**/*.wav')
 
 
 def read_feats_structure(directory: str) -> pd.DataFrame:

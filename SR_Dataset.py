@@ -5,19 +5,53 @@ drops 0.5 s at each end (the tutorial's crude silence trim). Training takes one 
 of ``NUM_WIN_SIZE`` frames per utterance; validation uses whole utterances. Tensors are laid out
 (channel 1, bands, frames), so a training batch is (B, 1, 40, 100).
 """
+import io
 import os
+import pickle
 import random
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 import configure as c
-from augment import speed_perturb
-from cli import SetupError
-from fileio import load_pickle
+from configure import SetupError
+
+
+# Globals a numpy array pickle needs (numpy 1.x and 2.x names), and nothing else.
+_ALLOWED_GLOBALS = {
+    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+    ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),
+    ('builtins', 'slice'), ('collections', 'OrderedDict'),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that builds numpy arrays, dtypes and plain Python values only."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f'refusing to load {module}.{name}')
+
+
+def load_pickle(path: str) -> Any:
+    """Read an untrusted pickle; anything but arrays and plain values raises SetupError."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as err:
+        raise SetupError(f'{path}: cannot read ({err.strerror})') from None
+    try:
+        return RestrictedUnpickler(io.BytesIO(data)).load()
+    except pickle.UnpicklingError as err:
+        raise SetupError(f'{path}: not a safe feature pickle ({err})') from None
+    except Exception as err:
+        raise SetupError(f'{path}: corrupt pickle ({type(err).__name__}: {err})') from None
 
 
 def read_feature_file(filename: str) -> tuple:
@@ -45,12 +79,6 @@ def read_MFB(filename: str) -> tuple:
     """Trimmed float32 features (n_frames, 40) and label, as the tutorial reads them."""
     feat, label = read_feature_file(filename)
     return trim_silence(feat), label
-
-
-def tile_frames(feat: np.ndarray, n_frames: int) -> np.ndarray:
-    """Repeat an utterance end to end until it has at least ``n_frames`` frames."""
-    reps = -(-n_frames // len(feat))
-    return np.concatenate([feat] * reps, axis=0) if reps > 1 else feat
 
 
 def random_window(feat: np.ndarray, win_size: int = c.NUM_WIN_SIZE) -> np.ndarray:
@@ -94,12 +122,16 @@ class DvectorDataset(Dataset):
 
     def __init__(self, files: list, speaker_ids: list, spk_to_idx: dict, train: bool = True,
                  win_size: int = c.NUM_WIN_SIZE, in_memory: bool = True,
-                 speed_factors: tuple = ()):
+                 speed_factors: tuple = (), perturb: Optional[Callable] = None):
         self.files, self.train, self.win_size = list(files), train, win_size
         self.labels = [spk_to_idx[s] for s in speaker_ids]
-        # speed perturbation: crops played at speed_factors[k - 1] are class label + k * n
-        # (train.validate folds them back with % n_speakers)
+        # speed perturbation: crops played at speed_factors[k - 1] by perturb(crop, factor,
+        # win_size) (dvector.augment.speed_perturb) are class label + k * n (train.validate
+        # folds them back with % n_speakers)
+        if speed_factors and perturb is None:
+            raise ValueError('speed_factors need a perturb function')
         self.speed_factors, self.n_speakers = (1.0,) + tuple(speed_factors), len(spk_to_idx)
+        self.perturb = perturb
         self.feats = None
         if in_memory:
             need, free = estimated_bytes(self.files), available_memory()
@@ -133,9 +165,27 @@ class DvectorDataset(Dataset):
             factor = self.speed_factors[k]
             feat = random_window(feat, round(self.win_size * factor))
             if k:
-                feat = speed_perturb(feat, factor, self.win_size, c.SAMPLE_RATE)
+                feat = self.perturb(feat, factor, self.win_size)
                 label += k * self.n_speakers
         return to_input(feat), label  # (1, 40, frames), int
+
+    def feature_width(self, *others: 'DvectorDataset') -> int:
+        """The number of bands that every file of this set (and ``others``) has; SetupError
+        naming the first file with another width. Read per sample, only the first file is
+        checked here (read_MFB checks nothing of the width)."""
+        widths, files = [], []
+        for data in (self,) + others:
+            files += data.files
+            widths += ([len(f.T) for f in data.feats] if data.feats is not None
+                       else [read_MFB(data.files[0])[0].shape[1]])
+        width = max(set(widths), key=widths.count)  # the usual width; the odd files are named
+        odd = [f for f, w in zip(files, widths) if w != width]
+        if odd:
+            odd_width = widths[files.index(odd[0])]
+            raise SetupError(f'{odd[0]}: {odd_width} feature bands, but the other training '
+                             f'files have {width} ({len(odd)} files differ); extract all '
+                             'features with the same settings')
+        return width
 
     def short_utterances(self) -> list:
         """Files with fewer frames (after the trim) than one training window."""

@@ -5,9 +5,7 @@ clone runs as it is. To use the full tutorial DB or your own data, either edit t
 give the script-level overrides, e.g. ``python train.py --train_feat_dir /data/feat/train``.
 """
 
-# Wav folders: <folder>/<speaker>/<utterance>.wav
-TRAIN_WAV_DIR = 'train_wavs'
-DEV_WAV_DIR = 'dev_wavs'
+# Wav folder of the test speakers: <folder>/<speaker>/{enroll,test}.wav
 TEST_WAV_DIR = 'test_wavs'
 
 # Feature folders: <folder>/<speaker>/<utterance>.p (pickled dict {'feat', 'label'})
@@ -17,12 +15,21 @@ TEST_FEAT_DIR = 'feat_logfbank_nfilt40/test'
 # Training crop length in frames (10 ms each): a batch is (B, 1, 40, NUM_WIN_SIZE)
 NUM_WIN_SIZE = 100
 
-# Feature recipe (see features.py): log mel filterbank energies, mean-normalised per utterance
+# Feature recipe (dvector/features.py), the one place it is defined: log mel filterbank
+# energies, mean-normalised per utterance
 USE_LOGSCALE = True   # 20*log10 of the filterbank energies
 USE_DELTA = False     # append delta and delta-delta coefficients (3x the bands)
 USE_SCALE = False     # also divide each band by its standard deviation
 SAMPLE_RATE = 16000   # Hz; audio at other rates is resampled to this
 FILTER_BANK = 40      # number of mel bands
+WINDOW_SECONDS = 0.025  # analysis window (25 ms)
+HOP_SECONDS = 0.01      # hop between frames (10 ms): 100 frames a second
 
 # Silence trim applied when a feature file is read: frames dropped at each end (0.5 s)
 TRIM_FRAMES = 50
+
+
+class SetupError(Exception):
+    """Bad input or a bad setting. Every script prints it as one ``error:`` line and exits with
+    status 1 (dvector/cli.py). Defined here, at the bottom of the house, so that the tutorial's
+    modules (DB_wav_reader, SR_Dataset, model/) and the dvector package can all raise it."""

@@ -2,7 +2,7 @@
 a threshold table and plots.
 
 Two modes:
-  * the tutorial's test set (default): every test utterance of ``test_feat_dir`` (optionally
+  * the tutorial's test set (default): every test utterance of ``test_dir`` (optionally
     cut into ``chunk_sec``-second pieces) against every enrolled speaker;
         python evaluate.py --log_dir model_saved --chunk_sec 3 --plot_dir eval_plots
   * a trial list of lines ``label enroll_path test_path`` (VoxCeleb's format, paths relative
@@ -19,18 +19,18 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-import cli
+from dvector import cli
 import configure as c
-import scoring
-from checkpoint import COHORT_KEY, load_model, score_cohort, select_device
-from DB_wav_reader import read_audio
-from embedding import check_feature_dims, embed_utterances, l2_norm
-from enrollment import (check_enrolled_with, load_enrollments, split_enroll_and_test,
-                        sum_per_speaker)
-from features import feature_settings, logfbank_features
-from fileio import atomic_path
-from metrics import (check_trials, compute_eer, compute_min_dcf, identification_accuracy,
-                     threshold_table)
+from DB_wav_reader import feature_name, read_audio
+from dvector import scoring
+from dvector.checkpoint import COHORT_KEY, load_model, score_cohort, select_device
+from dvector.embedding import check_feature_dims, embed_utterances, split_pieces
+from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
+                                sum_per_speaker)
+from dvector.features import feature_settings, logfbank_features
+from dvector.fileio import atomic_path
+from dvector.metrics import (check_trials, compute_eer, compute_min_dcf,
+                             identification_accuracy, threshold_table)
 from SR_Dataset import read_MFB, trim_silence
 
 # ---- settings ---------------------------------------------------------------------------
@@ -38,7 +38,7 @@ use_cuda = True                      # use the GPU when there is one (else the C
 log_dir = 'model_saved'              # where train.py saved its checkpoints
 cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
 test_frames = 100                    # frames per piece when embedding an utterance
-test_feat_dir = c.TEST_FEAT_DIR      # tutorial mode: <dir>/<speaker>/{enroll,test}.p
+test_dir = c.TEST_FEAT_DIR           # tutorial mode: <dir>/<speaker>/{enroll,test}.p
 embedding_dir = ''                   # '' = embed the enroll.p files now; else enroll.py's output
 chunk_sec = 0.0                      # cut test utterances into pieces of this many s; 0 = whole
 trials = ''                          # trial list 'label enroll test' per line ('' = tutorial mode)
@@ -54,7 +54,7 @@ table_thres = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # thresholds in the table (
 n_threads = 4                        # threads reading feature files
 # ------------------------------------------------------------------------------------------
 
-FRAMES_PER_SECOND = 100  # 10 ms hop
+FRAMES_PER_SECOND = round(1 / c.HOP_SECONDS)  # 100: a 10 ms hop
 
 
 def float_list(name: str, values: list) -> list:
@@ -85,18 +85,11 @@ def read_wav_features(path: str) -> np.ndarray:
     return trim_silence(feat.astype(np.float32))
 
 
-def wav_speaker(path: str) -> str:
-    """The speaker of a wav: its folder, or for VoxCeleb's <spk>/<video>/<n>.wav the one above."""
-    parts = path.replace('\\', '/').split('/')
-    name = os.path.splitext(parts[-1])[0]
-    return parts[-3] if name.isdigit() and len(parts) >= 3 else parts[-2]
-
-
 def read_any(path: str) -> tuple:
     """(trimmed features, speaker) of a feature pickle or a wav."""
     if path.endswith('.p'):
         return read_MFB(path)
-    return read_wav_features(path), wav_speaker(path)
+    return read_wav_features(path), feature_name(path)[0]
 
 
 def read_all(model, paths: list) -> tuple:
@@ -111,21 +104,13 @@ def read_all(model, paths: list) -> tuple:
 
 # ---- tutorial mode ----------------------------------------------------------------------------
 
-def chunk_utterance(feat: np.ndarray, chunk_frames: int) -> list:
-    """Consecutive pieces of ``chunk_frames``; a last piece shorter than half is dropped."""
-    if chunk_frames <= 0 or len(feat) <= chunk_frames:
-        return [feat]
-    pieces = [feat[i:i + chunk_frames] for i in range(0, len(feat), chunk_frames)]
-    return pieces if len(pieces[-1]) * 2 >= chunk_frames else pieces[:-1]
-
-
 def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
     """(speakers, (N, E) embeddings): from enroll.py's folder, or by embedding enroll.p now."""
     if embedding_dir:
-        check_enrolled_with(embedding_dir, checkpoint)
-        return load_enrollments(embedding_dir)
+        embeddings = load_enroll_embeddings(embedding_dir, checkpoint)
+        return select_speakers(embeddings, [], embedding_dir)
     if enroll_table.empty:
-        raise cli.SetupError(f'{test_feat_dir}: no enroll.p files to enroll')
+        raise cli.SetupError(f'{test_dir}: no enroll.p files to enroll')
     files = list(enroll_table['filename'])
     feats, _ = read_all(model, files)
     embeddings = embed_utterances(model, feats, test_frames, device)
@@ -137,13 +122,13 @@ def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
 def test_utterances(model, test_table) -> tuple:
     """(names, features, speakers) of the test files, cut into chunks when asked."""
     if test_table.empty:
-        raise cli.SetupError(f'{test_feat_dir}: no test files (anything but enroll.p)')
+        raise cli.SetupError(f'{test_dir}: no test files (anything but enroll.p)')
     files = list(test_table['filename'])
     feats, _ = read_all(model, files)
     chunk_frames = int(round(chunk_sec * FRAMES_PER_SECOND))
     names, pieces, speakers = [], [], []
     for path, speaker, feat in zip(files, test_table['speaker_id'], feats):
-        chunks = chunk_utterance(feat, chunk_frames)
+        chunks = split_pieces(feat, chunk_frames, drop_short_last=True)
         for k, piece in enumerate(chunks, 1):
             names.append(f'{path}#{k}' if len(chunks) > 1 else path)
             pieces.append(piece)
@@ -195,11 +180,11 @@ def report_similar_voices(similarity: np.ndarray, speakers: list) -> None:
 
 def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     """Tutorial mode; returns (trial rows, enrolled similarity matrix, speakers)."""
-    enroll_table, test_table = split_enroll_and_test(test_feat_dir)
+    enroll_table, test_table = split_enroll_and_test(test_dir)
     speakers, enrolled = enrolled_speakers(model, checkpoint, enroll_table, device)
     names, pieces, test_speakers = test_utterances(model, test_table)
-    tests = embed_utterances(model, pieces, test_frames, device)
-    scores = cosine(tests, enrolled)
+    tests = embed_utterances(model, pieces, test_frames, device, progress='embedding tests')
+    scores = scoring.cosine_scores(tests, enrolled).numpy()
     chunks = f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''
     print(f'\n=== Tutorial test set: {len(speakers)} enrolled speakers, {len(names)} test '
           f'utterances{chunks} ===')
@@ -209,11 +194,7 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
                                         checkpoint[COHORT_KEY], as_norm).numpy()
     rows = [(float(scores[m, n]), int(test_speakers[m] == spk), spk, name)
             for m, name in enumerate(names) for n, spk in enumerate(speakers)]
-    return rows, cosine(enrolled, enrolled), speakers
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    return (l2_norm(a.float()) @ l2_norm(b.float()).T).numpy()
+    return rows, scoring.cosine_scores(enrolled, enrolled).numpy(), speakers
 
 
 # ---- trial-list mode --------------------------------------------------------------------------
@@ -247,10 +228,10 @@ def feature_candidates(root: str, rel: str) -> list:
     path = os.path.join(root, rel)
     if not rel.endswith('.wav'):
         return [path]
-    head, name = os.path.split(rel)
-    candidates = []
-    if os.path.dirname(head):  # <spk>/<video>/<n>.wav -> <spk>/<video>_<n>.p
-        candidates.append(os.path.join(root, f'{head}_{name[:-4]}.p'))
+    try:  # the name tools/extract_features.py gave its features
+        candidates = [os.path.join(root, feature_name(rel)[1])]
+    except ValueError:
+        candidates = []
     return candidates + [path[:-4] + '.p', path]
 
 
@@ -278,7 +259,7 @@ def embed_trial_files(model, checkpoint: dict, resolved: dict, device) -> tuple:
         check_extraction_settings(checkpoint)
     feats, speakers = read_all(model, paths)
     print(f'Embedding {len(paths)} distinct files')
-    return embed_utterances(model, feats, test_frames, device), speakers
+    return embed_utterances(model, feats, test_frames, device, progress='embedding'), speakers
 
 
 def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list) -> tuple:
@@ -288,17 +269,18 @@ def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list
     for i in sorted(range(len(rels)), key=lambda i: rels[i]):
         files[speakers[i]].append(i)
     spk_list = sorted(files)
-    enrolled = l2_norm(torch.stack([embeddings[files[s][:ident_enroll]].sum(0)
-                                    for s in spk_list]))
+    enroll = [i for s in spk_list for i in files[s][:ident_enroll]]
+    sums = sum_per_speaker([speakers[i] for i in enroll], embeddings[enroll])
+    enrolled = torch.cat([sums[s] for s in spk_list])  # (S, E); cosine_scores normalises
     tests = [(i, k) for k, s in enumerate(spk_list) for i in files[s][ident_enroll:]]
     if not tests:
         raise cli.SetupError(f'ident_enroll={ident_enroll}: no speaker has more files than '
                              'that in the trial list, so nothing is left to test')
-    scores = cosine(embeddings[[i for i, _ in tests]], enrolled)
+    scores = scoring.cosine_scores(embeddings[[i for i, _ in tests]], enrolled).numpy()
     acc = identification_accuracy(scores, [k for _, k in tests])
     print(f'Identification (first {ident_enroll} sorted files of each of {len(spk_list)} '
           f'speakers enroll, {len(tests)} tests): top-1 accuracy {acc:.2f} %')
-    return acc, cosine(enrolled, enrolled), spk_list
+    return acc, scoring.cosine_scores(enrolled, enrolled).numpy(), spk_list
 
 
 def evaluate_trials(model, checkpoint: dict, device) -> tuple:
@@ -354,7 +336,7 @@ def write_scores(path: str, rows: list) -> None:
 
 
 def write_plots(scores, labels, similarity, speakers: list) -> None:
-    import plots  # matplotlib only when plots are asked for
+    from dvector import plots  # matplotlib only when plots are asked for
     data = (f'trial list {os.path.basename(trials)}' if trials else 'tutorial test set'
             + (f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''))
     written = [plots.plot_det(scores, labels, os.path.join(plot_dir, 'det_curve.png'),

@@ -1,10 +1,10 @@
 """Train the d-vector model: a ResNet speaker classifier whose last hidden layer is the embedding.
 
-Edit the settings below, or give any of them on the command line by the same name:
+Edit the settings below, or give a recipe file and any setting on the command line:
     python train.py --n_epochs 2 --train_feat_dir /data/feat_logfbank_nfilt40/train
+    python train.py recipes/best_slice.py --seed 2
 Several GPUs (or CPU processes): torchrun --nproc_per_node=4 train.py  (batch_size is per process)
 """
-import math
 import os
 import random
 import time
@@ -13,19 +13,20 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
 
-import augment
-import cli
 import configure as c
-import distributed as dist
-from checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
 from DB_wav_reader import read_feats_structure
-from features import feature_settings
+from dvector import augment, cli, plots
+from dvector import distributed as dist
+from dvector.checkpoint import (list_checkpoints, read_checkpoint, save_checkpoint,
+                                set_aside_previous_run)
+from dvector.features import feature_settings
+from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
 from model.pooling import POOLINGS
 from SR_Dataset import DvectorDataset, PairBatchSampler, collate_fn_feat_padded
-from whitening import LAYERS, whiten_checkpoint
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # train on the GPU when there is one (else the CPU)
@@ -47,7 +48,7 @@ speed_perturb = False                # speed-perturbed copies of each speaker as
 speed_factors = '0.9,1.1'            # the speeds of those copies (speed_perturb; 3x classes)
 win_size = c.NUM_WIN_SIZE            # training crop length in frames
 start = 1                            # number of the first epoch
-n_epochs = 30                        # number of the last epoch
+n_epochs = 30                        # number of epochs: start ... start + n_epochs - 1
 lr = 1e-1                            # initial learning rate
 wd = 1e-4                            # weight decay
 optimizer_type = 'sgd'               # 'sgd' (momentum 0.9), 'adam' or 'adagrad'
@@ -64,10 +65,9 @@ use_amp = True                       # mixed precision (bf16/fp16) on CUDA; no e
 num_workers = 0                      # DataLoader worker processes (crops are made in memory)
 in_memory = True                     # read all features once into RAM when they fit
 whiten = False                       # then fit within-speaker whitening of the d-vectors into
-                                     # the best checkpoint (whitening.py; lowers the EER)
+                                     # the best checkpoint (tools/whitening.py; lowers the EER)
 whiten_layer = 'embedding'           # fit it on the d-vectors; 'pooling': on the pooled
                                      # statistics, + LDA; 'both': the two side by side
-                                     # (whitening.py --layer; each lowers the EER a little more)
 whole_utterance = False              # embed each utterance whole, not as a sum of test_frames
                                      # pieces (saved in the checkpoint: whitening, enroll and
                                      # scoring follow it; for stats pooling)
@@ -86,53 +86,67 @@ class AverageMeter:
 
 
 def log(message: str) -> None:
-    """Print on rank 0 only (every rank runs the same code under torchrun)."""
+    """Print on rank 0 only (every rank runs the same code under torchrun), above the bar."""
     if dist.is_main_process():
-        print(message, flush=True)
+        tqdm.write(message)
 
 
-def seed_everything(value: int) -> None:
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)
-
-
-def split_train_dev(feat_dir: str, ratio: int) -> tuple:
-    """Random split of the feature files into training and validation tables."""
-    table = read_feats_structure(feat_dir)
+def split_train_dev(train_feat_dir: str, valid_ratio: int) -> tuple:
+    """The slides' split: a random ``valid_ratio`` percent of the feature files for validation,
+    the others for training; returns the two tables and the sorted speaker list."""
+    table = read_feats_structure(train_feat_dir)
     total = len(table)
-    valid_len = int(total * ratio / 100.0)
+    valid_len = int(total * valid_ratio / 100.0)
     if not 0 < valid_len < total:
-        raise cli.SetupError(f'val_ratio={ratio}: gives {valid_len} of {total} files to '
+        raise cli.SetupError(f'val_ratio={valid_ratio}: gives {valid_len} of {total} files to '
                              'validation; need at least one file on each side')
+    speakers = sorted(table['speaker_id'].unique())
+    if len(speakers) < 2:
+        raise cli.SetupError(f'{train_feat_dir}: {len(speakers)} speaker; a speaker classifier '
+                             'needs two or more (one folder per speaker)')
     shuffled = table.sample(frac=1, random_state=seed).reset_index(drop=True)
     train_table, valid_table = shuffled.iloc[:total - valid_len], shuffled.iloc[total - valid_len:]
     log(f'\nTraining set {len(train_table)} utts ({len(train_table) / total * 100:0.1f}%)')
     log(f'Validation set {valid_len} utts ({valid_len / total * 100:0.1f}%)')
     log(f'Total {total} utts')
-    return train_table, valid_table, sorted(table['speaker_id'].unique())
+    return train_table, valid_table, speakers
 
 
-def make_loaders(train_table, valid_table, spk_to_idx: dict, device) -> tuple:
+def load_dataset(val_ratio: int) -> tuple:
+    """The slides' load_dataset: the training set (one random crop per utterance) and the
+    validation set (whole utterances); returns (train_dataset, valid_dataset, n_classes).
+    ``train_dataset.speakers`` lists the speakers (index = class) and ``train_dataset.n_bands``
+    the feature width, read from the files."""
+    train_table, valid_table, speakers = split_train_dev(train_feat_dir, val_ratio)
+    spk_to_idx = {s: i for i, s in enumerate(speakers)}
+    train_dataset = DvectorDataset(train_table['filename'], train_table['speaker_id'], spk_to_idx,
+                                   win_size=win_size, in_memory=in_memory,
+                                   speed_factors=parsed_speed_factors(),
+                                   perturb=augment.speed_perturb)
+    valid_dataset = DvectorDataset(valid_table['filename'], valid_table['speaker_id'],
+                                   spk_to_idx, train=False, in_memory=in_memory)
+    train_dataset.n_bands = train_dataset.feature_width(valid_dataset)
+    train_dataset.speakers = speakers
+    return train_dataset, valid_dataset, n_classes_for(speakers)
+
+
+def make_loaders(train_dataset: DvectorDataset, valid_dataset: DvectorDataset,
+                 device: torch.device) -> tuple:
     """Training crops and whole-utterance validation batches; one shard per rank."""
-    train_set = DvectorDataset(train_table['filename'], train_table['speaker_id'], spk_to_idx,
-                               win_size=win_size, in_memory=in_memory,
-                               speed_factors=parsed_speed_factors())
-    valid_set = DvectorDataset(valid_table['filename'], valid_table['speaker_id'], spk_to_idx,
-                               train=False, in_memory=in_memory)
-    short = train_set.short_utterances()
+    short = train_dataset.short_utterances()
     if short:
         log(f'warning: {len(short)} training utterances are shorter than {win_size} '
             f'frames after the trim and are tiled to fill the window (first: {short[0]})')
     ranks = dist.world_size()
-    if ranks > len(valid_set):
-        raise cli.SetupError(f'torchrun: {ranks} processes but only {len(valid_set)} validation '
-                             f'files to share; use --nproc_per_node={len(valid_set)} or fewer')
+    if ranks > len(valid_dataset):
+        raise cli.SetupError(f'torchrun: {ranks} processes but only {len(valid_dataset)} '
+                             f'validation files to share; use --nproc_per_node='
+                             f'{len(valid_dataset)} or fewer')
     pin = device.type == 'cuda'
-    valid_sampler = DistributedSampler(valid_set, shuffle=False) if ranks > 1 else None
-    valid_loader = DataLoader(valid_set, batch_size=valid_batch_size, sampler=valid_sampler,
+    valid_sampler = DistributedSampler(valid_dataset, shuffle=False) if ranks > 1 else None
+    valid_loader = DataLoader(valid_dataset, batch_size=valid_batch_size, sampler=valid_sampler,
                               collate_fn=collate_fn_feat_padded, pin_memory=pin)
-    return training_loader(train_set, ranks, pin), valid_loader
+    return training_loader(train_dataset, ranks, pin), valid_loader
 
 
 def training_loader(train_set: DvectorDataset, ranks: int, pin: bool) -> DataLoader:
@@ -151,14 +165,14 @@ def training_loader(train_set: DvectorDataset, ranks: int, pin: bool) -> DataLoa
                       **workers)
 
 
-def autocast(device):
+def autocast(device: torch.device):
     """bf16 (or fp16 where bf16 is missing) autocast on CUDA when use_amp; else a no-op."""
     enabled = use_amp and device.type == 'cuda'
     dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
 
 
-def to_device(inputs, targets, device) -> tuple:
+def to_device(inputs: torch.Tensor, targets: torch.Tensor, device: torch.device) -> tuple:
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     inputs = inputs.to(device, non_blocking=True).contiguous(memory_format=memory_format)
     return inputs, targets.to(device, non_blocking=True)
@@ -171,21 +185,22 @@ def create_optimizer(model: nn.Module) -> torch.optim.Optimizer:
                                weight_decay=wd)
     if optimizer_type == 'adam':
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
-    if optimizer_type == 'adagrad':
-        return torch.optim.Adagrad(model.parameters(), lr=lr, weight_decay=wd)
-    raise cli.SetupError(f"optimizer_type={optimizer_type!r}: use 'sgd', 'adam' or 'adagrad'")
+    return torch.optim.Adagrad(model.parameters(), lr=lr, weight_decay=wd)
 
 
-def train_one_epoch(model, loader, optimizer, scaler, epoch: int, device) -> tuple:
-    """One pass over the training crops; returns (mean loss, accuracy %) over all ranks.
-    ``model``: the model with its loss, ``model(inputs, targets) -> (loss, class scores)``."""
+def train(train_loader: DataLoader, model: nn.Module, optimizer, scaler, epoch: int,
+          device: torch.device) -> float:
+    """One epoch over the training crops; returns the mean loss over all ranks. ``model``: the
+    model with its loss, ``model(inputs, targets) -> (loss, class scores)``."""
     model.train()
     batch_time, losses, train_acc = AverageMeter(), AverageMeter(), AverageMeter()
-    if isinstance(loader.sampler, DistributedSampler):
-        loader.sampler.set_epoch(epoch)
+    if isinstance(train_loader.sampler, DistributedSampler):
+        train_loader.sampler.set_epoch(epoch)
     seen_per_batch = batch_size * dist.world_size()
+    bar = tqdm(train_loader, desc=f'epoch {epoch}', unit='batch', leave=False,
+               disable=None if dist.is_main_process() else True)  # None: on a terminal only
     end = time.time()
-    for batch_idx, (inputs, targets) in enumerate(loader):
+    for batch_idx, (inputs, targets) in enumerate(bar):
         inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, 100), (B,)
         if spec_augment:                                      # training crops only
             inputs = augment.spec_augment(inputs, freq_mask, time_mask)
@@ -200,24 +215,25 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, device) -> tup
         train_acc.update((scores.argmax(1) == targets).float().mean().item() * 100, n)
         batch_time.update(time.time() - end)
         end = time.time()
+        bar.set_postfix(loss=f'{losses.avg:.4f}', acc=f'{train_acc.avg:.2f}')
         if batch_idx % log_interval == 0:
             log(f'Train Epoch: {epoch:3d} [{batch_idx * seen_per_batch:8d}/'
-                f'{len(loader.dataset):8d} ({100.0 * batch_idx / len(loader):3.0f}%)]\t'
+                f'{len(train_loader.dataset):8d} ({100.0 * batch_idx / len(train_loader):3.0f}%)]\t'
                 f'Time {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
                 f'Loss {losses.avg:.4f}\tAcc {train_acc.avg:.4f}')
-    loss_sum, correct, count = dist.sum_across_ranks(
-        [losses.sum, train_acc.sum, losses.count], device)
-    return loss_sum / count, correct / count
+    loss_sum, count = dist.sum_across_ranks([losses.sum, losses.count], device)
+    return loss_sum / count
 
 
 @torch.no_grad()
-def validate(model, loader, device, n_speakers: int) -> tuple:
+def validate(val_loader: DataLoader, model: nn.Module, device: torch.device,
+             n_speakers: int) -> tuple:
     """Loss and accuracy (%) on whole validation utterances, summed over all ranks.
     A speed-perturbed copy of the right speaker counts as right (class % n_speakers: the
     labels that SR_Dataset.DvectorDataset gives perturbed crops)."""
     model.eval()
     loss_sum = correct = count = 0.0
-    for inputs, targets in loader:
+    for inputs, targets in val_loader:
         inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, T_max)
         with autocast(device):
             loss, scores = model(inputs, targets)
@@ -229,33 +245,15 @@ def validate(model, loader, device, n_speakers: int) -> tuple:
     return loss_sum / count, correct / count * 100
 
 
-def plot_losses(history: dict, best: int, path: str) -> None:
-    """Training and validation loss per epoch, the lowest validation loss marked."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from fileio import atomic_path
-    epochs = history['epoch']
-    fig = plt.figure(figsize=(10, 8))
-    plt.plot(epochs, history['train_loss'], label='Training Loss')
-    plt.plot(epochs, history['valid_loss'], label='Validation Loss')
-    plt.axvline(best, linestyle='--', color='r', label='Early Stopping Checkpoint')
-    plt.xlabel('epochs')
-    plt.ylabel('loss')
-    # The tutorial's 0-3.5 range, raised to fit the training curve (ln(n_speakers) at first);
-    # early validation spikes (BatchNorm statistics not settled yet) may go off the top.
-    top = max(history['train_loss'])
-    plt.ylim(0, max(3.5, math.ceil(top * 1.1 * 2) / 2 if math.isfinite(top) else 3.5))
-    plt.xlim(0, max(epochs) + 1)
-    plt.grid(True)
-    plt.legend()
-    plt.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', bbox_inches='tight')
-    plt.close(fig)
+def visualize_the_losses(history: dict, best: int) -> str:
+    """The slides' loss plot: training and validation loss per epoch, the lowest validation
+    loss marked ('Early Stopping Checkpoint'), saved as <log_dir>/loss_plot.png."""
+    return plots.plot_losses(history['epoch'], history['train_loss'], history['valid_loss'],
+                             best, os.path.join(log_dir, 'loss_plot.png'))
 
 
-def resume_state(model, criterion, optimizer, scheduler, speakers: list) -> tuple:
+def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
+                 speakers: list, n_bands: int) -> tuple:
     """Load the last checkpoint of log_dir into the model and optimizer; (next epoch, history)."""
     checkpoints = list_checkpoints(log_dir)
     if not checkpoints:
@@ -263,14 +261,15 @@ def resume_state(model, criterion, optimizer, scheduler, speakers: list) -> tupl
     last = max(checkpoints)
     checkpoint = read_checkpoint(log_dir, last)
     trained = {'pooling': 'avg', **checkpoint['model_args']}  # older checkpoints: avg pooling
+    trained.setdefault('n_bands', 40)  # older checkpoints: the tutorial's 40 bands
+    now = model_args(n_classes_for(speakers), n_bands)
     trained_loss = checkpoint.get('loss_args', {'loss_type': 'softmax', 'margin': 0.0,
                                                 'scale': 0.0})
-    if (trained != model_args(n_classes_for(speakers)) or trained_loss != loss_args()
-            or checkpoint['speakers'] != speakers
+    if (trained != now or trained_loss != loss_args() or checkpoint['speakers'] != speakers
             or checkpoint.get('speed_factors', []) != list(parsed_speed_factors())):
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
-                             f'{trained_loss} on other speakers or settings; '
-                             f'now {model_args(n_classes_for(speakers))} {loss_args()}')
+                             f'{trained_loss} on other speakers or settings; now {now} '
+                             f'{loss_args()}')
     if 'optimizer' not in checkpoint:
         raise cli.SetupError(f'resume: {checkpoints[last]} has no optimizer state')
     model.load_state_dict(checkpoint['state_dict'])
@@ -300,9 +299,10 @@ def n_classes_for(speakers: list) -> int:
     return len(speakers) * (1 + len(parsed_speed_factors()))
 
 
-def model_args(n_classes: int) -> dict:
+def model_args(n_classes: int, n_bands: int) -> dict:
+    """What rebuilds the model (saved in checkpoints): the feature width is the data's."""
     args = {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes,
-            'pooling': pooling}
+            'pooling': pooling, 'n_bands': n_bands or c.FILTER_BANK}
     if stem_stride != 1:  # only then: older checkpoints and other backbones lack it
         args['stem_stride'] = stem_stride
     return args
@@ -321,6 +321,7 @@ def check_choices() -> None:
     """Names and ranges checked before any data is read (one clear error line)."""
     for name, value, known in (('backbone', backbone, BACKBONES), ('pooling', pooling, POOLINGS),
                                ('lr_schedule', lr_schedule, ('plateau', 'cosine')),
+                               ('optimizer_type', optimizer_type, ('sgd', 'adam', 'adagrad')),
                                ('whiten_layer', whiten_layer, LAYERS)):
         if value not in known:
             raise cli.SetupError(f'unknown {name} {value!r}; known: ' + ', '.join(known))
@@ -341,20 +342,32 @@ def create_scheduler(optimizer):
     """The tutorial's ReduceLROnPlateau on the validation loss, or a cosine decay by epoch."""
     if lr_schedule == 'cosine':
         return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, n_epochs - start + 1), eta_min=lr * 1e-3)
+            optimizer, T_max=n_epochs, eta_min=lr * 1e-3)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, 'min', patience=2, min_lr=1e-4, factor=0.1)
 
 
-def build_model_for(n_classes: int, device) -> nn.Module:
+def step_scheduler(scheduler, optimizer, valid_loss: float) -> None:
+    """One scheduler step per epoch; a drop of the learning rate is printed."""
+    before = optimizer.param_groups[0]['lr']
+    if lr_schedule == 'cosine':
+        scheduler.step()
+    else:
+        scheduler.step(valid_loss)
+    after = optimizer.param_groups[0]['lr']
+    if lr_schedule == 'plateau' and after < before:
+        log(f'Learning rate reduced from {before:g} to {after:g} (validation loss stalled)')
+
+
+def build_model_for(n_classes: int, n_bands: int, device: torch.device) -> nn.Module:
     """The model on its device, in channels_last memory format when asked."""
-    model = build_model(**model_args(n_classes)).to(device)
+    model = build_model(**model_args(n_classes, n_bands)).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def wrap_distributed(model: nn.Module, device) -> nn.Module:
+def wrap_distributed(model: nn.Module, device: torch.device) -> nn.Module:
     """``model``: the model with its loss. A margin loss leaves the model's ``last`` unused."""
     if dist.world_size() == 1:
         return model
@@ -363,7 +376,13 @@ def wrap_distributed(model: nn.Module, device) -> nn.Module:
         model, device_ids=ids, find_unused_parameters=not model.loss.USES_LOGITS)
 
 
-def save_epoch(model, criterion, optimizer, scheduler, speakers, history: dict) -> None:
+def training_settings() -> dict:
+    """Every setting of this run, as given: stored in each checkpoint to reproduce it."""
+    return cli.script_settings(globals())
+
+
+def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: int,
+               history: dict) -> None:
     """Checkpoint of the epoch just finished (rank 0 only), written atomically."""
     if not dist.is_main_process():
         return
@@ -371,25 +390,26 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers, history: dict) 
     state = {k: v.contiguous() for k, v in model.state_dict().items()}  # plain layout on disk
     save_checkpoint(log_dir, epoch, {
         'epoch': epoch + 1, 'state_dict': state, 'optimizer': optimizer.state_dict(),
-        'scheduler': scheduler.state_dict(), 'model_args': model_args(n_classes_for(speakers)),
+        'scheduler': scheduler.state_dict(),
+        'model_args': model_args(n_classes_for(speakers), n_bands),
         'loss_args': loss_args(), 'loss_state_dict': criterion.state_dict(),
         'speakers': speakers, 'feature_settings': feature_settings(),
         'win_size': win_size, 'speed_factors': list(parsed_speed_factors()),
-        'whole_utterance': whole_utterance,
+        'whole_utterance': whole_utterance, 'train_settings': training_settings(),
         'valid_loss': history['valid_loss'][-1],
         'valid_acc': history['valid_acc'][-1], 'history': history})
 
 
-def train(device) -> None:
-    train_table, valid_table, speakers = split_train_dev(train_feat_dir, val_ratio)
+def fit(device: torch.device) -> None:
+    """The slides' main: data, model, loss, optimizer, the epochs, the lowest validation loss."""
+    train_dataset, valid_dataset, n_classes = load_dataset(val_ratio)
+    speakers, n_bands = train_dataset.speakers, train_dataset.n_bands
     log('\nNumber of classes (speakers):\n' + str(len(speakers)) + '\n')
-    n_classes = n_classes_for(speakers)
     if n_classes > len(speakers):
         log(f'Speed perturbation: each speaker also at speeds {speed_factors}, as new classes '
             f'({n_classes} classes)\n')
-    train_loader, valid_loader = make_loaders(
-        train_table, valid_table, {s: i for i, s in enumerate(speakers)}, device)
-    model = build_model_for(n_classes, device)
+    train_loader, valid_loader = make_loaders(train_dataset, valid_dataset, device)
+    model = build_model_for(n_classes, n_bands, device)
     criterion = build_loss(embedding_size=embedding_size, n_classes=n_classes,
                            **loss_args()).to(device)
     with_loss = ModelWithLoss(model, criterion)
@@ -397,27 +417,41 @@ def train(device) -> None:
     scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
     if resume:
-        first, history = resume_state(model, criterion, optimizer, scheduler, speakers)
+        first, history = resume_state(model, criterion, optimizer, scheduler, speakers, n_bands)
+    elif dist.is_main_process():  # only now: a run that fails to start moves nothing
+        set_aside_previous_run(log_dir)
     net = wrap_distributed(with_loss, device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == 'cuda')
-    for epoch in range(first, n_epochs + 1):
-        train_loss, _ = train_one_epoch(net, train_loader, optimizer, scaler, epoch, device)
-        valid_loss, valid_acc = validate(net, valid_loader, device, len(speakers))
-        if lr_schedule == 'cosine':
-            scheduler.step()
-        else:
-            scheduler.step(valid_loss)
+    for epoch in range(first, start + n_epochs):
+        train_loss = train(train_loader, net, optimizer, scaler, epoch, device)
+        valid_loss, valid_acc = validate(valid_loader, net, device, len(speakers))
+        step_scheduler(scheduler, optimizer, valid_loss)
         for key, value in zip(history, (epoch, train_loss, valid_loss, valid_acc)):
             history[key].append(value)
-        save_epoch(model, criterion, optimizer, scheduler, speakers, history)
-    if not history['epoch']:
-        raise cli.SetupError(f'start={first} is after n_epochs={n_epochs}: nothing to train')
+        save_epoch(model, criterion, optimizer, scheduler, speakers, n_bands, history)
+    if not history['epoch'] or history['epoch'][-1] < first:
+        raise cli.SetupError(f'start={start}, n_epochs={n_epochs}: the last epoch, '
+                             f'{start + n_epochs - 1}, is already trained; nothing to do')
+    finish(history, device)
+
+
+def finish(history: dict, device: torch.device) -> None:
+    """The lowest validation loss, the loss plot, and the whitening when asked (rank 0)."""
     best = history['epoch'][int(np.argmin(history['valid_loss']))]
     log(f'Lowest validation loss at epoch {best}')
-    if dist.is_main_process():
-        plot_losses(history, best, os.path.join(log_dir, 'loss_plot.png'))
-        if whiten:
-            whiten_checkpoint(log_dir, best, train_feat_dir, device, layer=whiten_layer)
+    if not dist.is_main_process():
+        return
+    log(f'Loss plot: {visualize_the_losses(history, best)}')
+    if whiten:
+        whiten_checkpoint(log_dir, best, train_feat_dir, device, layer=whiten_layer)
+    log(f'Checkpoints in {log_dir}/; enroll.py with --log_dir {log_dir} uses the one of '
+        f'epoch {best}')
+
+
+def seed_everything(value: int) -> None:
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
 
 
 def main() -> None:
@@ -425,8 +459,10 @@ def main() -> None:
     check_choices()
     seed_everything(seed)
     device = dist.setup(use_cuda)
+    log(f'Training on {device} ({dist.world_size()} process(es)); checkpoints and the loss '
+        f'plot go to {log_dir}/')
     try:
-        train(device)
+        fit(device)
         dist.wait_for_all()
     finally:
         dist.cleanup()

@@ -6,7 +6,7 @@ model_args of older checkpoints still rebuild their model.
 """
 import torch.nn as nn
 
-from cli import SetupError
+from configure import SetupError
 from model.ecapa import background_ecapa
 from model.lstm import background_lstm
 from model.model import RESNETS, background_resnet

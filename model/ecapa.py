@@ -9,7 +9,7 @@ by a 1x1 convolution. Use it with ``pooling='attentive_stats'`` (ECAPA's) or ``'
 import torch
 import torch.nn as nn
 
-from model.dvector import DvectorModel, print_shape_check
+from model.model import TrunkModel, print_shape_check
 
 
 def conv_relu_bn(in_ch: int, out_ch: int, kernel: int, dilation: int = 1) -> nn.Sequential:
@@ -62,13 +62,12 @@ class ECAPA(nn.Module):
         return x.unsqueeze(2)                             # (B, 3C, 1, T): F = 1 for the pooling
 
 
-class background_ecapa(DvectorModel):
+class background_ecapa(TrunkModel):
     def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'ecapa',
                  in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40,
                  channels: int = 256):
-        super().__init__(ECAPA(channels, in_channels, n_bands), embedding_size, num_classes,
-                         pooling, in_channels, n_bands)
-        self.backbone = backbone
+        super().__init__(embedding_size, num_classes, backbone, in_channels, pooling, n_bands,
+                         trunk=ECAPA(channels, in_channels, n_bands))
 
 
 if __name__ == '__main__':  # shape check (WeSpeaker style)

@@ -7,7 +7,7 @@ default here) or statistics; fc0 is the linear projection to the d-vector.
 import torch
 import torch.nn as nn
 
-from model.dvector import DvectorModel, print_shape_check
+from model.model import TrunkModel, print_shape_check
 
 
 class LSTMTrunk(nn.Module):
@@ -25,12 +25,11 @@ class LSTMTrunk(nn.Module):
         return out.transpose(1, 2).unsqueeze(2)                # (B, H, 1, T)
 
 
-class background_lstm(DvectorModel):
+class background_lstm(TrunkModel):
     def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'lstm',
                  in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40):
-        super().__init__(LSTMTrunk(in_channels, n_bands), embedding_size, num_classes, pooling,
-                         in_channels, n_bands)
-        self.backbone = backbone
+        super().__init__(embedding_size, num_classes, backbone, in_channels, pooling, n_bands,
+                         trunk=LSTMTrunk(in_channels, n_bands))
 
 
 if __name__ == '__main__':  # shape check (WeSpeaker style)

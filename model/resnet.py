@@ -1,7 +1,10 @@
 """The tutorial's narrow ResNet for 1-channel (1, 40, frames) filterbank input.
 
-Like torchvision's ResNet but 16-32-64-128 channels and a 7x7 stride-1 stem (no max-pool), so
-the small spectrogram keeps its resolution. ``ResNet.forward`` returns the final feature map.
+Like torchvision's ResNet but 16-32-64-128 channels and a 7x7 stride-1 stem whose max-pool is
+defined but not used (as in the tutorial), so the small spectrogram keeps its resolution.
+ResNet-18 is conv1 + 8 BasicBlocks of 2 convolutions + fc = 18 layers. ``ResNet.forward`` is
+the whole classifier; the d-vector model (model.py's background_resnet) runs the layers up to
+layer4 and puts its own head (pooling, fc0, last) in the place of avgpool and fc.
 """
 from typing import Type, Union
 
@@ -56,7 +59,7 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(self, block: Type[Union[BasicBlock, Bottleneck]], layers: list,
-                 in_channels: int = 1, stem_stride: int = 1):
+                 in_channels: int = 1, stem_stride: int = 1, num_classes: int = 1000):
         super().__init__()
         self.inplanes = 16
         # stem_stride 2 halves bands and frames before layer1: a quarter of the compute
@@ -64,11 +67,15 @@ class ResNet(nn.Module):
                                bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # defined, not used
         self.layer1 = self._make_layer(block, 16, layers[0])
         self.layer2 = self._make_layer(block, 32, layers[1], stride=2)
         self.layer3 = self._make_layer(block, 64, layers[2], stride=2)
         self.layer4 = self._make_layer(block, 128, layers[3], stride=2)
         self.out_channels = 128 * block.expansion
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        # num_classes=0: no classifier (background_resnet has its own head, fc0 and last)
+        self.fc = nn.Linear(self.out_channels, num_classes) if num_classes else nn.Identity()
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
@@ -88,11 +95,10 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))  # (B, 16, 40, T)   (stem_stride s: /s)
-        x = self.layer1(x)                       # (B, 16, 40, T)
-        x = self.layer2(x)                       # (B, 32, 20, T/2)
-        x = self.layer3(x)                       # (B, 64, 10, T/4)
-        return self.layer4(x)                    # (B, 128*expansion, 5, T/8)
+        x = self.relu(self.bn1(self.conv1(x)))              # (B, 16, 40, T)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)                                    # ... (B, 128*expansion, 5, T/8)
+        return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, num_classes)
 
 
 def resnet18(**kw) -> ResNet:
@@ -117,5 +123,8 @@ def resnet152(**kw) -> ResNet:
 
 if __name__ == '__main__':  # shape check
     for make in (resnet18, resnet50):
-        out = make()(torch.randn(2, 1, 40, 100))
-        print(make.__name__, tuple(out.shape))  # (2, 128 or 512, 5, 13)
+        net = make(num_classes=240)
+        n_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for name, m in net.named_modules()
+                       if 'downsample' not in name)  # the 1x1 shortcut convs are not counted
+        out = net(torch.randn(2, 1, 40, 100))
+        print(make.__name__, tuple(out.shape), f'{n_layers} layers')  # resnet18 (2, 240) 18 layers

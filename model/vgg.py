@@ -6,7 +6,7 @@ Stacks of 3x3 conv + BN + ReLU with 2x2 max-pooling (ceil mode, so very short in
 import torch
 import torch.nn as nn
 
-from model.dvector import DvectorModel, print_shape_check
+from model.model import TrunkModel, print_shape_check
 
 CONFIG = [32, 'M', 64, 'M', 128, 128, 'M', 256, 256]
 
@@ -32,12 +32,11 @@ class VGG(nn.Module):
         return self.features(x)  # (B, 1, 40, T) -> (B, 256, 5, ceil(T/8))
 
 
-class background_vgg(DvectorModel):
+class background_vgg(TrunkModel):
     def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'vgg',
                  in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40):
-        super().__init__(VGG(in_channels=in_channels), embedding_size, num_classes, pooling,
-                         in_channels, n_bands)
-        self.backbone = backbone
+        super().__init__(embedding_size, num_classes, backbone, in_channels, pooling, n_bands,
+                         trunk=VGG(in_channels=in_channels))
 
 
 if __name__ == '__main__':  # shape check (WeSpeaker style)

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIAL_DB = os.path.join(os.path.dirname(ROOT), 'shared', 'tutorial_db')
 sys.path.insert(0, ROOT)
 
-from fileio import save_pickle  # noqa: E402
+from dvector.fileio import save_pickle  # noqa: E402
 
 
 def run_script(*args, cwd=ROOT, timeout=300):
@@ -45,6 +45,19 @@ def make_feature_tree(root, n_speakers=4, n_utts=6, frames=(220, 320), seed=0,
             save_pickle({'feat': utterance(profile, 600), 'label': spk},
                         os.path.join(test_dir, spk, name + '.p'))
     return train_dir, test_dir
+
+
+@pytest.fixture(scope='session', autouse=True)
+def shipped_files_stay_as_they_are():
+    """No test may change the shipped model or enrollments (scripts run with their defaults
+    write there)."""
+    def listing():
+        return {d: sorted((f, os.path.getsize(os.path.join(ROOT, d, f)))
+                          for f in os.listdir(os.path.join(ROOT, d)))
+                for d in ('model_saved', 'enroll_embeddings')}
+    before = listing()
+    yield
+    assert listing() == before, 'a test changed model_saved/ or enroll_embeddings/'
 
 
 @pytest.fixture(scope='session')

@@ -6,8 +6,8 @@ import pytest
 from scipy.io import wavfile
 
 import DB_wav_reader
-from cli import SetupError
-from DB_wav_reader import read_audio, read_DB_structure, read_wav_structure
+from configure import SetupError
+from DB_wav_reader import read_audio, read_DB_structure
 from conftest import write_24bit
 
 RATE = 16000
@@ -77,7 +77,7 @@ def test_db_structure_is_sorted_with_speaker_and_dataset(tmp_path):
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         write(path, np.zeros(10, np.int16))
-    table = read_wav_structure(str(tmp_path))
+    table = read_DB_structure(str(tmp_path), '**/*.wav')
     assert list(table.columns) == ['filename', 'speaker_id', 'dataset_id']
     assert list(table['filename']) == sorted(table['filename'])
     assert [os.path.relpath(f, tmp_path) for f in table['filename']] == [

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from python_speech_features.base import hz2mel, mel2hz
 
-from augment import band_warp_matrix, speed_perturb
+from dvector.augment import band_warp_matrix, speed_perturb
 from SR_Dataset import DvectorDataset
 
 
@@ -52,10 +52,12 @@ def test_dataset_labels_perturbed_crops_as_new_speakers(feature_tree):
     spk_to_idx = {s: i for i, s in enumerate(sorted(set(speakers)))}
     n = len(spk_to_idx)
     plain = DvectorDataset(files, speakers, spk_to_idx)
-    perturbed = DvectorDataset(files, speakers, spk_to_idx, speed_factors=(0.9, 1.1))
+    perturbed = DvectorDataset(files, speakers, spk_to_idx, speed_factors=(0.9, 1.1),
+                               perturb=speed_perturb)
     seen = {perturbed[0][1] for _ in range(60)}
     own = plain[0][1]
     assert seen == {own, own + n, own + 2 * n}          # the speaker, at 0.9 and at 1.1
     assert all(perturbed[i][0].shape == (1, 40, 100) for i in range(len(files)))
-    valid = DvectorDataset(files, speakers, spk_to_idx, train=False, speed_factors=(0.9, 1.1))
+    valid = DvectorDataset(files, speakers, spk_to_idx, train=False, speed_factors=(0.9, 1.1),
+                               perturb=speed_perturb)
     assert max(valid[i][1] for i in range(len(files))) < n  # whole utterances stay unperturbed

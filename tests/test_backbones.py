@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from augment import spec_augment
-from cli import SetupError
+from dvector.augment import spec_augment
+from configure import SetupError
 from model import build_model
 from model.pooling import POOLINGS, build_pooling
 
@@ -124,7 +124,7 @@ LOSS_STATE = {'center': 'centers', 'softmaxproto': 'w'}  # else a margin loss's 
 def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_path, kind,
                                                                             feature_tree):
     from conftest import run_script
-    from fileio import load_torch
+    from dvector.fileio import load_torch
     train_dir, test_dir = feature_tree
     log_dir, emb = str(tmp_path / 'log'), str(tmp_path / 'emb')
     result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '1',
@@ -143,7 +143,7 @@ def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_
     assert LOSS_STATE.get(flags['--loss_type'], 'classifier.weight') \
         in checkpoint['loss_state_dict']
     # the scripts have no model settings: the checkpoint alone rebuilds the model
-    common = ['--log_dir', log_dir, '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    common = ['--log_dir', log_dir, '--test_dir', test_dir, '--embedding_dir', emb]
     result = run_script('enroll.py', *common)
     assert result.returncode == 0, result.stderr
     assert load_torch(f'{emb}/syn_t00.pth').shape == (1, 32)
@@ -152,41 +152,37 @@ def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_
     assert 'True speaker : syn_t01\nPredicted speaker : syn_t0' in result.stdout
 
 
-def readme_best_recipe() -> list:
-    """The flags of README's "best recipe, one command line" (after 'python train.py')."""
-    from conftest import ROOT
-    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
-        lines = f.read().splitlines()
-    command = lines[lines.index('The best recipe, one command line:') + 2].split()
-    assert command[:2] == ['python', 'train.py'], command
-    return command[2:]
-
-
-def test_the_readme_best_recipe_trains_whitens_and_records_its_choices(tmp_path, feature_tree):
-    from checkpoint import COHORT_KEY, WHITENING_KEY, read_checkpoint
-    from conftest import run_script
+def test_the_best_recipe_file_trains_whitens_and_records_its_choices(tmp_path, feature_tree):
+    """recipes/best_slice.py, README's best recipe, on the tiny tree (short settings)."""
+    from conftest import ROOT, run_script
+    from dvector.checkpoint import COHORT_KEY, WHITENING_KEY, read_checkpoint
+    from dvector.cli import read_recipe
     train_dir, test_dir = feature_tree
-    recipe = readme_best_recipe()
-    flags = dict(zip(recipe[::2], recipe[1::2]))
-    flags.update({'--n_epochs': '1', '--train_feat_dir': train_dir, '--log_dir': str(tmp_path),
-                  '--batch_size': '6', '--val_ratio': '25', '--embedding_size': '32'})
-    result = run_script('train.py', *[item for pair in flags.items() for item in pair])
+    recipe = read_recipe(os.path.join(ROOT, 'recipes', 'best_slice.py'),
+                         {k: None for k in ('train_feat_dir', 'log_dir', 'backbone', 'pooling',
+                                            'speed_perturb', 'speed_factors', 'lr_schedule',
+                                            'n_epochs', 'batch_size', 'val_ratio', 'lr',
+                                            'whiten', 'whiten_layer', 'whole_utterance')})
+    result = run_script('train.py', 'recipes/best_slice.py', '--n_epochs', '1',
+                        '--train_feat_dir', train_dir, '--log_dir', str(tmp_path),
+                        '--batch_size', '6', '--val_ratio', '25', '--embedding_size', '32')
     assert result.returncode == 0, result.stderr
     checkpoint = read_checkpoint(str(tmp_path), 1)
-    assert checkpoint['model_args']['backbone'] == flags['--backbone']
-    assert checkpoint['model_args']['pooling'] == flags['--pooling']
+    assert checkpoint['model_args']['backbone'] == recipe['backbone'] == 'ecapa'
+    assert checkpoint['model_args']['pooling'] == recipe['pooling']
     assert checkpoint['speed_factors'] == [0.9, 1.1] and WHITENING_KEY in checkpoint
     assert checkpoint['whole_utterance'] is True and COHORT_KEY in checkpoint
-    layer = checkpoint[WHITENING_KEY].get('layer', 'embedding')
-    assert layer == flags.get('--whiten_layer', 'embedding')
-    result = run_script('enroll.py', '--log_dir', str(tmp_path), '--test_feat_dir', test_dir,
+    assert checkpoint[WHITENING_KEY]['layer'] == recipe['whiten_layer'] == 'both'
+    assert checkpoint['train_settings']['lr'] == recipe['lr']       # from the file
+    assert checkpoint['train_settings']['batch_size'] == 6           # the command line wins
+    result = run_script('enroll.py', '--log_dir', str(tmp_path), '--test_dir', test_dir,
                         '--embedding_dir', str(tmp_path / 'emb'))
     assert result.returncode == 0, result.stderr
     assert 'this model embeds each utterance whole' in result.stdout
 
 
 def test_the_checkpoint_wins_over_differing_settings(tmp_path, capsys):
-    from checkpoint import load_model, save_checkpoint
+    from dvector.checkpoint import load_model, save_checkpoint
     args = {'backbone': 'lstm', 'embedding_size': 16, 'n_classes': 3, 'pooling': 'last'}
     save_checkpoint(str(tmp_path), 1, {'state_dict': build_model(**args).state_dict(),
                                        'model_args': args, 'valid_loss': 1.0})

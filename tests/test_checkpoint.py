@@ -3,9 +3,9 @@ import os
 import pytest
 import torch
 
-from checkpoint import (WHITENING_KEY, best_epoch, list_checkpoints, load_model, read_checkpoint,
+from dvector.checkpoint import (WHITENING_KEY, lowest_validation_loss, list_checkpoints, load_model, read_checkpoint,
                         save_checkpoint, select_device)
-from cli import SetupError
+from configure import SetupError
 from model import build_model
 
 
@@ -22,7 +22,7 @@ def fake_run(log_dir, losses):
 def test_best_epoch_and_listing(tmp_path):
     fake_run(str(tmp_path), [3.0, 1.0, 2.0])
     assert list(list_checkpoints(str(tmp_path))) == [1, 2, 3]
-    assert best_epoch(str(tmp_path)) == 2
+    assert lowest_validation_loss(str(tmp_path))[0] == 2
     assert read_checkpoint(str(tmp_path))['cp_num'] == 2
     assert read_checkpoint(str(tmp_path), 3)['valid_loss'] == 2.0
 
@@ -65,7 +65,7 @@ def test_cpu_fallback():
 
 
 def test_keep_best_only_strips_optimizer_and_other_epochs(tmp_path):
-    from checkpoint import keep_best_only
+    from dvector.checkpoint import keep_best_only
     fake_run(str(tmp_path), [3.0, 1.0, 2.0])
     path = os.path.join(tmp_path, 'checkpoint_2.pth')
     checkpoint = torch.load(path, weights_only=True)

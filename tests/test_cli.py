@@ -1,6 +1,7 @@
 import pytest
 
-from cli import SetupError, format_help, override_settings, script_settings
+from configure import SetupError
+from dvector.cli import format_help, override_settings, script_settings
 
 
 def namespace():
@@ -52,3 +53,29 @@ def test_help_prints_every_setting_with_its_value(capsys):
     out = capsys.readouterr().out
     assert 'My script.' in out and '--n_epochs' in out and '30' in out and 'a,b' in out
     assert format_help({'x': 1}).count('--x') == 1
+
+
+def test_a_recipe_file_comes_first_and_flags_override_it(tmp_path):
+    recipe = tmp_path / 'r.py'
+    recipe.write_text("# comment\nlr = 1  # an int for a float\nlog_dir = 'runs/x'\n"
+                      "spk_list = ['c']\nn_epochs = 3\n")
+    ns = namespace()
+    override_settings(ns, [str(recipe), '--n_epochs', '5'])
+    assert ns['lr'] == 1.0 and isinstance(ns['lr'], float) and ns['log_dir'] == 'runs/x'
+    assert ns['spk_list'] == ['c'] and ns['n_epochs'] == 5
+
+
+@pytest.mark.parametrize('text, message', [
+    ('lr = "fast"\n', "lr = 'fast' should be a float"),
+    ('n_epoch = 3\n', 'unknown setting n_epoch'),
+    ('lr = = 1\n', 'not a recipe of name = value lines'),
+    ('import os\n', 'not a recipe of name = value lines'),
+])
+def test_a_bad_recipe_is_one_clear_error_naming_the_file(tmp_path, text, message):
+    recipe = tmp_path / 'r.py'
+    recipe.write_text(text)
+    with pytest.raises(SetupError, match=message) as err:
+        override_settings(namespace(), [str(recipe)])
+    assert str(recipe) in str(err.value)
+    with pytest.raises(SetupError, match='cannot read the recipe'):
+        override_settings(namespace(), [str(tmp_path / 'missing.py')])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from fileio import load_torch
+from dvector.fileio import load_torch
 
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2']
 

@@ -9,10 +9,11 @@ import zipfile
 import numpy as np
 import pytest
 
-import cli
-import download_tutorial_db as dl
+from dvector import cli
+from tools import download_tutorial_db as dl
 from conftest import run_script
-from fileio import load_pickle, save_pickle
+from dvector.fileio import save_pickle
+from SR_Dataset import load_pickle
 
 TOP = 'SpeakerRecognition_tutorial-master'
 SMALL = ['--expect_train_speakers', '3', '--expect_utts', '2', '--expect_test_speakers', '2']
@@ -54,7 +55,7 @@ def unpacked_files(dest):
 
 def test_file_url_downloads_unpacks_checks_and_prints_the_command(archive, tmp_path):
     dest = tmp_path / 'db'
-    result = run_script('download_tutorial_db.py', '--url', archive.as_uri(),
+    result = run_script('tools/download_tutorial_db.py', '--url', archive.as_uri(),
                         '--dest', str(dest), *SMALL)
     assert result.returncode == 0, result.stderr
     files = unpacked_files(dest)
@@ -62,9 +63,9 @@ def test_file_url_downloads_unpacks_checks_and_prints_the_command(archive, tmp_p
     data = load_pickle(dest / 'feat_logfbank_nfilt40' / 'train' / 'spk1' / 'utt0.p')
     assert data['label'] == 'spk1' and data['feat'].shape == (300, 40)
     assert f'python train.py --train_feat_dir {dest}/feat_logfbank_nfilt40/train' in result.stdout
-    assert f'--test_feat_dir {dest}/feat_logfbank_nfilt40/test' in result.stdout
+    assert f'--test_dir {dest}/feat_logfbank_nfilt40/test' in result.stdout
     assert not (dest / 'master.zip').exists() and not (dest / 'master.zip.part').exists()
-    again = run_script('download_tutorial_db.py', '--url', 'file:///nonexistent/master.zip',
+    again = run_script('tools/download_tutorial_db.py', '--url', 'file:///nonexistent/master.zip',
                        '--dest', str(dest), *SMALL)
     assert again.returncode == 0 and 'already complete' in again.stdout
 
@@ -74,7 +75,7 @@ def test_plain_path_resumes_a_truncated_part(archive, tmp_path):
     dest.mkdir()
     whole = archive.read_bytes()
     (dest / 'master.zip.part').write_bytes(whole[:len(whole) // 2])
-    result = run_script('download_tutorial_db.py', '--url', str(archive), '--dest', str(dest),
+    result = run_script('tools/download_tutorial_db.py', '--url', str(archive), '--dest', str(dest),
                         '--keep_archive', 'true', *SMALL)
     assert result.returncode == 0, result.stderr
     assert 'resuming after' in result.stdout
@@ -85,7 +86,7 @@ def test_not_a_zip_is_one_line_and_nothing_is_unpacked(tmp_path):
     fake = tmp_path / 'master.zip'
     fake.write_text('<html>rate limited</html>\n')
     dest = tmp_path / 'db'
-    result = run_script('download_tutorial_db.py', '--url', str(fake), '--dest', str(dest))
+    result = run_script('tools/download_tutorial_db.py', '--url', str(fake), '--dest', str(dest))
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith('error:')]
     assert len(lines) == 1 and 'not a zip archive' in lines[0], result.stderr

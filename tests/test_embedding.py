@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from cli import SetupError
-from embedding import embed_files, embed_utterance, embed_utterances, l2_norm
+from configure import SetupError
+from dvector.embedding import embed_files, embed_utterances, l2_norm
 from model import build_model
 from SR_Dataset import read_MFB, to_input
 
@@ -27,7 +27,7 @@ def test_batched_embedding_equals_the_tutorial_loop():
     for i, feat in enumerate(feats):
         assert torch.allclose(batched[i], reference_embedding(model, feat, 100)[0], atol=1e-5)
     assert torch.allclose(batched.norm(dim=1), torch.ones(4), atol=1e-5)
-    single = embed_utterance(model, feats[0], 100, torch.device('cpu'))
+    single = embed_utterances(model, feats[:1], 100, torch.device("cpu"))
     assert single.shape == (1, 32) and torch.allclose(single[0], batched[0], atol=1e-5)
 
 

@@ -1,4 +1,5 @@
 """evaluate.py end to end on a tiny trained model: both modes, scores file, plots, bad input."""
+import functools
 import glob
 import importlib
 import itertools
@@ -12,14 +13,15 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-import cli
-from checkpoint import COHORT_KEY, load_model
+from dvector import cli
+from dvector.checkpoint import COHORT_KEY, load_model
+import enroll
 from conftest import TUTORIAL_DB, needs_tutorial_db, run_script
-from embedding import embed_files
-from enrollment import enroll_speakers, split_enroll_and_test
-from fileio import load_torch, save_pickle, save_torch
-from scoring import as_norm, as_norm_matrix, cohort_stats, cosine_scores
-from whitening import whiten_checkpoint
+from dvector.embedding import embed_files
+from dvector.enrollment import split_enroll_and_test
+from dvector.fileio import load_torch, save_pickle, save_torch
+from dvector.scoring import as_norm, as_norm_matrix, cohort_stats, cosine_scores
+from dvector.whitening import whiten_checkpoint
 
 WAV_SPEAKER = 'wspk'
 
@@ -71,7 +73,7 @@ def assert_png(path):
 def test_tutorial_mode_chunked_with_scores_and_plots(tmp_path, trained_run):
     log_dir, _, test_dir = trained_run
     scores, plot_dir = str(tmp_path / 'scores.txt'), str(tmp_path / 'plots')
-    result = run_script('evaluate.py', '--log_dir', log_dir, '--test_feat_dir', test_dir,
+    result = run_script('evaluate.py', '--log_dir', log_dir, '--test_dir', test_dir,
                         '--use_cuda', 'false', '--chunk_sec', '1.2', '--scores_out', scores,
                         '--plot_dir', plot_dir, '--p_targets', '0.01,0.05,0.1')
     assert result.returncode == 0, result.stderr
@@ -96,12 +98,13 @@ def test_tutorial_mode_saved_enrollments_match_on_the_fly(tmp_path, trained_run,
     log_dir, _, test_dir = trained_run
     emb = str(tmp_path / 'emb')
     device = torch.device('cpu')
-    model, _ = load_model(log_dir, 0, device)
-    enroll_speakers(model, split_enroll_and_test(test_dir)[0], emb, 100, device)
+    model, checkpoint = load_model(log_dir, 0, device)
+    monkeypatch.setattr(enroll, 'test_frames', 100)
+    enroll.enroll_per_spk(model, split_enroll_and_test(test_dir)[0], emb, checkpoint, device)
     outs = []
     for extra in ([], ['--embedding_dir', emb]):  # in-process: fast; the CLI is tested above
         path = str(tmp_path / f'scores{len(extra)}.txt')
-        run_evaluate(monkeypatch, capsys, '--log_dir', log_dir, '--test_feat_dir', test_dir,
+        run_evaluate(monkeypatch, capsys, '--log_dir', log_dir, '--test_dir', test_dir,
                      '--scores_out', path, *extra, status=0)
         outs.append(read_scores(path))
     assert len(outs[0]) == 9 and sum(r[1] for r in outs[0]) == 3
@@ -135,10 +138,13 @@ def test_trial_mode_scores_symmetric_and_identification(tmp_path, trained_run):
 
 def test_chunks_and_feature_paths():
     import evaluate
+    from dvector.embedding import split_pieces
     feat = np.arange(500)[:, None]
-    assert [len(p) for p in evaluate.chunk_utterance(feat, 300)] == [300, 200]  # kept: >= half
-    assert [len(p) for p in evaluate.chunk_utterance(feat, 120)] == [120] * 4  # 20 dropped
-    assert [len(p) for p in evaluate.chunk_utterance(feat, 0)] == [500]
+    chunk = functools.partial(split_pieces, drop_short_last=True)  # evaluate.py's --chunk_sec
+    assert [len(p) for p in chunk(feat, 300)] == [300, 200]  # kept: >= half
+    assert [len(p) for p in chunk(feat, 120)] == [120] * 4  # 20 dropped
+    assert [len(p) for p in chunk(feat, 0)] == [500]
+    assert [len(p) for p in split_pieces(feat, 120)] == [120] * 4 + [20]  # enroll: all kept
     assert evaluate.feature_candidates('R', 'id1/vid/00001.wav') == [
         'R/id1/vid_00001.p', 'R/id1/vid/00001.p', 'R/id1/vid/00001.wav']
     assert evaluate.feature_candidates('R', 'spk/a.p') == ['R/spk/a.p']
@@ -205,14 +211,14 @@ def test_feature_dimension_mismatch(monkeypatch, capsys, tmp_path, trained_run):
     trials = write_trials(tmp_path / 't.txt', all_ordered_pairs(rels))
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
                        '--feat_dir', root)
-    assert '8 feature files have 20 dimensions' in err and 'trained on 40' in err
+    assert '20 feature bands' in err and 'trained on 40 (8 of ' in err
     for spk in ('a', 'b'):  # the same check in the tutorial mode
         for name in ('enroll', 'test'):
             save_pickle({'feat': np.zeros((300, 20)), 'label': spk},
                         os.path.join(tmp_path, 'test20', spk, name + '.p'))
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0],
-                       '--test_feat_dir', str(tmp_path / 'test20'))
-    assert '20 dimensions' in err
+                       '--test_dir', str(tmp_path / 'test20'))
+    assert '20 feature bands' in err
 
 
 def test_extraction_settings_differ_from_the_model(monkeypatch, capsys, tmp_path, trained_run,
@@ -265,7 +271,7 @@ def test_as_norm_in_tutorial_mode_leaves_identification_to_cosine(monkeypatch, c
     outs = {}
     for k in ('0', '2'):
         path = str(tmp_path / f'scores{k}.txt')
-        out = run_evaluate(monkeypatch, capsys, '--log_dir', whitened_run, '--test_feat_dir',
+        out = run_evaluate(monkeypatch, capsys, '--log_dir', whitened_run, '--test_dir',
                            test_dir, '--as_norm', k, '--scores_out', path, status=0)
         outs[k] = (out, read_scores(path))
     ident = [line for line in outs['0'][0].splitlines() if 'Identification accuracy' in line]
@@ -303,7 +309,7 @@ def test_as_norm_needs_a_cohort_of_enough_speakers(monkeypatch, capsys, tmp_path
 def test_verification_as_norm_scores_the_claim_against_the_cohort(tmp_path, whitened_run,
                                                                    trained_run):
     test_dir, emb = trained_run[2], str(tmp_path / 'emb')
-    common = ['--log_dir', whitened_run, '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    common = ['--log_dir', whitened_run, '--test_dir', test_dir, '--embedding_dir', emb]
     assert run_script('enroll.py', *common).returncode == 0
     claim = ['--enroll_speaker', 'syn_t00', '--test_speaker', 'syn_t01', '--thres', '0']
     result = run_script('verification.py', *common, *claim, '--as_norm', '3')
@@ -336,10 +342,11 @@ def test_heldout_trial_list_parses_and_resolves():
 @needs_tutorial_db()
 def test_wav_extracted_on_the_fly_matches_the_shipped_features():
     import evaluate
+    from DB_wav_reader import feature_name
     from SR_Dataset import read_MFB
     wav = os.path.join(TUTORIAL_DB, 'test_wavs', '230M4087', 'test.wav')
     shipped, _ = read_MFB(os.path.join(TUTORIAL_DB, 'feat_logfbank_nfilt40', 'test',
                                        '230M4087', 'test.p'))
     np.testing.assert_allclose(evaluate.read_wav_features(wav), shipped, atol=1e-4)
-    assert evaluate.wav_speaker('test_wavs/230M4087/test.wav') == '230M4087'
-    assert evaluate.wav_speaker('id10270/5r0dWxy17C8/00001.wav') == 'id10270'
+    assert feature_name('test_wavs/230M4087/test.wav')[0] == '230M4087'
+    assert feature_name('id10270/5r0dWxy17C8/00001.wav')[0] == 'id10270'

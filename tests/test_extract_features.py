@@ -9,9 +9,9 @@ from scipy.io import wavfile
 
 from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script, write_24bit
 from DB_wav_reader import read_feats_structure
-from extract_features import output_name
-from features import fast_logfbank, logfbank_features
-from fileio import load_pickle
+from DB_wav_reader import feature_name as output_name
+from dvector.features import fast_logfbank, logfbank_features
+from SR_Dataset import load_pickle
 from SR_Dataset import read_MFB
 
 RATE = 16000
@@ -72,7 +72,7 @@ def test_output_names_for_both_layouts():
 @needs_tutorial_db()
 def test_features_equal_the_shipped_pickles(tmp_path):
     wavs = os.path.join(TUTORIAL_DB, 'test_wavs')
-    result = run_script('extract_features.py', '--wav_dir', wavs, '--feat_dir', str(tmp_path),
+    result = run_script('tools/extract_features.py', '--wav_dir', wavs, '--feat_dir', str(tmp_path),
                         '--dtype', 'float64', '--jobs', '2')
     assert result.returncode == 0, result.stderr
     assert '20 files done, 0 skipped (already there), 0 failed' in result.stdout
@@ -131,7 +131,7 @@ def extracted(tmp_path_factory):
     root = tmp_path_factory.mktemp('extract')
     wavs, feats = str(root / 'wavs'), str(root / 'feats')
     expect = make_tree(wavs)
-    first = run_script('extract_features.py', '--wav_dir', wavs, '--feat_dir', feats,
+    first = run_script('tools/extract_features.py', '--wav_dir', wavs, '--feat_dir', feats,
                        '--jobs', '2')
     return wavs, feats, expect, first
 
@@ -180,7 +180,7 @@ def test_bad_files_are_named_once_and_the_run_goes_on(extracted):
 
 def test_second_run_skips_what_exists(extracted):
     wavs, feats, expect, _ = extracted
-    again = run_script('extract_features.py', '--wav_dir', wavs, '--feat_dir', feats)
+    again = run_script('tools/extract_features.py', '--wav_dir', wavs, '--feat_dir', feats)
     assert again.returncode == 1  # the bad files still fail
     assert f'0 files done, {len(expect["good"])} skipped' in again.stdout
 
@@ -202,7 +202,7 @@ def test_unwritable_output_folder_is_one_line(tmp_path):
     wavfile.write(str(wavs / 'a.wav'), RATE, tone(0.5))
     blocker = tmp_path / 'file'
     blocker.write_text('a regular file, so nothing can be created under it\n')
-    result = run_script('extract_features.py', '--wav_dir', str(tmp_path / 'wavs'),
+    result = run_script('tools/extract_features.py', '--wav_dir', str(tmp_path / 'wavs'),
                         '--feat_dir', str(blocker / 'feats'), '--progress', 'false')
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from cli import SetupError
-from fileio import atomic_path, load_pickle, load_torch, save_pickle, save_torch
+from configure import SetupError
+from dvector.fileio import atomic_path, load_torch, save_pickle, save_torch
+from SR_Dataset import load_pickle
 
 
 class Evil:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cli import SetupError
+from configure import SetupError
 from model.losses import LOSSES, build_loss, loss_settings
 from model.losses.asoftmax import psi
 from model.losses.softmaxproto import queries_and_prototypes

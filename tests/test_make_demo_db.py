@@ -22,7 +22,7 @@ SMALL = ['--n_train_speakers', '3', '--n_utts', '2', '--n_test_speakers', '2',
 
 
 def generate(out_dir, *args):
-    return subprocess.run([sys.executable, 'make_demo_db.py', '--out_dir', str(out_dir), *args],
+    return subprocess.run([sys.executable, 'tools/make_demo_db.py', '--out_dir', str(out_dir), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
@@ -78,7 +78,7 @@ def test_feature_pickles(demo_db):
 
 def test_wavs_match_features(demo_db):
     from DB_wav_reader import read_audio
-    from features import logfbank_features
+    from dvector.features import logfbank_features
     for path in glob.glob(f'{demo_db}/test_wavs/*/*.wav'):
         rate, audio = wavfile.read(path)
         assert rate == 16000 and audio.dtype == np.int16 and audio.ndim == 1

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from cli import SetupError
-from metrics import (compute_eer, compute_min_dcf, det_curve, identification_accuracy,
+from configure import SetupError
+from dvector.metrics import (compute_eer, compute_min_dcf, det_curve, identification_accuracy,
                      threshold_table)
 
 

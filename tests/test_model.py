@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cli import SetupError
+from configure import SetupError
 from model import BACKBONES, build_model
 
 
@@ -45,6 +45,6 @@ def test_stem_stride_2_halves_the_map_and_quarters_the_compute():
             emb, logits = model(torch.randn(2, 1, 40, 100))
         flops[stride] = counter.get_total_flops()
         assert emb.shape == (2, 128) and logits.shape == (2, 10)
-        assert model.pretrained(torch.randn(1, 1, 40, 100)).shape[2:] == \
+        assert model.feature_map(torch.randn(1, 1, 40, 100)).shape[2:] == \
             ((5, 13) if stride == 1 else (3, 7))
     assert 0.2 < flops[2] / flops[1] < 0.3

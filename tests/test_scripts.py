@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 from conftest import ROOT, run_script
-from fileio import load_torch, save_pickle
+from dvector.fileio import load_torch, save_pickle
 
 
 def common(log_dir, test_dir, emb_dir):
-    return ['--log_dir', log_dir, '--test_feat_dir', test_dir, '--embedding_dir', emb_dir]
+    return ['--log_dir', log_dir, '--test_dir', test_dir, '--embedding_dir', emb_dir]
 
 
 def test_training_writes_checkpoints_plot_and_console(trained_run):
@@ -171,10 +171,108 @@ def test_features_of_another_width_are_refused(tmp_path, trained_run):
                         str(narrow / spk / f'{name}.p'))
     emb = str(tmp_path / 'emb')
     assert_one_line_error(run_script('enroll.py', *common(log_dir, str(narrow), emb)),
-                          '2 feature files have 20 dimensions', 'trained on 40')
+                          'enroll.p: 20 feature bands', 'trained on 40')
     assert not os.path.exists(emb)
     real_emb = str(tmp_path / 'real_emb')
     assert run_script('enroll.py', *common(log_dir, trained_run[2], real_emb)).returncode == 0
     assert_one_line_error(run_script('identification.py', *common(log_dir, str(narrow), real_emb),
                                      '--test_speaker', 's1'),
                           f'{narrow}/s1/test.p', 'trained on 40')
+
+
+def test_a_new_run_sets_the_previous_run_aside(tmp_path, trained_run):
+    """No run overwrites another: what was in log_dir moves to previous_run_<n>/."""
+    log_dir, train_dir, _ = trained_run
+    log = tmp_path / 'log'
+    subprocess.run(['cp', '-r', log_dir, str(log)], check=True)
+    (log / '.checkpoint_3.pth.abc.tmp').write_bytes(b'left by a killed run')
+    result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '1',
+                        '--log_dir', str(log), '--batch_size', '8', '--val_ratio', '25')
+    assert result.returncode == 0, result.stderr
+    assert f'moved to {log}/previous_run_1/' in result.stdout
+    assert sorted(os.listdir(log / 'previous_run_1')) == ['checkpoint_1.pth', 'checkpoint_2.pth',
+                                                          'loss_plot.png']
+    assert sorted(os.listdir(log)) == ['checkpoint_1.pth', 'loss_plot.png', 'previous_run_1']
+    assert load_torch(str(log / 'checkpoint_1.pth'))['history']['epoch'] == [1]
+
+
+def test_console_names_device_folder_checkpoint_file_and_plot(tmp_path, trained_run):
+    log_dir, _, test_dir = trained_run
+    result = run_script('enroll.py', *common(log_dir, test_dir, str(tmp_path / 'emb')))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f'=> loading checkpoint\n{log_dir}/checkpoint_')
+    assert ': lowest validation loss (cp_num = 0)\n' in result.stdout
+    result = run_script('identification.py', *common(log_dir, test_dir, str(tmp_path / 'emb')),
+                        '--cp_num', '1', '--test_speaker', 'syn_t00')
+    assert f'{log_dir}/checkpoint_1.pth: cp_num = 1\n' in result.stdout
+
+
+def test_a_recipe_file_sets_the_training_and_the_checkpoint_records_it(tmp_path, feature_tree):
+    train_dir, _ = feature_tree
+    recipe = tmp_path / 'small.py'
+    recipe.write_text('# a small recipe\nbatch_size = 8  # crops\nval_ratio = 25\n'
+                      'embedding_size = 32\nn_epochs = 3\n')
+    log = str(tmp_path / 'log')
+    result = run_script('train.py', str(recipe), '--train_feat_dir', train_dir, '--log_dir', log,
+                        '--n_epochs', '1')
+    assert result.returncode == 0, result.stderr
+    assert f'Training on cpu (1 process(es)); checkpoints and the loss plot go to {log}/' \
+        in result.stdout
+    assert sorted(os.listdir(log)) == ['checkpoint_1.pth', 'loss_plot.png']  # --n_epochs won
+    checkpoint = load_torch(f'{log}/checkpoint_1.pth')
+    assert checkpoint['train_settings']['batch_size'] == 8
+    assert checkpoint['train_settings']['n_epochs'] == 1
+    assert checkpoint['model_args']['embedding_size'] == 32
+    assert checkpoint['model_args']['n_bands'] == 40
+    recipe.write_text('batch_sise = 8\n')
+    assert_one_line_error(run_script('train.py', str(recipe)), str(recipe),
+                          'unknown setting batch_sise')
+
+
+def test_the_model_is_built_for_the_width_of_the_training_features(tmp_path):
+    """20-band features train a 20-band model; enroll then takes 20 bands and refuses 40."""
+    rng = np.random.default_rng(0)
+    for split, names in (('train', [f'u{u}' for u in range(5)]), ('test', ['enroll', 'test'])):
+        for s in range(2):
+            for name in names:
+                feat = rng.normal(s, 1, (250, 20))
+                save_pickle({'feat': feat, 'label': f's{s}'}, str(tmp_path / split / f's{s}' /
+                                                                   f'{name}.p'))
+    log = str(tmp_path / 'log')
+    result = run_script('train.py', '--train_feat_dir', str(tmp_path / 'train'), '--n_epochs',
+                        '1', '--log_dir', log, '--val_ratio', '20', '--batch_size', '4')
+    assert result.returncode == 0, result.stderr
+    assert load_torch(f'{log}/checkpoint_1.pth')['model_args']['n_bands'] == 20
+    emb = str(tmp_path / 'emb')
+    assert run_script('enroll.py', *common(log, str(tmp_path / 'test'), emb)).returncode == 0
+    save_pickle({'feat': rng.normal(0, 1, (250, 40)), 'label': 's0'},
+                str(tmp_path / 'test' / 's0' / 'test.p'))
+    assert_one_line_error(run_script('identification.py', *common(log, str(tmp_path / 'test'),
+                                                                  emb), '--test_speaker', 's0'),
+                          'test.p', 'trained on 20')
+    save_pickle({'feat': rng.normal(0, 1, (250, 41)), 'label': 's1'},
+                str(tmp_path / 'train' / 's1' / 'u3.p'))
+    assert_one_line_error(run_script('train.py', '--train_feat_dir', str(tmp_path / 'train'),
+                                     '--log_dir', str(tmp_path / 'log2')),
+                          f'{tmp_path}/train/s1/u3.p: 41 feature bands', 'have 20')
+
+
+def test_one_speaker_is_refused(tmp_path):
+    for u in range(4):
+        save_pickle({'feat': np.zeros((200, 40)), 'label': 'only'},
+                    str(tmp_path / 'f' / 'only' / f'{u}.p'))
+    assert_one_line_error(run_script('train.py', '--train_feat_dir', str(tmp_path / 'f'),
+                                     '--log_dir', str(tmp_path / 'log'), '--val_ratio', '25'),
+                          '1 speaker', 'two or more')
+
+
+def test_a_learning_rate_drop_is_printed(capsys, monkeypatch):
+    import train
+    model = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(train, 'lr_schedule', 'plateau')
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = train.create_scheduler(optimizer)
+    for _ in range(4):  # patience 2: the fourth epoch without progress lowers it
+        train.step_scheduler(scheduler, optimizer, 1.0)
+    assert 'Learning rate reduced from 0.1 to 0.01 (validation loss stalled)' \
+        in capsys.readouterr().out

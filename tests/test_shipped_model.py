@@ -5,11 +5,11 @@ import torch
 
 import identification
 import verification
-from checkpoint import load_model
+from dvector.checkpoint import load_model
 from conftest import ROOT, run_script
-from embedding import embed_files
-from enrollment import load_enrollments, split_enroll_and_test
-from scoring import cosine_scores
+from dvector.embedding import embed_files
+from dvector.enrollment import load_enroll_embeddings, select_speakers, split_enroll_and_test
+from dvector.scoring import cosine_scores
 
 LOG_DIR = os.path.join(ROOT, 'model_saved')
 EMB_DIR = os.path.join(ROOT, 'enroll_embeddings')
@@ -18,7 +18,7 @@ TEST_DIR = os.path.join(ROOT, 'feat_logfbank_nfilt40', 'test')
 
 def shipped_scores(test_frames):
     model, checkpoint = load_model(LOG_DIR, 0, torch.device('cpu'))
-    speakers, enrolled = load_enrollments(EMB_DIR)
+    speakers, enrolled = select_speakers(load_enroll_embeddings(EMB_DIR, checkpoint), [], EMB_DIR)
     _, test_table = split_enroll_and_test(TEST_DIR)
     assert list(test_table['speaker_id']) == speakers  # one test.p per enrolled speaker
     tests = embed_files(model, list(test_table['filename']), test_frames, torch.device('cpu'))

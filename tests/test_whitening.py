@@ -5,14 +5,14 @@ import shutil
 import pytest
 import torch
 
-from checkpoint import COHORT_KEY, WHITENING_KEY, load_model, read_checkpoint
-from cli import SetupError
+from dvector.checkpoint import COHORT_KEY, WHITENING_KEY, load_model, read_checkpoint
+from configure import SetupError
 from conftest import run_script
 from DB_wav_reader import read_feats_structure
-from embedding import embed_files, embed_pieces, embed_utterances, l2_norm
+from dvector.embedding import embed_files, embed_pieces, embed_utterances, l2_norm
 from model import build_model
 from model.fuse import JointWhitening, fold_whitening
-from whitening import embed_pooled, fit_layer, fit_wccn, fit_wccn_lda
+from dvector.whitening import embed_pooled, fit_layer, fit_wccn, fit_wccn_lda
 
 
 def clustered(n_speakers=6, per=40, dim=8, seed=0):
@@ -139,9 +139,9 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
         shutil.copy(f, log_dir)
     plain, _ = load_model(str(log_dir), 0, torch.device('cpu'))
     emb = str(tmp_path / 'emb')
-    common = ['--log_dir', str(log_dir), '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    common = ['--log_dir', str(log_dir), '--test_dir', test_dir, '--embedding_dir', emb]
     assert run_script('enroll.py', *common).returncode == 0  # before whitening
-    result = run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir)
+    result = run_script('tools/whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir)
     assert result.returncode == 0, result.stderr
     assert 'run enroll.py again' in result.stdout
     checkpoint = read_checkpoint(str(log_dir), 0)
@@ -156,7 +156,7 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     assert torch.allclose(checkpoint[COHORT_KEY], speaker_dvectors(whitened, train_dir, 100),
                           atol=1e-4)
     # fitting again starts from the plain model, not the whitened one
-    assert run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
+    assert run_script('tools/whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
                       train_dir).returncode == 0
     refit = read_checkpoint(str(log_dir), 0)[WHITENING_KEY]
     assert torch.allclose(refit['matrix'], w['matrix'], atol=1e-4)
@@ -187,7 +187,7 @@ def whiten_a_copy(trained_run, log_dir, *flags):
     src, train_dir, _ = trained_run
     for f in glob.glob(src + '/checkpoint_*.pth'):
         shutil.copy(f, log_dir)
-    return run_script('whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir,
+    return run_script('tools/whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir,
                       *flags)
 
 
@@ -237,7 +237,7 @@ def test_whitening_on_both_layers_doubles_the_dvector(tmp_path, trained_run):
     # the pieces' joint embeddings are summed per speaker, as enrollment does
     assert torch.allclose(cohort, speaker_dvectors(model, train_dir, 100), atol=1e-4)
     emb = str(tmp_path / 'emb')
-    common = ['--log_dir', str(tmp_path), '--test_feat_dir', test_dir, '--embedding_dir', emb]
+    common = ['--log_dir', str(tmp_path), '--test_dir', test_dir, '--embedding_dir', emb]
     assert run_script('enroll.py', *common).returncode == 0
     result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
     assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr

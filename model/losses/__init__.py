@@ -14,7 +14,7 @@ refuses a non-zero one. Adding a loss is one file here and one line in LOSSES.
 """
 import torch.nn as nn
 
-from cli import SetupError
+from configure import SetupError
 from model.losses.aamsoftmax import AAMSoftmaxLoss
 from model.losses.amsoftmax import AMSoftmaxLoss
 from model.losses.asoftmax import ASoftmaxLoss

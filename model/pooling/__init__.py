@@ -6,7 +6,7 @@ line in POOLINGS.
 """
 import torch.nn as nn
 
-from cli import SetupError
+from configure import SetupError
 from model.pooling.attentive_stats import AttentiveStatsPooling
 from model.pooling.avg import AvgPooling
 from model.pooling.last import LastPooling

@@ -32,12 +32,6 @@ def as_norm_matrix(scores: torch.Tensor, tests: torch.Tensor, enrolled: torch.Te
     return as_norm(scores, (e_mean[None], e_std[None]), (t_mean[:, None], t_std[:, None]))
 
 
-def identify(test: torch.Tensor, enrolled: torch.Tensor, speakers: list) -> list:
-    """The enrolled speaker with the highest cosine score for each test embedding."""
-    best = cosine_scores(test, enrolled).argmax(dim=1)
-    return [speakers[i] for i in best.tolist()]
-
-
 def verify(score: float, thres: float) -> str:
     """The tutorial's decision: Accept when the score is above the threshold."""
     return 'Accept' if score > thres else 'Reject'

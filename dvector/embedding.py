@@ -11,8 +11,9 @@ from collections import defaultdict
 import numpy as np
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
-from cli import SetupError
+from configure import SetupError
 from SR_Dataset import load_features, to_input
 
 
@@ -21,25 +22,29 @@ def l2_norm(x: torch.Tensor) -> torch.Tensor:
     return x / torch.sqrt(torch.sum(x * x, dim=1, keepdim=True) + 1e-10)
 
 
-def split_pieces(feat: np.ndarray, test_frames: int) -> list:
-    """Consecutive non-overlapping pieces of ``test_frames`` frames (the last one shorter);
-    0: the whole utterance as one piece."""
-    if test_frames == 0:
-        return [feat]
+def split_pieces(feat: np.ndarray, test_frames: int, drop_short_last: bool = False) -> list:
+    """Consecutive non-overlapping pieces of ``test_frames`` frames (the last one shorter, or
+    dropped when ``drop_short_last`` and under half a piece); 0: the whole utterance."""
     if test_frames < 0:
         raise SetupError(f'test_frames={test_frames}: give a piece length in frames, or 0 to '
                          'embed whole utterances')
-    return [feat[i:i + test_frames] for i in range(0, len(feat), test_frames)]
+    if test_frames == 0 or len(feat) <= test_frames:
+        return [feat]
+    pieces = [feat[i:i + test_frames] for i in range(0, len(feat), test_frames)]
+    if drop_short_last and len(pieces[-1]) * 2 < test_frames:
+        pieces.pop()
+    return pieces
 
 
 @torch.inference_mode()
 def embed_pieces(model: nn.Module, feats: list, test_frames: int, device: torch.device,
-                 batch_size: int = 0) -> tuple:
+                 batch_size: int = 0, progress: str = '') -> tuple:
     """The model's embedding of every piece: ((n_pieces, E) tensor, (n_pieces,) utterance index).
 
     Pieces of equal length from all utterances are stacked into batches of ``batch_size``
     (0: 32 on a CPU, where larger batches fall out of the cache and run slower; 512 on a GPU).
-    A model marked ``whole_utterance`` by load_model embeds whole utterances (one piece each)."""
+    A model marked ``whole_utterance`` by load_model embeds whole utterances (one piece each).
+    ``progress``: the label of a progress bar (shown on a terminal only)."""
     batch_size = batch_size or (512 if device.type == 'cuda' else 32)
     if getattr(model, 'whole_utterance', False):
         test_frames = 0
@@ -48,21 +53,22 @@ def embed_pieces(model: nn.Module, feats: list, test_frames: int, device: torch.
     for index, feat in enumerate(feats):
         for piece in split_pieces(feat, test_frames):
             groups[len(piece)].append((index, piece))
+    batches = [pieces[start:start + batch_size] for pieces in groups.values()
+               for start in range(0, len(pieces), batch_size)]
     embeddings, owners = [], []
-    for pieces in groups.values():
-        for start in range(0, len(pieces), batch_size):
-            chunk = pieces[start:start + batch_size]
-            batch = torch.stack([to_input(p) for _, p in chunk]).to(device)  # (B, 1, 40, L)
-            embeddings.append(model(batch)[0].float().cpu())                 # (B, E)
-            owners += [i for i, _ in chunk]
+    for chunk in tqdm(batches, desc=progress, unit='batch', leave=False,
+                      disable=None if progress else True):
+        batch = torch.stack([to_input(p) for _, p in chunk]).to(device)  # (B, 1, 40, L)
+        embeddings.append(model(batch)[0].float().cpu())                 # (B, E)
+        owners += [i for i, _ in chunk]
     return torch.cat(embeddings), torch.tensor(owners)
 
 
 def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: torch.device,
-                     batch_size: int = 0) -> torch.Tensor:
+                     batch_size: int = 0, progress: str = '') -> torch.Tensor:
     """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays: the sum
     of each utterance's piece embeddings, normalised."""
-    pieces, owners = embed_pieces(model, feats, test_frames, device, batch_size)
+    pieces, owners = embed_pieces(model, feats, test_frames, device, batch_size, progress)
     return sum_pieces(pieces, owners, len(feats))
 
 
@@ -73,22 +79,16 @@ def sum_pieces(pieces: torch.Tensor, owners: torch.Tensor, n_utterances: int) ->
     return l2_norm(sums)
 
 
-def embed_utterance(model: nn.Module, feat: np.ndarray, test_frames: int,
-                    device: torch.device) -> torch.Tensor:
-    """(1, E) embedding of one utterance's (frames, bands) features."""
-    return embed_utterances(model, [feat], test_frames, device)
-
-
 def check_feature_dims(model: nn.Module, feats: list, names: list) -> None:
     """Refuse features whose width is not the one the model was trained on (load_model sets
-    ``model.feature_dim`` from the checkpoint's feature settings; older checkpoints lack it)."""
+    ``model.feature_dim`` from the checkpoint)."""
     expected = getattr(model, 'feature_dim', None)
     wrong = [(n, f.shape[1]) for n, f in zip(names, feats) if f.shape[1] != expected]
     if expected and wrong:
         raise SetupError(
-            f'{len(wrong)} feature files have {wrong[0][1]} dimensions (first: {wrong[0][0]}) '
-            f'but the model was trained on {expected} ({model.feature_settings}); extract '
-            'the features with the same settings')
+            f'{wrong[0][0]}: {wrong[0][1]} feature bands, but the model was trained on '
+            f'{expected} ({len(wrong)} of {len(names)} files differ); extract the features with '
+            "the model's settings (configure.py)")
 
 
 def embed_files(model: nn.Module, files: list, test_frames: int,
@@ -97,3 +97,10 @@ def embed_files(model: nn.Module, files: list, test_frames: int,
     feats = load_features(files)
     check_feature_dims(model, feats, files)
     return embed_utterances(model, feats, test_frames, device)
+
+
+def get_embeddings(model: nn.Module, filename: str, test_frames: int,
+                   device: torch.device) -> torch.Tensor:
+    """The slides' get_embeddings: the (1, E) d-vector of one feature file, the normalised sum
+    of the embeddings of its ``test_frames``-frame pieces (read_MFB trims 0.5 s each end)."""
+    return embed_files(model, [filename], test_frames, device)

@@ -23,13 +23,14 @@ import time
 import numpy as np
 from scipy.io import wavfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-import cli  # noqa: E402
+from dvector import cli  # noqa: E402
 from DB_wav_reader import read_audio  # noqa: E402
-from features import logfbank_features  # noqa: E402
-from fileio import load_pickle, save_pickle  # noqa: E402
+from dvector.features import logfbank_features  # noqa: E402
+from dvector.fileio import save_pickle  # noqa: E402
+from SR_Dataset import load_pickle  # noqa: E402
 
 # ---- settings ----
 n_files = 400            # generated wavs (16 kHz, 16-bit), 20 speakers

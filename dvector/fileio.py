@@ -4,13 +4,12 @@ Every file the project writes goes to a temporary name in the same folder and is
 place, so an interrupted run never leaves a half-written checkpoint, embedding or feature file.
 """
 import contextlib
-import io
 import os
 import pickle
 import tempfile
 from typing import Any, Iterator
 
-from cli import SetupError
+from configure import SetupError
 
 
 @contextlib.contextmanager
@@ -53,38 +52,3 @@ def load_torch(path: str) -> Any:
     except Exception as err:  # corrupt file or a pickle that needs more than weights
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SetupError(f'{path}: cannot load as a checkpoint ({first})') from None
-
-
-# Globals a numpy array pickle needs (numpy 1.x and 2.x names), and nothing else.
-_ALLOWED_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
-    ('numpy', 'ndarray'), ('numpy', 'dtype'),
-    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),
-    ('builtins', 'slice'), ('collections', 'OrderedDict'),
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that builds numpy arrays, dtypes and plain Python values only."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f'refusing to load {module}.{name}')
-
-
-def load_pickle(path: str) -> Any:
-    """Read an untrusted pickle; anything but arrays and plain values raises SetupError."""
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except OSError as err:
-        raise SetupError(f'{path}: cannot read ({err.strerror})') from None
-    try:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
-    except pickle.UnpicklingError as err:
-        raise SetupError(f'{path}: not a safe feature pickle ({err})') from None
-    except Exception as err:
-        raise SetupError(f'{path}: corrupt pickle ({type(err).__name__}: {err})') from None
-

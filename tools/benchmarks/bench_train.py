@@ -21,11 +21,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import cli  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from dvector import cli  # noqa: E402
 import configure as c  # noqa: E402
 from DB_wav_reader import read_feats_structure  # noqa: E402
-from embedding import embed_utterances, l2_norm  # noqa: E402
+from dvector.embedding import embed_utterances, l2_norm  # noqa: E402
 from model import build_model  # noqa: E402
 from model.fuse import fold_batchnorm  # noqa: E402
 from SR_Dataset import (DvectorDataset, collate_fn_feat_padded, random_window, read_MFB,  # noqa: E402

@@ -15,9 +15,9 @@ import re
 import torch
 import torch.nn as nn
 
-from cli import SetupError
-from features import feature_dim
-from fileio import load_torch, save_torch
+from configure import SetupError
+from dvector.features import feature_dim
+from dvector.fileio import load_torch, save_torch
 from model import build_model
 from model.fuse import fold_batchnorm, fold_whitening
 
@@ -57,32 +57,68 @@ def save_checkpoint(log_dir: str, epoch: int, checkpoint: dict) -> str:
     return path
 
 
-def best_epoch(log_dir: str) -> int:
-    """The epoch of the checkpoint with the lowest validation loss."""
+def set_aside_previous_run(log_dir: str) -> str:
+    """Move another run's checkpoints and loss plot out of the way, into a new subfolder
+    ``previous_run_<n>`` of ``log_dir``, so a new run never overwrites or mixes with them; also
+    remove temporary files that a killed run left. Returns the subfolder ('' if none needed)."""
+    for stale in glob.glob(os.path.join(log_dir, '.checkpoint_*.tmp')):
+        os.remove(stale)
+    files = list(list_checkpoints(log_dir).values())
+    plot = os.path.join(log_dir, 'loss_plot.png')
+    files += [plot] if os.path.isfile(plot) else []
+    if not files:
+        return ''
+    n = 1
+    while os.path.exists(os.path.join(log_dir, f'previous_run_{n}')):
+        n += 1
+    aside = os.path.join(log_dir, f'previous_run_{n}')
+    os.makedirs(aside)
+    for path in files:
+        os.replace(path, os.path.join(aside, os.path.basename(path)))
+    print(f'note: {log_dir} held another run ({len(files)} files): moved to {aside}/ '
+          f'(move them back to use that model again)')
+    return aside
+
+
+def checkpoints_in(log_dir: str) -> dict:
+    """list_checkpoints, or a SetupError saying how to make one."""
     checkpoints = list_checkpoints(log_dir)
     if not checkpoints:
         raise SetupError(f'{log_dir}: no checkpoint_<epoch>.pth files (train a model first: '
                          'python train.py)')
-    losses = {e: load_torch(p).get('valid_loss', float('inf')) for e, p in checkpoints.items()}
-    return min(losses, key=lambda e: (losses[e], -e))
+    return checkpoints
+
+
+def lowest_validation_loss(log_dir: str) -> tuple:
+    """(epoch, checkpoint) of the checkpoint with the lowest validation loss (the latest of
+    equals), each file read once."""
+    best = None
+    for epoch, path in checkpoints_in(log_dir).items():
+        checkpoint = load_torch(path)
+        loss = checkpoint.get('valid_loss', float('inf')) if isinstance(checkpoint, dict) \
+            else float('inf')
+        if best is None or loss <= best[0]:
+            best = (loss, epoch, checkpoint)
+    return best[1], best[2]
 
 
 def read_checkpoint(log_dir: str, cp_num: int = 0) -> dict:
-    """Load checkpoint ``cp_num`` (0 = lowest validation loss) from ``log_dir``."""
-    checkpoints = list_checkpoints(log_dir)
-    if not checkpoints:
-        raise SetupError(f'{log_dir}: no checkpoint_<epoch>.pth files (train a model first: '
-                         'python train.py)')
-    cp_num = cp_num or best_epoch(log_dir)
-    if cp_num not in checkpoints:
-        raise SetupError(f'cp_num={cp_num}: no {checkpoint_path(log_dir, cp_num)}; available '
-                         'epochs: ' + ', '.join(map(str, checkpoints)))
-    checkpoint = load_torch(checkpoints[cp_num])
-    missing = {'state_dict', 'model_args'} - set(checkpoint)
+    """Load checkpoint ``cp_num`` (0 = lowest validation loss) from ``log_dir``; its 'cp_num'
+    and 'path' are set."""
+    checkpoints = checkpoints_in(log_dir)
+    if cp_num:
+        if cp_num not in checkpoints:
+            raise SetupError(f'cp_num={cp_num}: no {checkpoint_path(log_dir, cp_num)}; '
+                             'available epochs: ' + ', '.join(map(str, checkpoints)))
+        checkpoint = load_torch(checkpoints[cp_num])
+    else:
+        cp_num, checkpoint = lowest_validation_loss(log_dir)
+    missing = {'state_dict', 'model_args'} - set(checkpoint if isinstance(checkpoint, dict)
+                                                 else {})
     if missing:
         raise SetupError(f'{checkpoints[cp_num]}: not a checkpoint of this project (missing '
                          + ', '.join(sorted(missing)) + ')')
-    checkpoint['cp_num'] = cp_num
+    checkpoint.update(cp_num=cp_num, path=checkpoints[cp_num])
     return checkpoint
 
 
@@ -115,6 +151,8 @@ def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict =
     say otherwise are reported and ignored. The returned model embeds only (inference_model)."""
     print('=> loading checkpoint')
     checkpoint = read_checkpoint(log_dir, cp_num)
+    why = f'cp_num = {cp_num}' if cp_num else 'lowest validation loss (cp_num = 0)'
+    print(f'{checkpoint["path"]}: {why}')
     checkpoint_wins(checkpoint, settings or {})
     if checkpoint.get('whole_utterance'):
         print('note: this model embeds each utterance whole (its checkpoint has whole_utterance='
@@ -128,7 +166,7 @@ def score_cohort(checkpoint: dict, top_k: int, log_dir: str) -> torch.Tensor:
     cohort = checkpoint.get(COHORT_KEY)
     if cohort is None:
         raise SetupError(f'--as_norm {top_k}: the checkpoint in {log_dir} has no score cohort; '
-                         f'make one with python whitening.py --log_dir {log_dir} '
+                         f'make one with python tools/whitening.py --log_dir {log_dir} '
                          '--train_feat_dir <training features> (or train with --whiten true)')
     if not 2 <= top_k <= len(cohort):
         raise SetupError(f'--as_norm {top_k}: give 2 to {len(cohort)} (the cohort\'s speakers) '
@@ -148,12 +186,15 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
             fold_whitening(model, checkpoint[WHITENING_KEY])
         except (RuntimeError, KeyError) as err:  # a map fitted on another model, or cut short
             raise SetupError('the checkpoint\'s whitening does not fit its model; fit it again '
-                             f'with whitening.py ({type(err).__name__}: '
+                             f'with tools/whitening.py ({type(err).__name__}: '
                              f'{str(err).splitlines()[0]})') from None
     model.whole_utterance = bool(checkpoint.get('whole_utterance'))  # read by embed_pieces
+    # what embedding.check_feature_dims compares the features with: the width the model was
+    # trained on (older checkpoints: from their feature settings)
     settings = checkpoint.get('feature_settings')
-    if settings:  # what embedding.check_feature_dims compares the features with
-        model.feature_settings, model.feature_dim = settings, feature_dim(settings)
+    model.feature_settings = settings
+    model.feature_dim = checkpoint['model_args'].get('n_bands') or (
+        feature_dim(settings) if settings else None)
     # channels_last (after folding, which makes new weights): about 2x faster convolutions on
     # CPUs, and tensor cores on GPUs
     return model.to(memory_format=torch.channels_last)
@@ -161,10 +202,9 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
 
 def keep_best_only(log_dir: str) -> str:
     """Keep only the lowest-validation-loss checkpoint, without optimizer state (for shipping)."""
-    best = best_epoch(log_dir)
+    best, checkpoint = lowest_validation_loss(log_dir)
     checkpoints = list_checkpoints(log_dir)
-    slim = {k: v for k, v in load_torch(checkpoints[best]).items()
-            if k not in ('optimizer', 'scheduler')}
+    slim = {k: v for k, v in checkpoint.items() if k not in ('optimizer', 'scheduler')}
     path = save_checkpoint(log_dir, best, slim)
     for epoch, other in checkpoints.items():
         if epoch != best:

@@ -13,6 +13,7 @@ than one 25 ms window) is reported on one line and the others go on; the exit st
 Silent audio (all samples zero) gives constant features: it is written, with a warning.
 """
 import os
+import sys
 
 # One BLAS thread per process: the worker processes are the parallelism, and a threaded
 # (frames x 257) @ (257 x 40) product is ~10x slower on a busy machine. Set before numpy loads,
@@ -25,17 +26,17 @@ import contextlib  # noqa: E402
 import functools  # noqa: E402
 import io  # noqa: E402
 import multiprocessing  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import cli  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+from dvector import cli  # noqa: E402
 import configure as c  # noqa: E402
-from DB_wav_reader import read_audio  # noqa: E402
-from features import WINDOW_SECONDS, fast_logfbank, window_length  # noqa: E402
-from fileio import save_pickle  # noqa: E402
+from DB_wav_reader import feature_name, find_files, read_audio  # noqa: E402
+from dvector.features import fast_logfbank, window_length  # noqa: E402
+from dvector.fileio import save_pickle  # noqa: E402
 
 # ---- settings (override on the command line, e.g. --jobs 1) -----------------------------
 wav_dir = c.TEST_WAV_DIR             # <wav_dir>/<speaker>/<name>.wav or .../<video>/<n>.wav
@@ -53,34 +54,13 @@ use_scale = c.USE_SCALE              # also divide each band by its std
 # ------------------------------------------------------------------------------------------
 
 DTYPES = ('float32', 'float64', 'float16')
-def output_name(relative: str) -> tuple:
-    """(speaker, output path relative to feat_dir) for a wav path relative to wav_dir."""
-    parts = relative.replace('\\', '/').split('/')
-    stem = os.path.splitext(parts[-1])[0]
-    if len(parts) == 2:
-        return parts[0], os.path.join(parts[0], stem + '.p')
-    if len(parts) == 3:  # VoxCeleb: <speaker>/<video>/<n>.wav
-        return parts[0], os.path.join(parts[0], f'{parts[1]}_{stem}.p')
-    raise ValueError('expected <speaker>/<name>.wav or <speaker>/<video>/<n>.wav under wav_dir')
-
-
-def find_wavs(directory: str) -> list:
-    """Sorted paths (relative to ``directory``) of every *.wav file, hidden files left out."""
-    found = []
-    for folder, subdirs, files in os.walk(directory):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith('.'))
-        found += [os.path.relpath(os.path.join(folder, f), directory) for f in files
-                  if f.lower().endswith('.wav') and not f.startswith('.')]
-    return sorted(found)
-
-
 def plan_jobs(source: str, target: str, redo: bool) -> tuple:
     """(jobs to run as (wav, output, label), number skipped, failure messages)."""
     todo, skipped, failures, claimed = [], 0, [], {}
-    for relative in find_wavs(source):
+    for relative in [os.path.relpath(f, source) for f in find_files(source, '**/*.wav')]:
         wav = os.path.join(source, relative)
         try:
-            label, out_rel = output_name(relative)
+            label, out_rel = feature_name(relative)
         except ValueError as err:
             failures.append(f'{wav}: {err}')
             continue
@@ -117,7 +97,7 @@ def load_checked(wav: str, recipe: dict) -> tuple:
         raise ValueError('empty audio (no samples)')
     if len(audio) < window:
         raise ValueError(f'audio too short: {len(audio)} samples at {recipe["rate"]} Hz, '
-                         f'one analysis window is {window} ({WINDOW_SECONDS * 1000:g} ms)')
+                         f'one analysis window is {window} ({c.WINDOW_SECONDS * 1000:g} ms)')
     if not np.isfinite(audio).all():
         raise ValueError('audio contains NaN or infinite samples')
     return audio, printed.getvalue().splitlines()

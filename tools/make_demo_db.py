@@ -14,6 +14,7 @@ the real DB's. Needs espeak-ng and sox (apt-get install espeak-ng sox); same esp
 and seed give byte-identical files.
 """
 import os
+import sys
 import shutil
 import subprocess
 import time
@@ -24,11 +25,12 @@ import numpy as np
 from scipy.io import wavfile
 from tqdm import tqdm
 
-import cli
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+from dvector import cli
 import configure as c
 from DB_wav_reader import pcm_to_float, read_audio
-from features import logfbank_features
-from fileio import atomic_path, save_pickle
+from dvector.features import logfbank_features
+from dvector.fileio import atomic_path, save_pickle
 
 # ---- settings (override on the command line, e.g. --n_train_speakers 3) ----
 out_dir = '.'                # the DB folders are written under this folder

@@ -2,19 +2,18 @@
 
 A script defines its settings as plain, commented module variables, then calls
 ``override_settings(globals())`` in ``main()``. Every setting can then be given on the command
-line by the same name: ``--n_epochs 2`` or ``--n_epochs=2``. Values are checked against the
-type of the default; unknown names are refused with the list of valid ones; ``--help`` prints
-every setting with its current value.
+line by the same name: ``--n_epochs 2`` or ``--n_epochs=2``, after an optional recipe file
+(``python train.py recipes/tutorial.py --n_epochs 2``): a Python file of ``name = value``
+lines, applied first. Values are checked against the type of the default; unknown names are
+refused with the list of valid ones; ``--help`` prints every setting with its current value.
 """
-import os
 import sys
 from typing import Any, Callable
 
+from configure import SetupError  # noqa: F401  (the scripts' one error type, re-exported)
+from dvector.distributed import is_main_process
+
 SETTING_TYPES = (bool, int, float, str, list, type(None))
-
-
-class SetupError(Exception):
-    """A problem with the user's input or settings: reported as one line, exit status 1."""
 
 
 def script_settings(namespace: dict) -> dict:
@@ -54,10 +53,43 @@ def format_help(settings: dict, doc: str = '') -> str:
     return '\n'.join(lines)
 
 
+def typed_value(name: str, value: Any, default: Any, where: str) -> Any:
+    """A recipe file's value, checked against the type of the setting's default."""
+    if isinstance(default, float) and type(value) is int:
+        return float(value)
+    if isinstance(default, list) and isinstance(value, (list, tuple)):
+        return list(value)
+    if default is not None and type(value) is not type(default):
+        raise SetupError(f'{where}: {name} = {value!r} should be a {type(default).__name__}')
+    return value
+
+
+def read_recipe(path: str, settings: dict) -> dict:
+    """The ``name = value`` lines of a recipe file, each a known setting of the right type."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            source = f.read()
+        values = {}
+        exec(compile(source, path, 'exec'), {'__builtins__': {}}, values)  # literals only
+    except OSError as err:
+        raise SetupError(f'{path}: cannot read the recipe ({err.strerror})') from None
+    except Exception as err:  # a syntax error, or a name the file uses but does not define
+        raise SetupError(f'{path}: not a recipe of name = value lines '
+                         f'({type(err).__name__}: {err})') from None
+    unknown = sorted(set(values) - set(settings))
+    if unknown:
+        raise SetupError(f'{path}: unknown setting {unknown[0]}; valid settings: '
+                         + ', '.join(sorted(settings)))
+    return {k: typed_value(k, v, settings[k], path) for k, v in values.items()}
+
+
 def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict:
-    """Apply ``--name value`` overrides from argv to the script's globals; return the settings."""
+    """Apply a recipe file (an optional first argument ending in .py), then ``--name value``
+    overrides from argv, to the script's globals; return the settings."""
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = script_settings(namespace)
+    if argv and argv[0].endswith('.py'):
+        settings.update(read_recipe(argv.pop(0), settings))
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -86,7 +118,7 @@ def run(main: Callable[[], Any]) -> None:
     try:
         main()
     except SetupError as err:
-        if os.environ.get('RANK', '0') == '0':  # under torchrun, one message, not one per rank
+        if is_main_process():  # under torchrun, one message, not one per rank
             print(f'error: {err}', file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -34,37 +34,20 @@ better than either on average (here 0.1 point below 'pooling' over thirteen mode
 The map is no longer linear: the cohort is made of the joint embeddings, and bn0 and the
 classifier are dropped for embedding.
 
-    python whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
-    (add --whole_utterance true to switch a model trained without it to whole utterances, and
-    --layer pooling for whitening + LDA of the pooled statistics, --layer both for the two)
-(train.py does the same at the end of training with ``--whiten true``; enroll again after.)
+tools/whitening.py fits it on a trained run; train.py does it at the end of training with
+``--whiten true``. Enroll again after.
 """
 import torch
 
-import cli
-import configure as c
-from checkpoint import (COHORT_KEY, WHITENING_KEY, best_epoch, checkpoint_path, inference_model,
-                        read_checkpoint, save_checkpoint, select_device)
+from configure import SetupError
 from DB_wav_reader import read_feats_structure
-from embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
-from enrollment import sum_per_speaker
+from dvector.checkpoint import (COHORT_KEY, WHITENING_KEY, inference_model, read_checkpoint,
+                                save_checkpoint)
+from dvector.embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
+from dvector.enrollment import sum_per_speaker
 from model.fuse import whitened_fc0
 from SR_Dataset import load_features
 
-# ---- settings ---------------------------------------------------------------------------
-use_cuda = True                      # use the GPU when there is one (else the CPU)
-log_dir = 'model_saved'              # where train.py saved its checkpoints
-cp_num = 0                           # checkpoint epoch to whiten; 0 = lowest validation loss
-train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p
-test_frames = 100                    # piece length, as in scoring
-layer = 'embedding'                  # fit on fc0's output (the d-vector); 'pooling': on fc0's
-                                     # input, then LDA to embedding_size (replaces fc0); 'both':
-                                     # the two, side by side (a d-vector twice as long)
-reg = 0.2                            # added to the within-speaker covariance (x its mean var)
-pooling_reg = 1.0                    # the same on fc0's input (more numbers, same data)
-whole_utterance = False              # true: from now on the checkpoint embeds whole utterances
-                                     # (as train.py --whole_utterance true); fitted on them too
-# ------------------------------------------------------------------------------------------
 LAYERS = ('embedding', 'pooling', 'both')  # where the whitening can be fitted
 
 
@@ -73,7 +56,7 @@ def speaker_means(x: torch.Tensor, speakers: list) -> tuple:
     index); SetupError unless there are 2 speakers or more and more rows than speakers."""
     labels = sorted(set(speakers))
     if len(labels) < 2 or len(x) <= len(labels):
-        raise cli.SetupError(f'whitening needs at least 2 speakers with several pieces each; '
+        raise SetupError(f'whitening needs at least 2 speakers with several pieces each; '
                              f'got {len(x)} pieces of {len(labels)} speakers')
     number = {s: i for i, s in enumerate(labels)}
     index = torch.tensor([number[s] for s in speakers])
@@ -86,7 +69,7 @@ def fit_wccn(embeddings: torch.Tensor, speakers: list, reg: float = 0.2,
     """{'mean', 'matrix'} whitening the within-speaker covariance of (N, E) embeddings;
     ``setting`` names reg in the error for a negative one."""
     if reg < 0:
-        raise cli.SetupError(f'--{setting} {reg}: the regularisation must be >= 0')
+        raise SetupError(f'--{setting} {reg}: the regularisation must be >= 0')
     x = embeddings.double()
     means, index = speaker_means(x, speakers)
     within = x - means[index]                                  # (N, E)
@@ -121,7 +104,8 @@ def embed_pooled(model: torch.nn.Module, feats: list, test_frames: int,
     pooled = []
     hook = model.pool.register_forward_hook(lambda module, args, out: pooled.append(out.cpu()))
     try:
-        _, owners = embed_pieces(model, feats, test_frames, device)
+        _, owners = embed_pieces(model, feats, test_frames, device,
+                                 progress='embedding the training speakers')
     finally:
         hook.remove()
     return torch.cat(pooled).float(), owners
@@ -135,7 +119,8 @@ def speaker_cohort(white: torch.Tensor, owners: torch.Tensor, speakers: list) ->
     return l2_norm(torch.cat([sums[s] for s in sorted(sums)]))             # (S, E)
 
 
-def fit_layer(pooled: torch.Tensor, fc0: torch.nn.Linear, speakers: list, layer: str) -> dict:
+def fit_layer(pooled: torch.Tensor, fc0: torch.nn.Linear, speakers: list, layer: str,
+              reg: float = 0.2, pooling_reg: float = 1.0) -> dict:
     """The whitening of ``layer``, fitted on the (P, D) pooled statistics of pieces whose
     speakers are ``speakers``: 'embedding' (WCCN of fc0's output, reg), 'pooling' (WCCN + LDA
     of fc0's input, pooling_reg) or 'both' (the two, stored side by side)."""
@@ -144,7 +129,7 @@ def fit_layer(pooled: torch.Tensor, fc0: torch.nn.Linear, speakers: list, layer:
             return fit_wccn(fc0(pooled), speakers, reg)
     whitening = fit_wccn_lda(pooled, speakers, fc0.out_features, pooling_reg)
     if layer == 'both':
-        embedding = fit_layer(pooled, fc0, speakers, 'embedding')
+        embedding = fit_layer(pooled, fc0, speakers, 'embedding', reg)
         whitening.update({'layer': 'both', 'embedding_mean': embedding['mean'],
                           'embedding_matrix': embedding['matrix'], 'embedding_reg': reg})
     return whitening
@@ -152,14 +137,16 @@ def fit_layer(pooled: torch.Tensor, fc0: torch.nn.Linear, speakers: list, layer:
 
 def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: torch.device,
                       test_frames: int = 100, whole_utterance: bool = False,
-                      layer: str = 'embedding') -> str:
+                      layer: str = 'embedding', reg: float = 0.2,
+                      pooling_reg: float = 1.0) -> str:
     """Fit the whitening of ``layer`` on ``train_feat_dir`` with checkpoint ``cp_num`` (0 =
     best) and store it, with the whitened training speakers as AS-norm cohort, in that
     checkpoint (atomically); returns the checkpoint's path."""
     if layer not in LAYERS:
-        raise cli.SetupError(f'--layer {layer!r}: give one of ' + ', '.join(LAYERS))
-    epoch = cp_num or best_epoch(log_dir)
-    checkpoint = read_checkpoint(log_dir, epoch)
+        raise SetupError(f'--layer {layer!r}: give one of ' + ', '.join(LAYERS))
+    checkpoint = read_checkpoint(log_dir, cp_num)
+    epoch = checkpoint.pop('cp_num')
+    checkpoint.pop('path')
     checkpoint.pop(WHITENING_KEY, None)  # fit on the plain embeddings, not on whitened ones
     if whole_utterance:
         checkpoint['whole_utterance'] = True
@@ -172,23 +159,11 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     speakers = list(table['speaker_id'])
     pooled, owners = embed_pooled(model, feats, test_frames, device)           # (P, D), (P,)
     fc0 = model.fc0.cpu()  # where embed_pooled leaves the pooled statistics
-    whitening = fit_layer(pooled, fc0, [speakers[i] for i in owners.tolist()], layer)
+    whitening = fit_layer(pooled, fc0, [speakers[i] for i in owners.tolist()], layer, reg,
+                          pooling_reg)
     with torch.no_grad():
         white = whitened_fc0(fc0, whitening)(pooled)                           # (P, E or 2E)
     checkpoint[WHITENING_KEY] = whitening
     checkpoint[COHORT_KEY] = speaker_cohort(white, owners, speakers)
-    checkpoint.pop('cp_num', None)
-    save_checkpoint(log_dir, epoch, checkpoint)
-    return checkpoint_path(log_dir, epoch)
+    return save_checkpoint(log_dir, epoch, checkpoint)
 
-
-def main() -> None:
-    cli.override_settings(globals(), doc=__doc__)
-    path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda),
-                             test_frames=test_frames, whole_utterance=whole_utterance,
-                             layer=layer)
-    print(f'Whitening saved in {path}; run enroll.py again so the enrollments use it')
-
-
-if __name__ == '__main__':
-    cli.run(main)

@@ -6,7 +6,7 @@ for non-target trials. numpy only.
 """
 import numpy as np
 
-from cli import SetupError
+from configure import SetupError
 
 
 def check_trials(scores, labels) -> tuple:

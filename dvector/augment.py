@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from python_speech_features.base import hz2mel, mel2hz
 
+import configure as c
+
 
 def mask_along(batch: torch.Tensor, width: int, dim: int, generator=None) -> torch.Tensor:
     """Boolean (B, 1, 1|bands, 1|frames) mask of one random stretch of <= width along ``dim``."""
@@ -73,7 +75,7 @@ def time_stretch_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 def speed_perturb(crop: np.ndarray, factor: float, n_frames: int,
-                  sample_rate: int) -> np.ndarray:
+                  sample_rate: int = c.SAMPLE_RATE) -> np.ndarray:
     """(frames, bands) crop of about n_frames * factor frames -> (n_frames, bands) at speed r."""
     resampled = time_stretch_matrix(len(crop), n_frames) @ crop           # (n_frames, bands)
     return resampled @ band_warp_matrix(factor, crop.shape[1], sample_rate).T

@@ -1,4 +1,5 @@
-"""Figures for the evaluation: DET curve, score histograms, speaker similarity heatmap.
+"""Figures: the training loss plot, and for the evaluation the DET curve, score histograms and
+the speaker similarity heatmap.
 
 Each function draws one figure and writes it atomically as a PNG (matplotlib's Agg backend,
 so no display is needed).
@@ -7,11 +8,13 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import math  # noqa: E402
+
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from fileio import atomic_path  # noqa: E402
-from metrics import check_trials, compute_eer, det_curve  # noqa: E402
+from dvector.fileio import atomic_path  # noqa: E402
+from dvector.metrics import check_trials, compute_eer, det_curve  # noqa: E402
 
 DPI = 90                                             # small files for the README
 DET_TICKS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 90, 95, 98, 99]  # percent
@@ -22,6 +25,33 @@ def save_figure(fig: plt.Figure, path: str) -> str:
         fig.savefig(tmp, format='png', dpi=DPI, bbox_inches='tight')
     plt.close(fig)
     return path
+
+
+def loss_axis_top(train_loss: list, valid_loss: list) -> float:
+    """The top of the loss axis: the slides' 3.5, or a little above the highest finite loss
+    when a curve goes higher (in half units)."""
+    top = max((v for v in list(train_loss) + list(valid_loss) if math.isfinite(v)), default=0.0)
+    return 3.5 if top <= 3.5 else math.ceil(top * 1.05 * 2) / 2
+
+
+def plot_losses(epochs: list, train_loss: list, valid_loss: list, best: int, path: str) -> str:
+    """The slides' loss plot: training and validation loss per epoch and a red dashed line at
+    the epoch of the lowest validation loss (the checkpoint that enroll.py's cp_num = 0 loads).
+    The y range is the slides' 0-3.5, grown only when a curve would leave it, so both curves
+    show from epoch 1; a short run gets markers so that single points show."""
+    fig = plt.figure(figsize=(10, 8))
+    marker = 'o' if len(epochs) < 5 else None
+    plt.plot(epochs, train_loss, label='Training Loss', marker=marker)
+    plt.plot(epochs, valid_loss, label='Validation Loss', marker=marker)
+    plt.axvline(best, linestyle='--', color='r', label='Early Stopping Checkpoint')
+    plt.xlabel('epochs')
+    plt.ylabel('loss')
+    plt.ylim(0, loss_axis_top(train_loss, valid_loss))
+    plt.xlim(0, max(epochs) + 1)
+    plt.grid(True)
+    plt.legend()
+    plt.tight_layout()
+    return save_figure(fig, path)
 
 
 def probit(rate: np.ndarray, n_min: int) -> np.ndarray:

@@ -19,8 +19,10 @@ import zipfile
 
 from tqdm import tqdm
 
-import cli
-from fileio import atomic_path, load_pickle
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+from dvector import cli
+from dvector.fileio import atomic_path
+from SR_Dataset import load_pickle
 
 # ---- settings (override on the command line, e.g. --dest /data/tutorial_db) ----
 url = 'https://github.com/jymsuper/SpeakerRecognition_tutorial/archive/refs/heads/master.zip'
@@ -234,9 +236,9 @@ def print_next_steps(folder: str) -> None:
     feats = os.path.join(folder, FEAT_DIR)
     print(f'The tutorial DB is ready in {folder}. Train on it with:\n'
           f'  python train.py --train_feat_dir {feats}/train\n'
-          f'then enroll and test with --test_feat_dir {feats}/test, e.g.:\n'
-          f'  python enroll.py --test_feat_dir {feats}/test\n'
-          f'  python identification.py --test_feat_dir {feats}/test --test_speaker 230M4087')
+          f'then enroll and test with --test_dir {feats}/test, e.g.:\n'
+          f'  python enroll.py --test_dir {feats}/test\n'
+          f'  python identification.py --test_dir {feats}/test --test_speaker 230M4087')
 
 
 def main() -> None:

@@ -17,15 +17,13 @@ from python_speech_features.sigproc import round_half_up
 
 import configure as c
 
-WINDOW_SECONDS = 0.025
-
 
 def logfbank_features(audio: np.ndarray, sample_rate: int = c.SAMPLE_RATE,
                       nfilt: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
                       use_delta: bool = c.USE_DELTA, use_scale: bool = c.USE_SCALE) -> np.ndarray:
     """Features of one utterance: (n_frames, nfilt), or (n_frames, 3*nfilt) with deltas."""
     filter_banks, _energies = fbank(audio, samplerate=sample_rate, nfilt=nfilt,
-                                    winlen=WINDOW_SECONDS)
+                                    winlen=c.WINDOW_SECONDS, winstep=c.HOP_SECONDS)
     if use_logscale:
         filter_banks = 20 * np.log10(np.maximum(filter_banks, 1e-5))
     if use_delta:
@@ -43,7 +41,7 @@ def normalize_frames(feat: np.ndarray, use_scale: bool = False) -> np.ndarray:
     return feat
 
 
-NFFT, PREEMPH, WINSTEP = 512, 0.97, 0.01  # python_speech_features.fbank's defaults
+NFFT, PREEMPH = 512, 0.97  # python_speech_features.fbank's defaults
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,7 +52,7 @@ def mel_filterbank(nfilt: int, rate: int) -> np.ndarray:
 
 def window_length(rate: int) -> int:
     """Samples in one 25 ms analysis window, rounded as the library rounds it."""
-    return int(round_half_up(WINDOW_SECONDS * rate))
+    return int(round_half_up(c.WINDOW_SECONDS * rate))
 
 
 def frame_signal(signal: np.ndarray, frame_len: int, frame_step: int) -> np.ndarray:
@@ -78,7 +76,7 @@ def fast_logfbank(audio: np.ndarray, rate: int = c.SAMPLE_RATE, nfilt: int = c.F
     """
     signal = np.append(audio[0], audio[1:] - PREEMPH * audio[:-1])  # sigproc.preemphasis
     frames = frame_signal(signal, window_length(rate),
-                          int(round_half_up(WINSTEP * rate)))
+                          int(round_half_up(c.HOP_SECONDS * rate)))
     power = np.absolute(np.fft.rfft(frames, NFFT))  # sigproc.powspec: 1/N * |X|^2
     np.square(power, out=power)
     power *= 1.0 / NFFT
@@ -95,7 +93,8 @@ def fast_logfbank(audio: np.ndarray, rate: int = c.SAMPLE_RATE, nfilt: int = c.F
 def feature_settings() -> dict:
     """The recipe settings in force, stored in checkpoints to catch mismatched features."""
     return {'sample_rate': c.SAMPLE_RATE, 'filter_bank': c.FILTER_BANK,
-            'use_logscale': c.USE_LOGSCALE, 'use_delta': c.USE_DELTA, 'use_scale': c.USE_SCALE}
+            'use_logscale': c.USE_LOGSCALE, 'use_delta': c.USE_DELTA, 'use_scale': c.USE_SCALE,
+            'window_seconds': c.WINDOW_SECONDS, 'hop_seconds': c.HOP_SECONDS}
 
 
 def feature_dim(settings: dict = None) -> int:

@@ -1,0 +1,13 @@
+"""dvector: what the tutorial's scripts share, built on its modules (configure.py,
+DB_wav_reader.py, SR_Dataset.py, model/), which never import it.
+
+- cli: settings at the top of a script, recipe files and ``--name value`` overrides
+- checkpoint: saving, choosing and loading checkpoints (the slides' ``load_model``)
+- embedding: utterance d-vectors (the slides' ``get_embeddings``, ``l2_norm``)
+- enrollment: a model's enrollments as one set (``load_enroll_embeddings``)
+- scoring, metrics: cosine scores, AS-norm; EER, minDCF, identification accuracy
+- plots: the loss plot (the slides' figure), DET curve, histograms, heatmap
+- features, augment: the feature recipe; SpecAugment and speed perturbation
+- whitening: within-speaker whitening fitted on the training speakers
+- distributed, fileio: several processes; atomic writes and safe loading
+"""

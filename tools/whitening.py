@@ -1,0 +1,44 @@
+"""Fit within-speaker whitening (WCCN) into a trained checkpoint, on the training speakers.
+
+    python tools/whitening.py --log_dir runs/best --train_feat_dir feat_logfbank_nfilt40/train
+    (--layer pooling: whitening + LDA of the pooled statistics; --layer both: the two side by
+    side; --whole_utterance true: switch a model trained without it to whole utterances)
+The whitening and the AS-norm cohort are stored in the checkpoint (dvector/whitening.py says
+how); run enroll.py again afterwards, and choose the verification threshold anew.
+train.py does the same at the end of training with --whiten true.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+import configure as c  # noqa: E402
+from dvector import cli  # noqa: E402
+from dvector.checkpoint import select_device  # noqa: E402
+from dvector.whitening import whiten_checkpoint  # noqa: E402
+
+# ---- settings ---------------------------------------------------------------------------
+use_cuda = True                      # use the GPU when there is one (else the CPU)
+log_dir = 'model_saved'              # where train.py saved its checkpoints
+cp_num = 0                           # checkpoint epoch to whiten; 0 = lowest validation loss
+train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p
+test_frames = 100                    # piece length, as in scoring
+layer = 'embedding'                  # fit on fc0's output (the d-vector); 'pooling': on fc0's
+                                     # input, then LDA to embedding_size (replaces fc0); 'both':
+                                     # the two, side by side (a d-vector twice as long)
+reg = 0.2                            # added to the within-speaker covariance (x its mean var)
+pooling_reg = 1.0                    # the same on fc0's input (more numbers, same data)
+whole_utterance = False              # true: from now on the checkpoint embeds whole utterances
+                                     # (as train.py --whole_utterance true); fitted on them too
+# ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda),
+                             test_frames=test_frames, whole_utterance=whole_utterance,
+                             layer=layer, reg=reg, pooling_reg=pooling_reg)
+    print(f'Whitening saved in {path}; run enroll.py again so the enrollments use it')
+
+
+if __name__ == '__main__':
+    cli.run(main)
