@@ -1,0 +1,59 @@
+"""The house: the tutorial's files at the root, one package, tools/; imports run one way."""
+import ast
+import glob
+import os
+
+from conftest import ROOT
+
+SCRIPTS = {'train', 'enroll', 'identification', 'verification', 'evaluate'}
+TUTORIAL_MODULES = {'configure', 'DB_wav_reader', 'SR_Dataset'}
+TOOLS = {os.path.splitext(os.path.basename(p))[0]
+         for p in glob.glob(os.path.join(ROOT, 'tools', '**', '*.py'), recursive=True)}
+
+
+def imported(path: str) -> set:
+    """Top-level names of the modules a file imports (``a.b`` -> ``a``)."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split('.')[0])
+    return names
+
+
+def files(*patterns: str) -> list:
+    return [p for pattern in patterns
+            for p in glob.glob(os.path.join(ROOT, pattern), recursive=True)]
+
+
+def test_the_root_holds_the_tutorials_files_one_package_tools_recipes_docs():
+    entries = {e for e in os.listdir(ROOT) if not e.startswith('.') and e != '__pycache__'}
+    assert {f[:-3] for f in entries if f.endswith('.py')} == SCRIPTS | TUTORIAL_MODULES
+    assert {e for e in entries if not e.endswith('.py')} == {
+        'model', 'dvector', 'tools', 'recipes', 'docs', 'tests', 'feat_logfbank_nfilt40',
+        'test_wavs', 'model_saved', 'enroll_embeddings', 'requirements.txt', 'README.md',
+        'README.ko.md'}
+
+
+def test_the_tutorials_modules_import_nothing_of_the_package_or_the_scripts():
+    for path in files('configure.py', 'DB_wav_reader.py', 'SR_Dataset.py', 'model/**/*.py'):
+        bad = imported(path) & ({'dvector'} | SCRIPTS | TOOLS)
+        assert not bad, f'{path} imports {bad}'
+
+
+def test_the_package_never_imports_a_script_or_a_tool():
+    for path in files('dvector/**/*.py'):
+        bad = imported(path) & (SCRIPTS | TOOLS)
+        assert not bad, f'{path} imports {bad}'
+
+
+def test_no_script_or_tool_imports_another():
+    for path in files('*.py', 'tools/**/*.py'):
+        name = os.path.splitext(os.path.basename(path))[0]
+        if name in TUTORIAL_MODULES:
+            continue
+        bad = imported(path) & ((SCRIPTS | TOOLS) - {name})
+        assert not bad, f'{path} imports {bad}'
