@@ -32,8 +32,8 @@ def atomic_path(path: str) -> Iterator[str]:
 
 def save_torch(obj: Any, path: str) -> None:
     import torch  # imported here: feature tools that never touch torch start faster
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        torch.save(obj, f)  # a file object: the same bytes for the same object, whatever the name
 
 
 def save_pickle(obj: Any, path: str) -> None:
@@ -52,3 +52,28 @@ def load_torch(path: str) -> Any:
     except Exception as err:  # corrupt file or a pickle that needs more than weights
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SetupError(f'{path}: cannot load as a checkpoint ({first})') from None
+
+
+def nearest_existing(path: str) -> str:
+    """``path`` itself or the closest folder above it that exists."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_writable_dir(path: str, setting: str) -> None:
+    """SetupError, before any work, when the folder ``path`` cannot be made or written."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SetupError(f'--{setting} {path}: is a file, not a folder')
+    existing = nearest_existing(path)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise SetupError(f'--{setting} {path}: cannot write there ({existing} is not a '
+                         'writable folder)')
+
+
+def check_writable_file(path: str, setting: str) -> None:
+    """SetupError, before any work, when the file ``path`` cannot be written."""
+    if os.path.isdir(path):
+        raise SetupError(f'--{setting} {path}: is a folder, not a file')
+    check_writable_dir(os.path.dirname(os.path.abspath(path)), setting)

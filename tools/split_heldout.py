@@ -16,6 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 from configure import SetupError  # noqa: E402
+from dvector import cli  # noqa: E402
 from dvector.cli import override_settings, run  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
@@ -23,7 +24,11 @@ db_dir = 'data/tutorial_db'          # the tutorial DB (python tools/download_tu
 dest = 'runs/heldout'                # the training set is made under <dest>/train
 every = 1                            # 1: every file of each speaker; N > 1: one file in N,
                                      # by sorted name (8: the 12-utterance slice)
+all_speakers = False                 # also link the 40 held-out speakers: only for a model
+                                     # that is never scored on trials_heldout.txt
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'db_dir': cli.NAME, 'dest': cli.NAME, 'every': cli.at_least(1), 'all_speakers': cli.FLAG}
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELDOUT_LIST = os.path.join(REPO, 'docs', 'evaluation', 'heldout_speakers.txt')
@@ -62,7 +67,7 @@ def plan(train_dir: str, heldout: list, n: int) -> dict:
     if missing:
         raise SetupError(f'{train_dir}: {len(missing)} of the {len(heldout)} held-out speakers '
                          f'have no folder (first: {missing[0]}); is it the tutorial DB?')
-    held, chosen = set(heldout), {}
+    held, chosen = set(heldout), {}  # heldout empty: every speaker
     for spk in speakers:
         if spk in held:
             continue
@@ -100,11 +105,13 @@ def main() -> None:
                          'or give another --dest')
     heldout = read_heldout(HELDOUT_LIST)
     train_dir = os.path.join(db_dir, TRAIN_SUBDIR)
-    chosen = plan(train_dir, heldout, every)
+    chosen = plan(train_dir, [] if all_speakers else heldout, every)
     n_files = link(chosen, train_dir, out_dir, every)
     which = 'all files' if every == 1 else f'one file in {every} by sorted name'
+    left_out = 'none left out' if all_speakers else \
+        f'the {len(heldout)} held-out speakers are left out'
     print(f'{len(chosen)} training speakers ({which}, {n_files:,} utterances) linked under '
-          f'{out_dir}; the {len(heldout)} held-out speakers are left out')
+          f'{out_dir}; {left_out}')
     print(f'train with: python train.py recipes/tutorial.py --train_feat_dir {out_dir}')
 
 

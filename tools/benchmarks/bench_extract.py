@@ -1,7 +1,7 @@
 """Time extract_features.py against a straightforward single-process loop, in the same run.
 
-    python benchmarks/bench_extract.py                      # generated set + the tutorial's wavs
-    python benchmarks/bench_extract.py --n_files 1000 --jobs 2
+    python tools/benchmarks/bench_extract.py                      # generated set + the tutorial's wavs
+    python tools/benchmarks/bench_extract.py --n_files 1000 --jobs 2
 
 Baseline: for each wav, DB_wav_reader.read_audio -> features.logfbank_features ->
 fileio.save_pickle, in this process with numpy's default BLAS threading (what a user would
@@ -36,9 +36,12 @@ from SR_Dataset import load_pickle  # noqa: E402
 n_files = 400            # generated wavs (16 kHz, 16-bit), 20 speakers
 seconds = 5.0            # length of each generated wav (the tutorial's train utterances: 2-5 s)
 jobs = os.cpu_count() or 1   # worker processes for the tool's parallel run
-tutorial_wavs = os.path.join(os.path.dirname(REPO), 'shared', 'tutorial_db', 'test_wavs')
+tutorial_wavs = 'test_wavs'   # also timed on these wavs (the demo's; the tutorial DB's: give them)
 work_dir = ''            # where the sets are written; '' = a temporary folder, removed after
 # ----
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'n_files': cli.at_least(1), 'seconds': cli.above(0, 600), 'jobs': cli.at_least(1),
+    'tutorial_wavs': cli.TEXT, 'work_dir': cli.TEXT}
 
 
 def generate_set(root: str, count: int, length_s: float, rate: int = 16000) -> str:

@@ -7,7 +7,7 @@ CPU's matrix-product GFLOP/s, the ceiling of any scoring speed-up); then the sam
 for the baseline: the tutorial's loader (one pickle opened per sample, contiguous tensors) and
 its scoring (one 100-frame segment per forward pass).
 
-    python benchmarks/bench_train.py --feat_dir ../shared/tutorial_db/feat_logfbank_nfilt40/train
+    python tools/benchmarks/bench_train.py --feat_dir data/tutorial_db/feat_logfbank_nfilt40/train
 """
 import os
 import copy
@@ -40,6 +40,10 @@ full_epoch = True                    # time a whole training epoch; False: `step
 which = 'both'                       # 'both', 'tutorial' or 'project': which data paths to time
 threads = 0                          # torch threads; 0 = torch's default
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'feat_dir': cli.NAME, 'test_feat_dir': cli.NAME, 'batch_size': cli.at_least(2),
+    'steps': cli.at_least(1), 'full_epoch': cli.FLAG,
+    'which': cli.one_of('both', 'tutorial', 'project'), 'threads': cli.at_least(0)}
 
 
 class PerFileDataset(Dataset):
