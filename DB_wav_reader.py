@@ -72,8 +72,12 @@ def read_audio(path: str, sample_rate: int = c.SAMPLE_RATE) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', wavfile.WavFileWarning)
             rate, audio = wavfile.read(path)
-    except (ValueError, OSError, EOFError) as err:
+    except Exception as err:  # untrusted bytes: a cut header, zero channels, ... are one line
         raise SetupError(f'{path}: not a readable WAV file ({err})') from None
+    if audio.size == 0:
+        raise SetupError(f'{path}: empty audio (no samples)')
+    if rate <= 0:
+        raise SetupError(f'{path}: not a usable WAV file (sample rate {rate} Hz)')
     audio = pcm_to_float(audio)
     if audio.ndim == 2:
         audio = audio.mean(axis=1, dtype=np.float32)

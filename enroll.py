@@ -1,13 +1,14 @@
 """Enrollment: embed each test speaker's ``enroll.p`` and save it as ``<speaker>.pth``.
 
 The model's sizes (embedding_size, n_classes) and backbone come from the checkpoint.
-    python enroll.py --cp_num 24 --test_dir /data/feat_logfbank_nfilt40/test
+    python enroll.py --cp_num 24 --test_dir data/tutorial_db/feat_logfbank_nfilt40/test
 """
 import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
 from dvector.embedding import get_embeddings
 from dvector.enrollment import save_enrollment_set, split_enroll_and_test
+from dvector.fileio import check_writable_dir
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -18,6 +19,9 @@ test_frames = 200                    # frames per piece when embedding an uttera
 test_dir = c.TEST_FEAT_DIR           # <dir>/<speaker>/enroll.p (and test.p)
 embedding_dir = 'enroll_embeddings'  # where the enrolled speakers are saved
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
+    'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,}
 
 
 def enroll_per_spk(model, enroll_DB, embedding_dir: str, checkpoint: dict, device) -> dict:
@@ -37,6 +41,7 @@ def enroll_per_spk(model, enroll_DB, embedding_dir: str, checkpoint: dict, devic
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
+    check_writable_dir(embedding_dir, 'embedding_dir')
     device = select_device(use_cuda)
     enroll_DB, _ = split_enroll_and_test(test_dir)
     model, checkpoint = load_model(log_dir, cp_num, device)

@@ -7,7 +7,7 @@ Two modes:
         python evaluate.py --log_dir model_saved --chunk_sec 3 --plot_dir eval_plots
   * a trial list of lines ``label enroll_path test_path`` (VoxCeleb's format, paths relative
     to ``feat_dir``; .wav paths use their extracted .p files when present);
-        python evaluate.py --trials trials.txt --feat_dir /data/feats --ident_enroll 6
+        python evaluate.py --trials trials.txt --feat_dir data/tutorial_db --ident_enroll 6
 Lists are comma-separated on the command line: ``--p_targets 0.01,0.05``.
 ``--as_norm 50`` AS-normalises the verification scores against the training speakers that
 whitening.py stored in the checkpoint (identification keeps the plain cosine).
@@ -28,7 +28,7 @@ from dvector.embedding import check_feature_dims, embed_utterances, split_pieces
 from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
                                 sum_per_speaker)
 from dvector.features import feature_settings, logfbank_features
-from dvector.fileio import atomic_path
+from dvector.fileio import atomic_path, check_writable_dir, check_writable_file
 from dvector.metrics import (check_trials, compute_eer, compute_min_dcf,
                              identification_accuracy, threshold_table)
 from SR_Dataset import read_MFB, trim_silence
@@ -48,11 +48,19 @@ scores_out = ''                      # write 'score label enroll test' per trial
 plot_dir = ''                        # write the DET curve, histograms, heatmap here ('' = none)
 as_norm = 0                          # AS-norm of verification scores with the top as_norm
                                      # cohort scores (whitening.py's); 0 = plain cosine
-thres = 0.95                         # the chosen threshold (verification.py's), shown in the table
+thres = 0.994                        # the chosen threshold (verification.py's), shown in the table
 p_targets = [0.01, 0.05]             # target priors for minDCF (C_miss = C_fa = 1)
 table_thres = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # thresholds in the table (exercise 4)
 n_threads = 4                        # threads reading feature files
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
+    'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.TEXT,
+    'chunk_sec': cli.at_least(0), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
+    'ident_enroll': cli.at_least(0), 'scores_out': cli.TEXT, 'plot_dir': cli.TEXT,
+    'as_norm': cli.at_least(0), 'thres': cli.between(-1e9, 1e9),
+    'p_targets': cli.each(cli.Rule(lambda p: 0 < p < 1, 'a number > 0 and < 1')),
+    'table_thres': cli.each(cli.between(-1e9, 1e9)), 'n_threads': cli.at_least(1)}
 
 FRAMES_PER_SECOND = round(1 / c.HOP_SECONDS)  # 100: a 10 ms hop
 
@@ -204,15 +212,20 @@ def read_trials(path: str) -> list:
     if not os.path.isfile(path):
         raise cli.SetupError(f'{path}: trial list not found')
     rows, bad = [], []
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[0] not in ('0', '1'):
-                bad.append(number)
-                continue
-            rows.append((int(fields[0]), fields[1], fields[2]))
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise cli.SetupError(f'{path}: not a text trial list (not UTF-8 at byte {err.start})') \
+            from None
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3 or fields[0] not in ('0', '1'):
+            bad.append(number)
+            continue
+        rows.append((int(fields[0]), fields[1], fields[2]))
     if bad:
         shown = ', '.join(map(str, bad[:10])) + (f' and {len(bad) - 10} more' if len(bad) > 10
                                                  else '')
@@ -352,6 +365,10 @@ def write_plots(scores, labels, similarity, speakers: list) -> None:
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
+    if scores_out:
+        check_writable_file(scores_out, 'scores_out')
+    if plot_dir:
+        check_writable_dir(plot_dir, 'plot_dir')
     if trials and not feat_dir:
         print('note: --feat_dir not given: trial paths are relative to the current folder')
     device = select_device(use_cuda)

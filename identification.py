@@ -22,6 +22,10 @@ embedding_dir = 'enroll_embeddings'  # written by enroll.py
 spk_list = []                        # enrolled speakers to choose from; empty = all of them
 test_speaker = 'demo_m47'            # whose test.p to identify (edit to try another)
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
+    'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
+    'spk_list': cli.NAMES, 'test_speaker': cli.NAME}
 
 
 def perform_identification(model, embeddings: dict, test_filename: str, device) -> str:

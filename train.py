@@ -1,10 +1,11 @@
 """Train the d-vector model: a ResNet speaker classifier whose last hidden layer is the embedding.
 
 Edit the settings below, or give a recipe file and any setting on the command line:
-    python train.py --n_epochs 2 --train_feat_dir /data/feat_logfbank_nfilt40/train
+    python train.py --n_epochs 2 --train_feat_dir data/tutorial_db/feat_logfbank_nfilt40/train
     python train.py recipes/best_slice.py --seed 2
 Several GPUs (or CPU processes): torchrun --nproc_per_node=4 train.py  (batch_size is per process)
 """
+import math
 import os
 import random
 import time
@@ -22,6 +23,7 @@ from dvector import distributed as dist
 from dvector.checkpoint import (list_checkpoints, read_checkpoint, save_checkpoint,
                                 set_aside_previous_run)
 from dvector.features import feature_settings
+from dvector.fileio import check_writable_dir
 from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
@@ -72,6 +74,21 @@ whole_utterance = False              # embed each utterance whole, not as a sum 
                                      # pieces (saved in the checkpoint: whitening, enroll and
                                      # scoring follow it; for stats pooling)
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'use_cuda': cli.FLAG, 'train_feat_dir': cli.NAME, 'val_ratio': cli.between(1, 99),
+    'embedding_size': cli.at_least(1), 'backbone': cli.one_of(*BACKBONES),
+    'pooling': cli.one_of(*POOLINGS), 'stem_stride': cli.one_of(1, 2),
+    'loss_type': cli.one_of(*LOSSES), 'margin': cli.at_least(0), 'scale': cli.at_least(0),
+    'center_weight': cli.at_least(0), 'spec_augment': cli.FLAG, 'freq_mask': cli.at_least(0),
+    'time_mask': cli.at_least(0), 'speed_perturb': cli.FLAG, 'speed_factors': cli.NAME,
+    'win_size': cli.at_least(1), 'start': cli.at_least(1), 'n_epochs': cli.at_least(1),
+    'lr': cli.above(0, 10), 'wd': cli.between(0, 1), 'optimizer_type': cli.one_of('sgd', 'adam', 'adagrad'),
+    'lr_schedule': cli.one_of('plateau', 'cosine'), 'batch_size': cli.at_least(2),
+    'valid_batch_size': cli.at_least(1), 'use_shuffle': cli.FLAG, 'log_dir': cli.NAME,
+    'log_interval': cli.at_least(1), 'seed': cli.between(0, 2 ** 32 - 1), 'resume': cli.FLAG,
+    'channels_last': cli.FLAG, 'use_amp': cli.FLAG, 'num_workers': cli.at_least(0),
+    'in_memory': cli.FLAG, 'whiten': cli.FLAG, 'whiten_layer': cli.one_of(*LAYERS),
+    'whole_utterance': cli.FLAG}
 
 
 class AverageMeter:
@@ -211,6 +228,7 @@ def train(train_loader: DataLoader, model: nn.Module, optimizer, scaler, epoch: 
         scaler.step(optimizer)
         scaler.update()
         n = targets.size(0)
+        check_finite(loss.item(), epoch, 'training')
         losses.update(loss.item(), n)
         train_acc.update((scores.argmax(1) == targets).float().mean().item() * 100, n)
         batch_time.update(time.time() - end)
@@ -227,7 +245,7 @@ def train(train_loader: DataLoader, model: nn.Module, optimizer, scaler, epoch: 
 
 @torch.no_grad()
 def validate(val_loader: DataLoader, model: nn.Module, device: torch.device,
-             n_speakers: int) -> tuple:
+             n_speakers: int, epoch: int) -> tuple:
     """Loss and accuracy (%) on whole validation utterances, summed over all ranks.
     A speed-perturbed copy of the right speaker counts as right (class % n_speakers: the
     labels that SR_Dataset.DvectorDataset gives perturbed crops)."""
@@ -242,7 +260,17 @@ def validate(val_loader: DataLoader, model: nn.Module, device: torch.device,
         count += targets.size(0)
     loss_sum, correct, count = dist.sum_across_ranks([loss_sum, correct, count], device)
     log(f'  * Validation: Loss {loss_sum / count:.4f}\tAcc {correct / count * 100:.4f}')
+    check_finite(loss_sum / count, epoch, 'validation')
     return loss_sum / count, correct / count * 100
+
+
+def check_finite(loss: float, epoch: int, which: str) -> None:
+    """Stop a run whose loss is no longer a number: its weights are lost, and so is every later
+    epoch. Checkpoints already written are those of finite epochs."""
+    if not math.isfinite(loss):
+        raise cli.SetupError(f'epoch {epoch}: the {which} loss is {loss} (not a finite number); '
+                             f'the learning rate is likely too high (lr={lr:g}): try a lower '
+                             '--lr. Nothing of this epoch was saved')
 
 
 def visualize_the_losses(history: dict, best: int) -> str:
@@ -318,22 +346,14 @@ def loss_args() -> dict:
 
 
 def check_choices() -> None:
-    """Names and ranges checked before any data is read (one clear error line)."""
-    for name, value, known in (('backbone', backbone, BACKBONES), ('pooling', pooling, POOLINGS),
-                               ('lr_schedule', lr_schedule, ('plateau', 'cosine')),
-                               ('optimizer_type', optimizer_type, ('sgd', 'adam', 'adagrad')),
-                               ('whiten_layer', whiten_layer, LAYERS)):
-        if value not in known:
-            raise cli.SetupError(f'unknown {name} {value!r}; known: ' + ', '.join(known))
+    """What SETTING_RULES cannot say alone (settings that depend on each other), checked before
+    any data is read (one clear error line)."""
     build_loss(embedding_size=embedding_size, n_classes=2, **loss_args())
-    if spec_augment and (freq_mask < 0 or time_mask < 0):
-        raise cli.SetupError(f'freq_mask={freq_mask}, time_mask={time_mask}: widths must be >= 0')
     if parsed_speed_factors() and c.USE_DELTA:
         raise cli.SetupError('speed_perturb: works on plain filterbank bands; configure.py has '
                              'USE_DELTA = True')
-    if win_size < 1:
-        raise cli.SetupError(f'win_size={win_size}: the training crop needs at least one frame')
-    if stem_stride not in (1, 2) or (stem_stride != 1 and not backbone.startswith('resnet')):
+    check_writable_dir(log_dir, 'log_dir')
+    if stem_stride != 1 and not backbone.startswith('resnet'):
         raise cli.SetupError(f'stem_stride={stem_stride}: 1, or 2 with a resnet backbone '
                              f'(backbone is {backbone!r})')
 
@@ -424,7 +444,7 @@ def fit(device: torch.device) -> None:
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == 'cuda')
     for epoch in range(first, start + n_epochs):
         train_loss = train(train_loader, net, optimizer, scaler, epoch, device)
-        valid_loss, valid_acc = validate(valid_loader, net, device, len(speakers))
+        valid_loss, valid_acc = validate(valid_loader, net, device, len(speakers), epoch)
         step_scheduler(scheduler, optimizer, valid_loss)
         for key, value in zip(history, (epoch, train_loss, valid_loss, valid_acc)):
             history[key].append(value)

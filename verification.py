@@ -28,6 +28,11 @@ thres = 0.994                        # accept when the score is above this. The 
 as_norm = 0                          # AS-norm the score with the top as_norm cohort scores
                                      # (tools/whitening.py's); 0 = plain cosine
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
+    'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
+    'enroll_speaker': cli.NAME, 'test_speaker': cli.NAME, 'thres': cli.between(-1e9, 1e9),
+    'as_norm': cli.at_least(0)}
 
 
 def perform_verification(model, embeddings: dict, test_filename: str, checkpoint: dict,
@@ -50,6 +55,9 @@ def perform_verification(model, embeddings: dict, test_filename: str, checkpoint
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
+    if not as_norm and not -1 <= thres <= 1:
+        raise cli.SetupError(f'--thres {thres}: a cosine score lies from -1 to 1, so give a '
+                             'threshold in that range (any number with --as_norm)')
     device = select_device(use_cuda)
     test_path = find_test_file(test_dir, test_speaker)
     model, checkpoint = load_model(log_dir, cp_num, device)

@@ -9,6 +9,7 @@ the tutorial), ``valid_loss``, ``valid_acc``, ``history``, and for resuming ``op
 whitening.py ``embedding_whitening`` and ``score_cohort`` (evaluate.py's AS-norm).
 """
 import glob
+import math
 import os
 import re
 
@@ -95,8 +96,10 @@ def lowest_validation_loss(log_dir: str) -> tuple:
     best = None
     for epoch, path in checkpoints_in(log_dir).items():
         checkpoint = load_torch(path)
-        loss = checkpoint.get('valid_loss', float('inf')) if isinstance(checkpoint, dict) \
-            else float('inf')
+        loss = checkpoint.get('valid_loss') if isinstance(checkpoint, dict) else None
+        if not isinstance(loss, (int, float)) or isinstance(loss, bool) \
+                or not math.isfinite(loss):
+            loss = math.inf  # a checkpoint without a finite validation loss is chosen last
         if best is None or loss <= best[0]:
             best = (loss, epoch, checkpoint)
     return best[1], best[2]
@@ -118,18 +121,31 @@ def read_checkpoint(log_dir: str, cp_num: int = 0) -> dict:
     if missing:
         raise SetupError(f'{checkpoints[cp_num]}: not a checkpoint of this project (missing '
                          + ', '.join(sorted(missing)) + ')')
+    weights = checkpoint['state_dict']
+    if not isinstance(checkpoint['model_args'], dict) or not isinstance(weights, dict) \
+            or not all(torch.is_tensor(w) for w in weights.values()):
+        raise SetupError(f'{checkpoints[cp_num]}: not a checkpoint of this project '
+                         '(model_args or state_dict of the wrong kind)')
     checkpoint.update(cp_num=cp_num, path=checkpoints[cp_num])
     return checkpoint
 
 
 def model_from_checkpoint(checkpoint: dict, device: torch.device) -> nn.Module:
-    """Rebuild the model from the checkpoint's own arguments and load its weights."""
-    model = build_model(**checkpoint['model_args'])
+    """Rebuild the model from the checkpoint's own arguments and load its weights; SetupError
+    (naming the file) for arguments that build no model or weights that are not finite."""
+    where, args = checkpoint.get('path', 'the checkpoint'), checkpoint['model_args']
+    weights = checkpoint['state_dict']
     try:
-        model.load_state_dict(checkpoint['state_dict'])
-    except RuntimeError as err:
-        raise SetupError(f'checkpoint weights do not fit {checkpoint["model_args"]}: '
-                         + str(err).splitlines()[0]) from None
+        model = build_model(**args)
+        model.load_state_dict(weights)
+    except SetupError:
+        raise
+    except Exception as err:  # an untrusted file: any way its arguments fail is one line
+        raise SetupError(f'{where}: its weights and model_args {args} do not make a model '
+                         f'({type(err).__name__}: {str(err).splitlines()[0]})') from None
+    if not all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point()):
+        raise SetupError(f'{where}: its weights are not finite (NaN or infinite); train again '
+                         'with a lower --lr')
     return model.to(device).eval()
 
 

@@ -4,11 +4,14 @@ A script defines its settings as plain, commented module variables, then calls
 ``override_settings(globals())`` in ``main()``. Every setting can then be given on the command
 line by the same name: ``--n_epochs 2`` or ``--n_epochs=2``, after an optional recipe file
 (``python train.py recipes/tutorial.py --n_epochs 2``): a Python file of ``name = value``
-lines, applied first. Values are checked against the type of the default; unknown names are
-refused with the list of valid ones; ``--help`` prints every setting with its current value.
+lines, applied first. Values are checked against the type of the default and against the
+script's ``SETTING_RULES`` (a range per setting, made with the Rule helpers below) before any
+work; unknown names are refused with the list of valid ones; ``--help`` prints every setting
+with its current value.
 """
+import math
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from configure import SetupError  # noqa: F401  (the scripts' one error type, re-exported)
 from dvector.distributed import is_main_process
@@ -109,8 +112,69 @@ def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict
             text = argv[i]
         settings[name] = parse_value(name, text, settings[name])
         i += 1
+    check_settings(settings, namespace.get('SETTING_RULES', {}))
     namespace.update(settings)
     return settings
+
+
+# ---- ranges: every setting of every script has one (SETTING_RULES beside the settings) ------
+
+class Rule(NamedTuple):
+    """A setting's allowed values: ``check(value)`` says whether a value is allowed, and
+    ``allowed`` describes them in the error line."""
+    check: Callable[[Any], bool]
+    allowed: str
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def at_least(low: float) -> Rule:
+    return Rule(lambda v: is_number(v) and v >= low, f'a number >= {low:g}')
+
+
+def between(low: float, high: float) -> Rule:
+    return Rule(lambda v: is_number(v) and low <= v <= high,
+                f'a number from {low:g} to {high:g}')
+
+
+def above(low: float, high: float = math.inf) -> Rule:
+    shown = f'> {low:g}' + (f' and <= {high:g}' if high < math.inf else '')
+    return Rule(lambda v: is_number(v) and low < v <= high, f'a number {shown}')
+
+
+def one_of(*choices: Any) -> Rule:
+    return Rule(lambda v: v in choices, 'one of ' + ', '.join(map(str, choices)))
+
+
+def each(rule: Rule) -> Rule:
+    """A list whose every item obeys ``rule`` (list items arrive as text from the command
+    line: numbers are converted first)."""
+    def check(values: Any) -> bool:
+        try:
+            return all(rule.check(float(v)) for v in values)
+        except (TypeError, ValueError):
+            return False
+    return Rule(check, f'comma-separated numbers, each {rule.allowed[2:]}')
+
+
+FLAG = Rule(lambda v: isinstance(v, bool), 'true or false')
+TEXT = Rule(lambda v: isinstance(v, str) and '\0' not in v, 'text')
+NAME = Rule(lambda v: isinstance(v, str) and v.strip() != '' and '\0' not in v,
+            'a non-empty name')
+NAMES = Rule(lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v),
+             'comma-separated names')
+
+
+def check_settings(settings: dict, rules: dict) -> None:
+    """SetupError naming the first setting outside its range (before any work is done)."""
+    for name, value in settings.items():
+        rule = rules.get(name)
+        if rule is not None and not rule.check(value):
+            shown = ','.join(map(str, value)) if isinstance(value, list) else value
+            raise SetupError(f'--{name} {shown}: expected {rule.allowed}')
 
 
 def run(main: Callable[[], Any]) -> None:
@@ -119,7 +183,7 @@ def run(main: Callable[[], Any]) -> None:
         main()
     except SetupError as err:
         if is_main_process():  # under torchrun, one message, not one per rank
-            print(f'error: {err}', file=sys.stderr)
+            print('error: ' + ' '.join(str(err).split()), file=sys.stderr)  # always one line
         sys.exit(1)
     except KeyboardInterrupt:
         print('interrupted: files already written are complete', file=sys.stderr)

@@ -1,9 +1,15 @@
 """Cosine scoring of test embeddings against enrolled speakers, and AS-norm."""
 import torch
 
+from configure import SetupError
+
 
 def cosine_scores(test: torch.Tensor, enrolled: torch.Tensor) -> torch.Tensor:
     """(M, N) cosine similarity of M test embeddings (M, E) with N enrolled ones (N, E)."""
+    if test.shape[1] != enrolled.shape[1]:
+        raise SetupError(f'embeddings of {test.shape[1]} numbers cannot be scored against '
+                         f'enrollments of {enrolled.shape[1]}: they were made by another model; '
+                         'run enroll.py again with this one')
     test = torch.nn.functional.normalize(test.float(), dim=1, eps=1e-10)
     enrolled = torch.nn.functional.normalize(enrolled.float(), dim=1, eps=1e-10)
     return test @ enrolled.T

@@ -194,10 +194,11 @@ def test_the_checkpoint_wins_over_differing_settings(tmp_path, capsys):
     assert model.backbone == 'lstm' and model(torch.randn(1, 1, 40, 30))[0].shape == (1, 16)
 
 
-def test_bad_choices_fail_before_training(tmp_path, feature_tree):
-    from conftest import run_script
-    train_dir, _ = feature_tree
-    base = ['train.py', '--train_feat_dir', train_dir, '--log_dir', str(tmp_path / 'log')]
+def test_bad_choices_fail_before_training(monkeypatch):
+    """train.py's settings checks, in-process (the command line is tested in test_scripts)."""
+    import train
+    from dvector import cli
+    defaults = cli.script_settings(vars(train))  # before any case changes the module
     for flags, parts in [(['--loss_type', 'arcface'], ['arcface', 'aamsoftmax']),
                          (['--backbone', 'gru'], ['gru', 'lstm', 'vgg']),
                          (['--pooling', 'max'], ['max', 'attentive_stats']),
@@ -208,8 +209,10 @@ def test_bad_choices_fail_before_training(tmp_path, feature_tree):
                           ['speed_factors', '0.9,fast']),
                          (['--speed_perturb', 'true', '--speed_factors', '1.0'],
                           ['speed_factors', 'other than 1.0'])]:
-        result = run_script(*base, *flags)
-        assert result.returncode == 1, result.stdout
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and all(p in lines[0] for p in parts), result.stderr
-    assert not os.path.exists(tmp_path / 'log')
+        namespace = {**defaults, 'SETTING_RULES': train.SETTING_RULES}
+        with pytest.raises(SetupError) as err:
+            settings = cli.override_settings(namespace, flags)
+            for name, value in settings.items():
+                monkeypatch.setattr(train, name, value)
+            train.check_choices()
+        assert all(p in str(err.value) for p in parts), str(err.value)

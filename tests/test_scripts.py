@@ -61,10 +61,10 @@ def test_enroll_identify_verify(tmp_path, trained_run):
         in result.stdout
     result = run_script('verification.py', *common(log_dir, test_dir, emb),
                         '--enroll_speaker', 'syn_t00', '--test_speaker', 'syn_t01',
-                        '--thres', '1.5')
+                        '--thres', '1')
     assert result.returncode == 0, result.stderr
     assert 'Claimed speaker : syn_t00\nTrue speaker : syn_t01\n\nResult : Reject' in result.stdout
-    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1\.5\n', result.stdout)
+    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1\.0\n', result.stdout)
 
 
 def assert_one_line_error(result, *parts):
@@ -85,7 +85,7 @@ def test_bad_training_input(tmp_path):
     assert_one_line_error(run_script('train.py', '--epochs', '2'), 'unknown setting',
                           'n_epochs')
     assert_one_line_error(run_script('train.py', '--whiten_layer', 'pool'),
-                          "unknown whiten_layer 'pool'; known: embedding, pooling, both")
+                          '--whiten_layer pool: expected one of embedding, pooling, both')
 
 
 def test_corrupt_and_nan_feature_files_are_named(tmp_path, feature_tree):

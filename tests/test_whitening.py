@@ -209,8 +209,7 @@ def test_whitening_on_the_pooling_layer_replaces_fc0(tmp_path, trained_run):
     train_dir = trained_run[1]
     bad = whiten_a_copy(trained_run, tmp_path, '--layer', 'pool')
     assert bad.returncode == 1
-    assert bad.stderr.strip() == ("error: --layer 'pool': give one of "
-                                   'embedding, pooling, both')
+    assert bad.stderr.strip() == 'error: --layer pool: expected one of embedding, pooling, both'
     result = whiten_a_copy(trained_run, tmp_path, '--layer', 'pooling')
     assert result.returncode == 0, result.stderr
     checkpoint = read_checkpoint(str(tmp_path), 0)

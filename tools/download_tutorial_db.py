@@ -1,6 +1,6 @@
 """Download the full tutorial DB (240 training speakers x 100 utterances, 3 GB of features).
 
-    python download_tutorial_db.py --dest data/tutorial_db
+    python tools/download_tutorial_db.py --dest data/tutorial_db
 
 Gets the tutorial's public repository archive (a zip) into ``<dest>/<name>.part``; an
 interrupted download resumes where it stopped when you run the same command again (HTTP Range
@@ -24,7 +24,7 @@ from dvector import cli
 from dvector.fileio import atomic_path
 from SR_Dataset import load_pickle
 
-# ---- settings (override on the command line, e.g. --dest /data/tutorial_db) ----
+# ---- settings (override on the command line, e.g. --dest data/tutorial_db) ----
 url = 'https://github.com/jymsuper/SpeakerRecognition_tutorial/archive/refs/heads/master.zip'
 dest = 'data/tutorial_db'    # the DB is unpacked here: <dest>/feat_logfbank_nfilt40/{train,test}
 keep_archive = False         # keep the downloaded zip after a successful unpack (3 GB)
@@ -33,6 +33,10 @@ expect_train_speakers = 240  # what a complete DB has
 expect_utts = 100            # utterances per training speaker
 expect_test_speakers = 10    # test speakers, each with enroll.p and test.p
 # ----
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'url': cli.NAME, 'dest': cli.NAME, 'keep_archive': cli.FLAG, 'timeout': cli.above(0),
+    'expect_train_speakers': cli.at_least(1), 'expect_utts': cli.at_least(1),
+    'expect_test_speakers': cli.at_least(1)}
 
 TREES = ('feat_logfbank_nfilt40/', 'test_wavs/')
 FEAT_DIR = 'feat_logfbank_nfilt40'
@@ -148,14 +152,28 @@ def download(source: str, folder: str) -> str:
     return final
 
 
+def discard(archive: str, problem: str) -> None:
+    """SetupError for an unusable archive, deleting it first when this tool made it (the next
+    run fetches it again); a user's own file (--url naming a file) is never deleted."""
+    if is_users_file(archive):
+        raise cli.SetupError(f'{archive}: {problem}; check --url')
+    os.remove(archive)
+    raise cli.SetupError(f'{archive}: {problem}; deleted it, run again or check --url')
+
+
+def is_users_file(archive: str) -> bool:
+    """True when ``archive`` is the very file that --url names (not a copy this tool made)."""
+    path = local_source(url)
+    return path is not None and os.path.exists(path) and os.path.samefile(path, archive)
+
+
 def tree_members(archive: str) -> list:
     """(member, path under dest) for every file of the wanted trees; SetupError if not the DB."""
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError) as err:
-        os.remove(archive)  # an unusable download: the next run fetches it again
-        raise cli.SetupError(f'{archive}: not a zip archive ({err}); deleted it, check --url')
+        discard(archive, f'not a zip archive ({err})')
     wanted = []
     for info in infos:
         rest = info.filename.split('/', 1)[1] if '/' in info.filename else ''
@@ -164,16 +182,17 @@ def tree_members(archive: str) -> list:
             continue
         wanted.append((info, rest))
     if not any(rest.startswith(FEAT_DIR + '/train/') for _, rest in wanted):
-        os.remove(archive)
-        raise cli.SetupError(f'{archive}: no <top>/{FEAT_DIR}/train/ in this zip: not the '
-                             "tutorial's archive; deleted it, check --url")
+        discard(archive, f"no <top>/{FEAT_DIR}/train/ in this zip: not the tutorial's archive")
     return wanted
 
 
 def is_lfs_pointer(archive: str, info: zipfile.ZipInfo) -> bool:
     """True when the archive holds a Git LFS pointer (text) instead of the file itself."""
-    with zipfile.ZipFile(archive) as zf, zf.open(info) as f:
-        return f.read(40).startswith(b'version https://git-lfs')
+    try:
+        with zipfile.ZipFile(archive) as zf, zf.open(info) as f:
+            return f.read(40).startswith(b'version https://git-lfs')
+    except (zipfile.BadZipFile, OSError, EOFError) as err:  # a small member is checked whole
+        discard(archive, f'damaged ({err})')
 
 
 def unpack(archive: str, folder: str) -> int:
@@ -192,9 +211,8 @@ def unpack(archive: str, folder: str) -> int:
             try:
                 with atomic_path(target) as tmp, zf.open(info) as src, open(tmp, 'wb') as out:
                     shutil.copyfileobj(src, out, BLOCK)
-            except zipfile.BadZipFile as err:  # CRC mismatch: a damaged download
-                os.remove(archive)
-                raise cli.SetupError(f'{archive}: damaged ({err}); deleted it, run again')
+            except (zipfile.BadZipFile, EOFError) as err:  # CRC mismatch: a damaged download
+                discard(archive, f'damaged ({err})')
             written += 1
     return written
 
@@ -249,7 +267,7 @@ def main() -> None:
         problems = count_problems(dest)
         if problems:  # the archive is kept: it is a valid zip, just not the complete DB
             raise cli.SetupError('; '.join(problems) + f' (archive: {archive})')
-        if not keep_archive:
+        if not keep_archive and not is_users_file(archive):
             os.remove(archive)
     else:
         print(f'{dest}: already complete, nothing to download')

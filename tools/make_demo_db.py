@@ -45,6 +45,13 @@ snr_min_db = 25.0            # light background noise, SNR drawn per file from t
 snr_max_db = 35.0
 seed = 1234                  # all randomness comes from numpy Generators seeded with this
 jobs = 2                     # parallel worker processes
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'out_dir': cli.NAME, 'n_train_speakers': cli.at_least(2), 'n_utts': cli.at_least(1),
+    'n_test_speakers': cli.at_least(1), 'test_seconds': cli.above(0, 600),
+    'train_min_seconds': cli.above(0, 600), 'train_max_seconds': cli.above(0, 600),
+    'korean_share': cli.between(0, 1), 'snr_min_db': cli.between(-20, 120),
+    'snr_max_db': cli.between(-20, 120), 'seed': cli.between(0, 2 ** 32 - 1),
+    'jobs': cli.at_least(1)}
 
 SAMPLE_RATE = c.SAMPLE_RATE
 MIN_PAD = 0.2                # seconds of silence kept at least at each end of a file

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import configure as c  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.checkpoint import select_device  # noqa: E402
-from dvector.whitening import whiten_checkpoint  # noqa: E402
+from dvector.whitening import LAYERS, whiten_checkpoint  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -30,6 +30,10 @@ pooling_reg = 1.0                    # the same on fc0's input (more numbers, sa
 whole_utterance = False              # true: from now on the checkpoint embeds whole utterances
                                      # (as train.py --whole_utterance true); fitted on them too
 # ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
+    'train_feat_dir': cli.NAME, 'test_frames': cli.at_least(0), 'layer': cli.one_of(*LAYERS),
+    'reg': cli.at_least(0), 'pooling_reg': cli.at_least(0), 'whole_utterance': cli.FLAG}
 
 
 def main() -> None:

@@ -1,0 +1,192 @@
+"""Issue cases: bad input ends in one `error:` line and a non-zero exit, with nothing lost; no
+wrong result passes silently."""
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import train
+import verification
+from configure import SetupError
+from conftest import run_script
+from dvector import cli
+from dvector.checkpoint import load_model, save_checkpoint
+from dvector.fileio import save_pickle
+from dvector.scoring import cosine_scores
+from model import build_model
+
+
+def assert_one_line_error(result, *parts):
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    lines = [line for line in result.stderr.strip().splitlines()
+             if '|' not in line]  # progress bars (the download's) are not messages
+    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr[-2000:]
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+def settings_of(module) -> dict:
+    """A fresh namespace of a script's settings and rules, as its main() sees them."""
+    return {**cli.script_settings(vars(module)), 'SETTING_RULES': module.SETTING_RULES}
+
+
+@pytest.mark.parametrize('name, value, allowed', [
+    ('batch_size', '0', '>= 2'), ('batch_size', '-4', '>= 2'), ('batch_size', '1', '>= 2'),
+    ('valid_batch_size', '0', '>= 1'), ('lr', '-0.1', '> 0'), ('lr', 'nan', '> 0'),
+    ('lr', '1e6', '<= 10'), ('wd', '-1', 'from 0 to 1'), ('log_interval', '0', '>= 1'),
+    ('seed', '-1', 'from 0 to'), ('num_workers', '-1', '>= 0'), ('embedding_size', '0', '>= 1'),
+    ('n_epochs', '0', '>= 1'), ('val_ratio', '100', 'from 1 to 99'),
+])
+def test_train_settings_out_of_range_name_the_setting_and_the_range(name, value, allowed):
+    with pytest.raises(SetupError) as err:
+        cli.override_settings(settings_of(train), [f'--{name}', value])
+    assert str(err.value).startswith(f'--{name} ') and ': expected a number' in str(err.value)
+    assert allowed in str(err.value)
+
+
+def test_a_bad_setting_fails_before_any_work(tmp_path):
+    log = tmp_path / 'log'
+    assert_one_line_error(run_script('train.py', '--batch_size', '0', '--log_dir', str(log)),
+                          '--batch_size 0', '>= 2')
+    assert not log.exists()
+    assert_one_line_error(run_script('tools/extract_features.py', '--filter_bank', '0',
+                                     '--feat_dir', str(tmp_path / 'f')), '--filter_bank 0')
+    assert not (tmp_path / 'f').exists()
+
+
+def test_verification_threshold_outside_the_cosine_range_is_refused():
+    assert_one_line_error(run_script('verification.py', '--thres', '2'), '--thres 2',
+                          'from -1 to 1')
+    with pytest.raises(SetupError, match='--thres nan: expected a number'):
+        cli.override_settings(settings_of(verification), ['--thres', 'nan'])
+
+
+def test_every_setting_of_every_script_has_a_rule():
+    import importlib
+    for name in ('train', 'enroll', 'identification', 'verification', 'evaluate',
+                 'tools.whitening', 'tools.extract_features', 'tools.download_tutorial_db',
+                 'tools.make_demo_db', 'tools.split_heldout', 'tools.benchmarks.bench_train',
+                 'tools.benchmarks.bench_extract'):
+        module = importlib.import_module(name)
+        settings = cli.script_settings(vars(module))
+        assert set(module.SETTING_RULES) == set(settings), name
+        for setting, value in settings.items():  # every default is allowed
+            assert module.SETTING_RULES[setting].check(value), (name, setting, value)
+
+
+@pytest.mark.parametrize('setting, make', [
+    ('log_dir', 'file'), ('embedding_dir', 'file'), ('scores_out', 'dir'), ('plot_dir', 'file')])
+def test_output_paths_that_cannot_be_written_are_refused_first(tmp_path, setting, make):
+    target = tmp_path / 'out'
+    target.mkdir() if make == 'dir' else target.write_text('mine')
+    script = {'log_dir': 'train.py', 'embedding_dir': 'enroll.py'}.get(setting, 'evaluate.py')
+    assert_one_line_error(run_script(script, f'--{setting}', str(target)), f'--{setting}')
+    assert target.is_dir() if make == 'dir' else target.read_text() == 'mine'
+
+
+def test_a_loss_that_stops_being_a_number_stops_the_run(tmp_path):
+    """Features near float32's largest value overflow the first convolution: one line naming
+    the epoch and the learning rate."""
+    rng = np.random.default_rng(0)
+    for s in range(2):
+        for u in range(4):
+            save_pickle({'feat': rng.choice([-3e38, 3e38], (250, 40)), 'label': f's{s}'},
+                        str(tmp_path / 'f' / f's{s}' / f'{u}.p'))
+    result = run_script('train.py', '--train_feat_dir', str(tmp_path / 'f'), '--log_dir',
+                        str(tmp_path / 'log'), '--val_ratio', '25', '--batch_size', '2')
+    assert_one_line_error(result, 'epoch 1: the training loss is', 'lr=0.1')
+    assert not list((tmp_path / 'log').glob('checkpoint_*.pth'))
+
+
+def make_checkpoint(folder, epoch=1, **changes):
+    args = {'backbone': 'resnet18', 'embedding_size': 16, 'n_classes': 3}
+    checkpoint = {'state_dict': build_model(**args).state_dict(), 'model_args': args,
+                  'valid_loss': 1.0, **changes}
+    save_checkpoint(str(folder), epoch, checkpoint)
+    return checkpoint
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'model_args': ['resnet18', 16, 3]}, 'of the wrong kind'),
+    ({'model_args': {'backbone': 'resnet18', 'embedding_size': 16, 'n_classes': 3,
+                     'colour': 'red'}}, 'do not make a model'),
+    ({'model_args': {'backbone': 'resnet18', 'embedding_size': -1, 'n_classes': 3}},
+     'do not make a model'),
+])
+def test_checkpoints_that_are_not_what_they_claim_are_one_line(tmp_path, changes, message):
+    make_checkpoint(tmp_path, **changes)
+    with pytest.raises(SetupError, match=message) as err:
+        load_model(str(tmp_path), 0, torch.device('cpu'))
+    assert 'checkpoint_1.pth' in str(err.value)
+
+
+def test_a_bare_tensor_or_a_text_loss_is_not_chosen_or_loaded(tmp_path):
+    torch.save(torch.ones(3), str(tmp_path / 'checkpoint_1.pth'))
+    with pytest.raises(SetupError, match='checkpoint_1.pth: not a checkpoint of this project'):
+        load_model(str(tmp_path), 0, torch.device('cpu'))
+    make_checkpoint(tmp_path, 2, valid_loss='low')   # a string is no loss: chosen last
+    make_checkpoint(tmp_path, 3, valid_loss=float('nan'))
+    make_checkpoint(tmp_path, 4, valid_loss=2.0)
+    _, checkpoint = load_model(str(tmp_path), 0, torch.device('cpu'))
+    assert checkpoint['cp_num'] == 4
+
+
+def test_non_finite_weights_are_never_loaded(tmp_path):
+    checkpoint = make_checkpoint(tmp_path)
+    checkpoint['state_dict']['fc0.weight'][0, 0] = float('nan')
+    save_checkpoint(str(tmp_path), 1, checkpoint)
+    with pytest.raises(SetupError, match='weights are not finite'):
+        load_model(str(tmp_path), 1, torch.device('cpu'))
+
+
+def test_enrollments_of_another_size_are_one_line():
+    with pytest.raises(SetupError, match='embeddings of 128 numbers.*enrollments of 64'):
+        cosine_scores(torch.ones(1, 128), torch.ones(3, 64))
+
+
+def test_a_trial_list_that_is_not_text_and_a_cut_wav_are_one_line(tmp_path, trained_run):
+    trials = tmp_path / 'trials.txt'
+    trials.write_bytes(b'1 a.p b.p\n\xff\xfe\x00junk\n')
+    assert_one_line_error(run_script('evaluate.py', '--log_dir', trained_run[0], '--trials',
+                                     str(trials)), 'not a text trial list')
+    wav = tmp_path / 'spk' / 'cut.wav'
+    wav.parent.mkdir()
+    wav.write_bytes(b'RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00')
+    from DB_wav_reader import read_audio
+    with pytest.raises(SetupError, match='cut.wav: not a readable WAV file'):
+        read_audio(str(wav))
+
+
+def zip_with_a_damaged_small_member(path):
+    top = 'SpeakerRecognition_tutorial-master/feat_logfbank_nfilt40/train/s/u.p'
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as zf:
+        zf.writestr(top, b'small feature file')
+    data = bytearray(path.read_bytes())
+    at = data.index(b'small feature file')
+    data[at] ^= 0xFF  # the stored bytes no longer match their CRC
+    path.write_bytes(bytes(data))
+
+
+def test_a_download_never_deletes_the_users_own_file(tmp_path):
+    dest = tmp_path / 'db'
+    dest.mkdir()
+    mine = dest / 'master.zip'  # the user's file, where the download would put its archive
+    mine.write_bytes(b'not a zip, but mine')
+    assert_one_line_error(run_script('tools/download_tutorial_db.py', '--url', str(mine),
+                                     '--dest', str(dest)), 'not a zip archive', 'check --url')
+    assert mine.read_bytes() == b'not a zip, but mine'
+    zip_with_a_damaged_small_member(mine)
+    kept = mine.read_bytes()
+    assert_one_line_error(run_script('tools/download_tutorial_db.py', '--url', str(mine),
+                                     '--dest', str(dest)), 'damaged')
+    assert mine.read_bytes() == kept
+
+
+def test_a_damaged_download_is_deleted_with_one_line(tmp_path):
+    source = tmp_path / 'elsewhere.zip'
+    zip_with_a_damaged_small_member(source)
+    dest = tmp_path / 'db'
+    assert_one_line_error(run_script('tools/download_tutorial_db.py', '--url', str(source),
+                                     '--dest', str(dest)), 'damaged', 'deleted it')
+    assert source.exists() and not (dest / 'elsewhere.zip').exists()
