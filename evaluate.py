@@ -58,9 +58,9 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.TEXT,
     'chunk_sec': cli.at_least(0), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
     'ident_enroll': cli.at_least(0), 'scores_out': cli.TEXT, 'plot_dir': cli.TEXT,
-    'as_norm': cli.at_least(0), 'thres': cli.between(-1e9, 1e9),
+    'as_norm': cli.at_least(0), 'thres': cli.NUMBER,
     'p_targets': cli.each(cli.Rule(lambda p: 0 < p < 1, 'a number > 0 and < 1')),
-    'table_thres': cli.each(cli.between(-1e9, 1e9)), 'n_threads': cli.at_least(1)}
+    'table_thres': cli.each(cli.NUMBER), 'n_threads': cli.at_least(1)}
 
 FRAMES_PER_SECOND = round(1 / c.HOP_SECONDS)  # 100: a 10 ms hop
 

@@ -31,7 +31,7 @@ as_norm = 0                          # AS-norm the score with the top as_norm co
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
     'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
-    'enroll_speaker': cli.NAME, 'test_speaker': cli.NAME, 'thres': cli.between(-1e9, 1e9),
+    'enroll_speaker': cli.NAME, 'test_speaker': cli.NAME, 'thres': cli.NUMBER,
     'as_norm': cli.at_least(0)}
 
 

@@ -131,18 +131,23 @@ def is_number(value: Any) -> bool:
         and math.isfinite(value)
 
 
+def shown(x: float) -> str:
+    """A bound as a person writes it: 4294967295, not 4.29497e+09."""
+    return str(int(x)) if float(x).is_integer() else f'{x:g}'
+
+
 def at_least(low: float) -> Rule:
-    return Rule(lambda v: is_number(v) and v >= low, f'a number >= {low:g}')
+    return Rule(lambda v: is_number(v) and v >= low, f'a number >= {shown(low)}')
 
 
 def between(low: float, high: float) -> Rule:
     return Rule(lambda v: is_number(v) and low <= v <= high,
-                f'a number from {low:g} to {high:g}')
+                f'a number from {shown(low)} to {shown(high)}')
 
 
 def above(low: float, high: float = math.inf) -> Rule:
-    shown = f'> {low:g}' + (f' and <= {high:g}' if high < math.inf else '')
-    return Rule(lambda v: is_number(v) and low < v <= high, f'a number {shown}')
+    text = f'> {shown(low)}' + (f' and <= {shown(high)}' if high < math.inf else '')
+    return Rule(lambda v: is_number(v) and low < v <= high, f'a number {text}')
 
 
 def one_of(*choices: Any) -> Rule:
@@ -157,10 +162,11 @@ def each(rule: Rule) -> Rule:
             return all(rule.check(float(v)) for v in values)
         except (TypeError, ValueError):
             return False
-    return Rule(check, f'comma-separated numbers, each {rule.allowed[2:]}')
+    return Rule(check, f'comma-separated numbers, each {rule.allowed}')
 
 
 FLAG = Rule(lambda v: isinstance(v, bool), 'true or false')
+NUMBER = Rule(is_number, 'a finite number')
 TEXT = Rule(lambda v: isinstance(v, str) and '\0' not in v, 'text')
 NAME = Rule(lambda v: isinstance(v, str) and v.strip() != '' and '\0' not in v,
             'a non-empty name')

@@ -58,7 +58,7 @@ def test_a_bad_setting_fails_before_any_work(tmp_path):
 def test_verification_threshold_outside_the_cosine_range_is_refused():
     assert_one_line_error(run_script('verification.py', '--thres', '2'), '--thres 2',
                           'from -1 to 1')
-    with pytest.raises(SetupError, match='--thres nan: expected a number'):
+    with pytest.raises(SetupError, match='--thres nan: expected a finite number'):
         cli.override_settings(settings_of(verification), ['--thres', 'nan'])
 
 

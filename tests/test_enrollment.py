@@ -90,3 +90,16 @@ def test_a_new_set_replaces_the_old_one_whole(tmp_path):
     with pytest.raises(SetupError, match='notes.txt, which is not an enrollment'):
         save_enrollment_set({'a': torch.ones(1, 4)}, out, first)
     assert (tmp_path / 'emb' / 'notes.txt').read_text() == 'mine'
+
+
+def test_a_killed_enrollment_leaves_nothing_that_is_read_or_kept(tmp_path):
+    """A kill between writing the new set and swapping it in leaves hidden folders beside
+    embedding_dir: no script reads them, and the next enrollment removes them."""
+    out = str(tmp_path / 'emb')
+    first = make_model(0)[1]
+    save_enrollment_set({'a': torch.ones(1, 4)}, out, first)
+    os.makedirs(tmp_path / '.emb.new-killed')          # as a killed run leaves them
+    torch.save(torch.zeros(1, 4), str(tmp_path / '.emb.new-killed' / 'b.pth'))
+    assert sorted(load_enroll_embeddings(out, first)) == ['a']
+    save_enrollment_set({'c': torch.ones(1, 4)}, out, first)
+    assert sorted(os.listdir(tmp_path)) == ['emb']
