@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from configure import SetupError
 from dvector.features import feature_dim
-from dvector.fileio import load_torch, save_torch
+from dvector.fileio import load_torch, remove_stale_temporaries, save_torch
 from model import build_model
 from model.fuse import fold_batchnorm, fold_whitening
 
@@ -62,8 +62,7 @@ def set_aside_previous_run(log_dir: str) -> str:
     """Move another run's checkpoints and loss plot out of the way, into a new subfolder
     ``previous_run_<n>`` of ``log_dir``, so a new run never overwrites or mixes with them; also
     remove temporary files that a killed run left. Returns the subfolder ('' if none needed)."""
-    for stale in glob.glob(os.path.join(log_dir, '.checkpoint_*.tmp')):
-        os.remove(stale)
+    remove_stale_temporaries(log_dir)
     files = list(list_checkpoints(log_dir).values())
     plot = os.path.join(log_dir, 'loss_plot.png')
     files += [plot] if os.path.isfile(plot) else []

@@ -30,6 +30,18 @@ def atomic_path(path: str) -> Iterator[str]:
             os.remove(tmp)
 
 
+def remove_stale_temporaries(folder: str) -> int:
+    """Remove the hidden ``.<name>.<random>.tmp`` files that atomic_path leaves when a run is
+    killed mid-write, anywhere under ``folder``; returns how many."""
+    removed = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith('.') and name.endswith('.tmp'):
+                os.remove(os.path.join(root, name))
+                removed += 1
+    return removed
+
+
 def save_torch(obj: Any, path: str) -> None:
     import torch  # imported here: feature tools that never touch torch start faster
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:

@@ -180,9 +180,13 @@ def test_bad_files_are_named_once_and_the_run_goes_on(extracted):
 
 def test_second_run_skips_what_exists(extracted):
     wavs, feats, expect, _ = extracted
+    stale = os.path.join(feats, 'fmt', '.i24.p.x7k2.tmp')  # as a killed run leaves it
+    with open(stale, 'wb') as f:
+        f.write(b'half a pickle')
     again = run_script('tools/extract_features.py', '--wav_dir', wavs, '--feat_dir', feats)
     assert again.returncode == 1  # the bad files still fail
     assert f'0 files done, {len(expect["good"])} skipped' in again.stdout
+    assert not os.path.exists(stale) and 'removed unfinished temporary files' in again.stdout
 
 
 def test_voxceleb_layout_reads_with_the_training_loader(extracted):

@@ -36,7 +36,7 @@ from dvector import cli  # noqa: E402
 import configure as c  # noqa: E402
 from DB_wav_reader import feature_name, find_files, read_audio  # noqa: E402
 from dvector.features import fast_logfbank, window_length  # noqa: E402
-from dvector.fileio import save_pickle  # noqa: E402
+from dvector.fileio import remove_stale_temporaries, save_pickle  # noqa: E402
 
 # ---- settings (override on the command line, e.g. --jobs 1) -----------------------------
 wav_dir = c.TEST_WAV_DIR             # <wav_dir>/<speaker>/<name>.wav or .../<video>/<n>.wav
@@ -159,6 +159,8 @@ def main() -> None:
     if not todo and not skipped and not failures:
         raise cli.SetupError(f'{wav_dir}: no .wav files in this folder')
     check_writable(feat_dir)
+    if remove_stale_temporaries(feat_dir):  # a killed run's unfinished files
+        print(f'note: removed unfinished temporary files that a stopped run left in {feat_dir}')
     for line in failures:
         print(f'failed: {line}', file=sys.stderr)
     recipe = {'rate': sample_rate, 'nfilt': filter_bank, 'logscale': use_logscale,
