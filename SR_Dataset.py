@@ -179,16 +179,17 @@ class DvectorDataset(Dataset):
         """The number of bands that every file of this set (and ``others``) has; SetupError
         naming the first file with another width. Read per sample, only the first file is
         checked here (read_MFB checks nothing of the width)."""
-        widths, files = [], []
+        pairs = []  # (file, width)
         for data in (self,) + others:
-            files += data.files
-            widths += ([len(f.T) for f in data.feats] if data.feats is not None
-                       else [read_MFB(data.files[0])[0].shape[1]])
+            if data.feats is not None:
+                pairs += [(f, x.shape[1]) for f, x in zip(data.files, data.feats)]
+            else:
+                pairs.append((data.files[0], read_MFB(data.files[0])[0].shape[1]))
+        widths = [w for _, w in pairs]
         width = max(set(widths), key=widths.count)  # the usual width; the odd files are named
-        odd = [f for f, w in zip(files, widths) if w != width]
+        odd = [(f, w) for f, w in pairs if w != width]
         if odd:
-            odd_width = widths[files.index(odd[0])]
-            raise SetupError(f'{odd[0]}: {odd_width} feature bands, but the other training '
+            raise SetupError(f'{odd[0][0]}: {odd[0][1]} feature bands, but the other training '
                              f'files have {width} ({len(odd)} files differ); extract all '
                              'features with the same settings')
         return width

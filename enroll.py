@@ -3,6 +3,8 @@
 The model's sizes (embedding_size, n_classes) and backbone come from the checkpoint.
     python enroll.py --cp_num 24 --test_dir data/tutorial_db/feat_logfbank_nfilt40/test
 """
+import os
+
 import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
@@ -42,6 +44,9 @@ def enroll_per_spk(model, enroll_DB, embedding_dir: str, checkpoint: dict, devic
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     check_writable_dir(embedding_dir, 'embedding_dir')
+    if os.path.abspath(embedding_dir) == os.path.abspath(log_dir):
+        raise cli.SetupError(f'--embedding_dir {embedding_dir}: is log_dir, where the '
+                             'checkpoints are; give the enrollments a folder of their own')
     device = select_device(use_cuda)
     enroll_DB, _ = split_enroll_and_test(test_dir)
     model, checkpoint = load_model(log_dir, cp_num, device)

@@ -228,7 +228,8 @@ def train(train_loader: DataLoader, model: nn.Module, optimizer, scaler, epoch: 
         scaler.step(optimizer)
         scaler.update()
         n = targets.size(0)
-        check_finite(loss.item(), epoch, 'training')
+        if dist.world_size() == 1:  # under torchrun all ranks check the summed loss below
+            check_finite(loss.item(), epoch, 'training')
         losses.update(loss.item(), n)
         train_acc.update((scores.argmax(1) == targets).float().mean().item() * 100, n)
         batch_time.update(time.time() - end)
@@ -240,6 +241,7 @@ def train(train_loader: DataLoader, model: nn.Module, optimizer, scaler, epoch: 
                 f'Time {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
                 f'Loss {losses.avg:.4f}\tAcc {train_acc.avg:.4f}')
     loss_sum, count = dist.sum_across_ranks([losses.sum, losses.count], device)
+    check_finite(loss_sum / count, epoch, 'training')
     return loss_sum / count
 
 

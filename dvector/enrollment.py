@@ -58,15 +58,20 @@ def save_enrollment_set(embeddings: dict, embedding_dir: str, checkpoint: dict) 
     folder, then put it in the place of ``embedding_dir`` (the old set goes whole)."""
     parent = os.path.dirname(os.path.abspath(embedding_dir))
     name = os.path.basename(os.path.abspath(embedding_dir))
-    foreign = [f for f in os.listdir(embedding_dir) if not f.endswith('.pth')
-               and f != MODEL_FILE] if os.path.isdir(embedding_dir) else []
+    foreign = [f for f in os.listdir(embedding_dir)
+               if not f.endswith('.pth') and f != MODEL_FILE or f.startswith('checkpoint_')] \
+        if os.path.isdir(embedding_dir) else []
     if foreign:
         raise SetupError(f'{embedding_dir}: holds {foreign[0]}, which is not an enrollment; '
                          'give an embedding_dir of its own')
     os.makedirs(parent, exist_ok=True)
-    for stale in glob.glob(os.path.join(parent, f'.{name}.*')):  # left by a killed run
+    for stale in glob.glob(os.path.join(parent, f'.{name}.new-*')) + \
+            glob.glob(os.path.join(parent, f'.{name}.old-*')):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     new = tempfile.mkdtemp(prefix=f'.{name}.new-', dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(new, 0o777 & ~umask)  # mkdtemp makes a private folder; give the usual permissions
     for speaker in sorted(embeddings):
         save_torch(embeddings[speaker], os.path.join(new, speaker + '.pth'))
         print(f'Save the embeddings for {speaker}')

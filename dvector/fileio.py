@@ -30,15 +30,17 @@ def atomic_path(path: str) -> Iterator[str]:
             os.remove(tmp)
 
 
-def remove_stale_temporaries(folder: str) -> int:
+def remove_stale_temporaries(folder: str, recursive: bool = False) -> int:
     """Remove the hidden ``.<name>.<random>.tmp`` files that atomic_path leaves when a run is
-    killed mid-write, anywhere under ``folder``; returns how many."""
+    killed mid-write, in ``folder`` (and below it when ``recursive``); returns how many."""
     removed = 0
-    for root, _, names in os.walk(folder):
+    for root, subdirs, names in os.walk(folder):
         for name in names:
             if name.startswith('.') and name.endswith('.tmp'):
                 os.remove(os.path.join(root, name))
                 removed += 1
+        if not recursive:
+            break
     return removed
 
 

@@ -1,5 +1,6 @@
 """Issue cases: bad input ends in one `error:` line and a non-zero exit, with nothing lost; no
 wrong result passes silently."""
+import os
 import zipfile
 
 import numpy as np
@@ -190,3 +191,23 @@ def test_a_damaged_download_is_deleted_with_one_line(tmp_path):
     assert_one_line_error(run_script('tools/download_tutorial_db.py', '--url', str(source),
                                      '--dest', str(dest)), 'damaged', 'deleted it')
     assert source.exists() and not (dest / 'elsewhere.zip').exists()
+
+
+def test_enroll_into_the_checkpoint_folder_is_refused(tmp_path, trained_run):
+    log_dir = trained_run[0]
+    before = sorted(os.listdir(log_dir))
+    assert_one_line_error(run_script('enroll.py', '--log_dir', log_dir, '--embedding_dir',
+                                     log_dir), 'is log_dir')
+    assert sorted(os.listdir(log_dir)) == before
+
+
+def test_split_heldout_into_a_file_is_one_line(tmp_path):
+    blocker = tmp_path / 'dest'
+    blocker.write_text('mine')
+    db = tmp_path / 'db' / 'feat_logfbank_nfilt40' / 'train'
+    for spk in ('a', 'b'):
+        (db / spk).mkdir(parents=True)
+        (db / spk / 'u.p').write_bytes(b'x')
+    assert_one_line_error(run_script('tools/split_heldout.py', '--db_dir', str(tmp_path / 'db'),
+                                     '--dest', str(blocker), '--all_speakers', 'true'), '--dest')
+    assert blocker.read_text() == 'mine'

@@ -103,3 +103,22 @@ def test_a_killed_enrollment_leaves_nothing_that_is_read_or_kept(tmp_path):
     assert sorted(load_enroll_embeddings(out, first)) == ['a']
     save_enrollment_set({'c': torch.ones(1, 4)}, out, first)
     assert sorted(os.listdir(tmp_path)) == ['emb']
+
+
+def test_a_folder_of_checkpoints_is_never_taken_for_enrollments(tmp_path):
+    out = tmp_path / 'run'
+    out.mkdir()
+    (out / 'checkpoint_3.pth').write_bytes(b'a model')
+    with pytest.raises(SetupError, match='checkpoint_3.pth, which is not an enrollment'):
+        save_enrollment_set({'a': torch.ones(1, 4)}, str(out), make_model()[1])
+    assert (out / 'checkpoint_3.pth').read_bytes() == b'a model'
+
+
+def test_a_new_set_has_the_usual_permissions_and_spares_other_hidden_folders(tmp_path):
+    (tmp_path / '.emb.bak').mkdir()  # the user's own
+    out = str(tmp_path / 'emb')
+    save_enrollment_set({'a': torch.ones(1, 4)}, out, make_model()[1])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(out).st_mode & 0o777 == 0o777 & ~umask
+    assert (tmp_path / '.emb.bak').is_dir()

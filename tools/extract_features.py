@@ -1,7 +1,7 @@
 """Turn every wav file under a folder into a feature pickle, with the tutorial's recipe.
 
-    python extract_features.py --wav_dir test_wavs --feat_dir feat_logfbank_nfilt40/test
-    python extract_features.py --wav_dir vox1/wav --feat_dir vox1_feat/train      # VoxCeleb
+    python tools/extract_features.py --wav_dir test_wavs --feat_dir feat_logfbank_nfilt40/test
+    python tools/extract_features.py --wav_dir vox1/wav --feat_dir vox1_feat/train      # VoxCeleb
 
 Layouts (the speaker is the folder right under wav_dir, which is what train.py expects):
     <wav_dir>/<speaker>/<name>.wav         -> <feat_dir>/<speaker>/<name>.p
@@ -159,7 +159,7 @@ def main() -> None:
     if not todo and not skipped and not failures:
         raise cli.SetupError(f'{wav_dir}: no .wav files in this folder')
     check_writable(feat_dir)
-    if remove_stale_temporaries(feat_dir):  # a killed run's unfinished files
+    if remove_stale_temporaries(feat_dir, recursive=True):  # a killed run's unfinished files
         print(f'note: removed unfinished temporary files that a stopped run left in {feat_dir}')
     for line in failures:
         print(f'failed: {line}', file=sys.stderr)

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from configure import SetupError  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.cli import override_settings, run  # noqa: E402
+from dvector.fileio import check_writable_dir  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
 db_dir = 'data/tutorial_db'          # the tutorial DB (python tools/download_tutorial_db.py)
@@ -106,7 +107,11 @@ def main() -> None:
     heldout = read_heldout(HELDOUT_LIST)
     train_dir = os.path.join(db_dir, TRAIN_SUBDIR)
     chosen = plan(train_dir, [] if all_speakers else heldout, every)
-    n_files = link(chosen, train_dir, out_dir, every)
+    check_writable_dir(out_dir, 'dest')
+    try:
+        n_files = link(chosen, train_dir, out_dir, every)
+    except OSError as err:  # e.g. a file in the way, or no symbolic links on this system
+        raise SetupError(f'--dest {dest}: cannot make the links there ({err})') from None
     which = 'all files' if every == 1 else f'one file in {every} by sorted name'
     left_out = 'none left out' if all_speakers else \
         f'the {len(heldout)} held-out speakers are left out'

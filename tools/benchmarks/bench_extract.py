@@ -5,7 +5,7 @@
 
 Baseline: for each wav, DB_wav_reader.read_audio -> features.logfbank_features ->
 fileio.save_pickle, in this process with numpy's default BLAS threading (what a user would
-write). Tool: ``python extract_features.py`` as a subprocess, with --jobs 1 and --jobs N.
+write). Tool: ``python tools/extract_features.py`` as a subprocess, with --jobs 1 and --jobs N.
 Prints files/s and the real-time factor (audio seconds / wall seconds) of each; the tool's
 wall time is shown with and without its interpreter start-up (imports: torch, scipy, pandas).
 Both write float64 features; the script checks they agree to 1e-9 (the last bits of the
@@ -74,8 +74,8 @@ def baseline(source: str, target: str) -> tuple:
 def run_tool(source: str, target: str, n_jobs: int) -> tuple:
     """Run extract_features.py; returns (its own processing seconds, wall seconds incl. start)."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, 'extract_features.py', '--wav_dir', source,
-                             '--feat_dir', target, '--dtype', 'float64', '--jobs', str(n_jobs),
+    tool = os.path.join('tools', 'extract_features.py')
+    result = subprocess.run([sys.executable, tool, '--wav_dir', source, '--feat_dir', target, '--dtype', 'float64', '--jobs', str(n_jobs),
                              '--progress', 'false'], cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if result.returncode != 0:
