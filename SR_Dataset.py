@@ -39,11 +39,6 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f'refusing to load {module}.{name}')
 
 
-def one_line(err: Exception) -> str:
-    """An exception's message on one line (the scripts' errors are one line)."""
-    return ' '.join(str(err).split())
-
-
 def load_pickle(path: str) -> Any:
     """Read an untrusted pickle; anything but arrays and plain values raises SetupError."""
     try:
@@ -54,10 +49,9 @@ def load_pickle(path: str) -> Any:
     try:
         return RestrictedUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as err:
-        raise SetupError(f'{path}: not a safe feature pickle ({one_line(err)})') from None
+        raise SetupError(f'{path}: not a safe feature pickle ({err})') from None
     except Exception as err:
-        raise SetupError(f'{path}: corrupt pickle ({type(err).__name__}: {one_line(err)})') \
-            from None
+        raise SetupError(f'{path}: corrupt pickle ({type(err).__name__}: {err})') from None
 
 
 def read_feature_file(filename: str) -> tuple:

@@ -32,4 +32,8 @@ TRIM_FRAMES = 50
 class SetupError(Exception):
     """Bad input or a bad setting. Every script prints it as one ``error:`` line and exits with
     status 1 (dvector/cli.py). Defined here, at the bottom of the house, so that the tutorial's
-    modules (DB_wav_reader, SR_Dataset, model/) and the dvector package can all raise it."""
+    modules (DB_wav_reader, SR_Dataset, model/) and the dvector package can all raise it. The
+    message is kept on one line whatever it quotes (an exception's text may span several)."""
+
+    def __init__(self, message: str):
+        super().__init__(' '.join(str(message).split()))

@@ -189,7 +189,7 @@ def run(main: Callable[[], Any]) -> None:
         main()
     except SetupError as err:
         if is_main_process():  # under torchrun, one message, not one per rank
-            print('error: ' + ' '.join(str(err).split()), file=sys.stderr)  # always one line
+            print(f'error: {err}', file=sys.stderr)  # one line: SetupError keeps it so
         sys.exit(1)
     except KeyboardInterrupt:
         print('interrupted: files already written are complete', file=sys.stderr)
