@@ -2,7 +2,8 @@
 
 Paths are relative to the folder you run the scripts from (the repository root), so a fresh
 clone runs as it is. To use the full tutorial DB or your own data, either edit these paths or
-give the script-level overrides, e.g. ``python train.py --train_feat_dir data/tutorial_db/feat_logfbank_nfilt40/train``.
+give the script-level overrides, e.g.
+``python train.py --train_feat_dir data/tutorial_db/feat_logfbank_nfilt40/train``.
 """
 
 # Wav folder of the test speakers: <folder>/<speaker>/{enroll,test}.wav

@@ -179,8 +179,8 @@ def check_settings(settings: dict, rules: dict) -> None:
     for name, value in settings.items():
         rule = rules.get(name)
         if rule is not None and not rule.check(value):
-            shown = ','.join(map(str, value)) if isinstance(value, list) else value
-            raise SetupError(f'--{name} {shown}: expected {rule.allowed}')
+            given = ','.join(map(str, value)) if isinstance(value, list) else value
+            raise SetupError(f'--{name} {given}: expected {rule.allowed}')
 
 
 def run(main: Callable[[], Any]) -> None:

@@ -18,7 +18,7 @@ import torch
 from configure import SetupError
 from DB_wav_reader import read_feats_structure
 from dvector.checkpoint import WHITENING_KEY
-from dvector.fileio import load_torch, save_torch
+from dvector.fileio import give_usual_permissions, load_torch, save_torch
 
 MODEL_FILE = 'enrolled_with.txt'
 
@@ -69,9 +69,7 @@ def save_enrollment_set(embeddings: dict, embedding_dir: str, checkpoint: dict) 
             glob.glob(os.path.join(parent, f'.{name}.old-*')):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     new = tempfile.mkdtemp(prefix=f'.{name}.new-', dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(new, 0o777 & ~umask)  # mkdtemp makes a private folder; give the usual permissions
+    give_usual_permissions(new, 0o777)
     for speaker in sorted(embeddings):
         save_torch(embeddings[speaker], os.path.join(new, speaker + '.pth'))
         print(f'Save the embeddings for {speaker}')

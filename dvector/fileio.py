@@ -12,6 +12,14 @@ from typing import Any, Iterator
 from configure import SetupError
 
 
+def give_usual_permissions(path: str, mode: int) -> None:
+    """``mode`` less the umask, as open() and makedirs() give; mkstemp and mkdtemp make their
+    files and folders private to the user."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
@@ -21,9 +29,7 @@ def atomic_path(path: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        give_usual_permissions(tmp, 0o666)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

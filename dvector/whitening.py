@@ -57,7 +57,7 @@ def speaker_means(x: torch.Tensor, speakers: list) -> tuple:
     labels = sorted(set(speakers))
     if len(labels) < 2 or len(x) <= len(labels):
         raise SetupError(f'whitening needs at least 2 speakers with several pieces each; '
-                             f'got {len(x)} pieces of {len(labels)} speakers')
+                         f'got {len(x)} pieces of {len(labels)} speakers')
     number = {s: i for i, s in enumerate(labels)}
     index = torch.tensor([number[s] for s in speakers])
     means = torch.zeros(len(labels), x.shape[1], dtype=x.dtype).index_add_(0, index, x)

@@ -3,8 +3,9 @@ import os
 import pytest
 import torch
 
-from dvector.checkpoint import (WHITENING_KEY, lowest_validation_loss, list_checkpoints, load_model, read_checkpoint,
-                        save_checkpoint, select_device)
+from dvector.checkpoint import (WHITENING_KEY, list_checkpoints, load_model,
+                               lowest_validation_loss, read_checkpoint, save_checkpoint,
+                               select_device)
 from configure import SetupError
 from model import build_model
 

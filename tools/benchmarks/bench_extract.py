@@ -1,6 +1,6 @@
 """Time extract_features.py against a straightforward single-process loop, in the same run.
 
-    python tools/benchmarks/bench_extract.py                      # generated set + the tutorial's wavs
+    python tools/benchmarks/bench_extract.py               # generated set + the tutorial's wavs
     python tools/benchmarks/bench_extract.py --n_files 1000 --jobs 2
 
 Baseline: for each wav, DB_wav_reader.read_audio -> features.logfbank_features ->
@@ -75,8 +75,9 @@ def run_tool(source: str, target: str, n_jobs: int) -> tuple:
     """Run extract_features.py; returns (its own processing seconds, wall seconds incl. start)."""
     start = time.perf_counter()
     tool = os.path.join('tools', 'extract_features.py')
-    result = subprocess.run([sys.executable, tool, '--wav_dir', source, '--feat_dir', target, '--dtype', 'float64', '--jobs', str(n_jobs),
-                             '--progress', 'false'], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, tool, '--wav_dir', source, '--feat_dir', target,
+                             '--dtype', 'float64', '--jobs', str(n_jobs), '--progress', 'false'],
+                            cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise cli.SetupError(f'extract_features.py failed: {result.stderr.strip()}')
