@@ -21,17 +21,19 @@ import torch
 
 from dvector import cli
 import configure as c
-from DB_wav_reader import feature_name, read_audio
+from DB_wav_reader import feature_name
 from dvector import scoring
 from dvector.checkpoint import COHORT_KEY, load_model, score_cohort, select_device
 from dvector.embedding import check_feature_dims, embed_utterances, split_pieces
 from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
                                 sum_per_speaker)
-from dvector.features import feature_settings, logfbank_features
 from dvector.fileio import atomic_path, check_writable_dir, check_writable_file
 from dvector.metrics import (check_trials, compute_eer, compute_min_dcf,
                              identification_accuracy, threshold_table)
-from SR_Dataset import read_MFB, trim_silence
+from dvector.recordings import check_extraction_settings, wav_features
+from dvector.threshold import model_threshold, store_threshold as store_in_checkpoint, \
+    threshold_record
+from SR_Dataset import read_MFB
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -39,6 +41,9 @@ log_dir = 'model_saved'              # where train.py saved its checkpoints
 cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
 test_frames = 100                    # frames per piece when embedding an utterance
 test_dir = c.TEST_FEAT_DIR           # tutorial mode: <dir>/<speaker>/{enroll,test}.p
+test_wav_dir = ''                    # tutorial mode on recordings: <dir>/<speaker>/{enroll,
+                                     # test}.wav, in place of test_dir ('' = test_dir)
+vad = True                           # wav files: cut leading, trailing and long silences first
 embedding_dir = ''                   # '' = embed the enroll.p files now; else enroll.py's output
 chunk_sec = 0.0                      # cut test utterances into pieces of this many s; 0 = whole
 trials = ''                          # trial list 'label enroll test' per line ('' = tutorial mode)
@@ -48,7 +53,10 @@ scores_out = ''                      # write 'score label enroll test' per trial
 plot_dir = ''                        # write the DET curve, histograms, heatmap here ('' = none)
 as_norm = 0                          # AS-norm of verification scores with the top as_norm
                                      # cohort scores (whitening.py's); 0 = plain cosine
-thres = 0.994                        # the chosen threshold (verification.py's), shown in the table
+thres = 0.0                          # the chosen threshold, marked in the table; 0 = the
+                                     # model's own (stored by --store_threshold)
+store_threshold = False              # store the EER threshold of these trials in the checkpoint
+                                     # (verification.py's default threshold for this model)
 p_targets = [0.01, 0.05]             # target priors for minDCF (C_miss = C_fa = 1)
 table_thres = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # thresholds in the table (exercise 4)
 n_threads = 4                        # threads reading feature files
@@ -58,7 +66,8 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.TEXT,
     'chunk_sec': cli.at_least(0), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
     'ident_enroll': cli.at_least(0), 'scores_out': cli.TEXT, 'plot_dir': cli.TEXT,
-    'as_norm': cli.at_least(0), 'thres': cli.NUMBER,
+    'as_norm': cli.at_least(0), 'thres': cli.NUMBER, 'test_wav_dir': cli.TEXT,
+    'vad': cli.FLAG, 'store_threshold': cli.FLAG,
     'p_targets': cli.each(cli.Rule(lambda p: 0 < p < 1, 'a number > 0 and < 1')),
     'table_thres': cli.each(cli.NUMBER), 'n_threads': cli.at_least(1)}
 
@@ -76,28 +85,11 @@ def float_list(name: str, values: list) -> list:
 
 # ---- features -----------------------------------------------------------------------------
 
-def check_extraction_settings(checkpoint: dict) -> None:
-    """Features extracted now use configure.py's recipe: it must be the model's."""
-    trained = checkpoint.get('feature_settings') or {}
-    now = feature_settings()
-    differ = [f'{k}={now.get(k)!r} (model: {v!r})' for k, v in trained.items() if now.get(k) != v]
-    if differ:
-        raise cli.SetupError('cannot extract features on the fly: configure.py has '
-                             + ', '.join(differ) + '; set configure.py to the model\'s '
-                             'feature settings or give extracted .p files')
-
-
-def read_wav_features(path: str) -> np.ndarray:
-    """The tutorial's feature recipe from a wav, trimmed as read_MFB trims feature files."""
-    feat = logfbank_features(read_audio(path, c.SAMPLE_RATE))
-    return trim_silence(feat.astype(np.float32))
-
-
 def read_any(path: str) -> tuple:
-    """(trimmed features, speaker) of a feature pickle or a wav."""
+    """(trimmed features, speaker) of a feature pickle or a wav (silences cut when vad)."""
     if path.endswith('.p'):
         return read_MFB(path)
-    return read_wav_features(path), feature_name(path)[0]
+    return wav_features(path, vad), feature_name(path)[0]
 
 
 def read_all(model, paths: list) -> tuple:
@@ -112,13 +104,21 @@ def read_all(model, paths: list) -> tuple:
 
 # ---- tutorial mode ----------------------------------------------------------------------------
 
+def tutorial_dir() -> str:
+    return test_wav_dir or test_dir
+
+
+def tutorial_ext() -> str:
+    return '.wav' if test_wav_dir else '.p'
+
+
 def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
     """(speakers, (N, E) embeddings): from enroll.py's folder, or by embedding enroll.p now."""
     if embedding_dir:
         embeddings = load_enroll_embeddings(embedding_dir, checkpoint)
         return select_speakers(embeddings, [], embedding_dir)
     if enroll_table.empty:
-        raise cli.SetupError(f'{test_dir}: no enroll.p files to enroll')
+        raise cli.SetupError(f'{tutorial_dir()}: no enroll{tutorial_ext()} files to enroll')
     files = list(enroll_table['filename'])
     feats, _ = read_all(model, files)
     embeddings = embed_utterances(model, feats, test_frames, device)
@@ -130,7 +130,8 @@ def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
 def test_utterances(model, test_table) -> tuple:
     """(names, features, speakers) of the test files, cut into chunks when asked."""
     if test_table.empty:
-        raise cli.SetupError(f'{test_dir}: no test files (anything but enroll.p)')
+        raise cli.SetupError(f'{tutorial_dir()}: no test files (anything but '
+                             f'enroll{tutorial_ext()})')
     files = list(test_table['filename'])
     feats, _ = read_all(model, files)
     chunk_frames = int(round(chunk_sec * FRAMES_PER_SECOND))
@@ -188,7 +189,9 @@ def report_similar_voices(similarity: np.ndarray, speakers: list) -> None:
 
 def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     """Tutorial mode; returns (trial rows, enrolled similarity matrix, speakers)."""
-    enroll_table, test_table = split_enroll_and_test(test_dir)
+    enroll_table, test_table = split_enroll_and_test(tutorial_dir(), tutorial_ext())
+    if test_wav_dir:
+        check_extraction_settings(checkpoint)
     speakers, enrolled = enrolled_speakers(model, checkpoint, enroll_table, device)
     names, pieces, test_speakers = test_utterances(model, test_table)
     tests = embed_utterances(model, pieces, test_frames, device, progress='embedding tests')
@@ -321,8 +324,9 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
 
 # ---- reporting --------------------------------------------------------------------------------
 
-def report_verification(scores: np.ndarray, labels: np.ndarray) -> float:
-    """EER, minDCF and the threshold table (exercise 4); returns the EER threshold."""
+def report_verification(scores: np.ndarray, labels: np.ndarray, chosen) -> float:
+    """EER, minDCF and the threshold table (exercise 4; ``chosen`` marked unless None);
+    returns the EER threshold."""
     scores, labels = check_trials(scores, labels)
     eer, eer_thres = compute_eer(scores, labels)
     print(f'Verification trials: {labels.size} ({labels.sum()} target, '
@@ -332,13 +336,28 @@ def report_verification(scores: np.ndarray, labels: np.ndarray) -> float:
         print(f'minDCF (p_target {p:g}): {compute_min_dcf(scores, labels, p):.4f}')
     print('\n=== Exercise 4: the verification result against the threshold ===')
     print('Threshold  False accept %  False reject %  Accuracy %')
-    marks = {eer_thres: 'EER', thres: 'chosen'}
+    marks = {eer_thres: 'EER'}
+    if chosen is not None:
+        marks[chosen] = 'EER, chosen' if chosen == eer_thres else 'chosen'
     levels = sorted(set(float_list('table_thres', table_thres)) | set(marks))
     for row in threshold_table(scores, labels, levels):
         mark = marks.get(row['threshold'], '')
         print(f"{row['threshold']:9.4f}  {row['false_accept']:14.2f}  "
               f"{row['false_reject']:14.2f}  {row['accuracy']:10.2f}  {mark}".rstrip())
     return eer_thres
+
+
+def save_threshold(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
+                   eer_thres: float) -> None:
+    """Store the EER threshold and its error rates in the checkpoint (store_threshold)."""
+    row = threshold_table(scores, labels, [eer_thres])[0]
+    where = trials or f'{tutorial_dir()} (tutorial test set' + \
+        (f', {chunk_sec:g} s pieces)' if chunk_sec > 0 else ')')
+    record = threshold_record(eer_thres, row['false_accept'], row['false_reject'], where,
+                              len(scores))
+    store_in_checkpoint(checkpoint['path'], record, as_norm)
+    print(f'Threshold {eer_thres:.4f} stored in {checkpoint["path"]}: verification.py\'s '
+          'default for this model')
 
 
 def write_scores(path: str, rows: list) -> None:
@@ -348,14 +367,14 @@ def write_scores(path: str, rows: list) -> None:
     print(f'Scores of {len(rows)} trials written to {path}')
 
 
-def write_plots(scores, labels, similarity, speakers: list) -> None:
+def write_plots(scores, labels, similarity, speakers: list, chosen) -> None:
     from dvector import plots  # matplotlib only when plots are asked for
     data = (f'trial list {os.path.basename(trials)}' if trials else 'tutorial test set'
             + (f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''))
     written = [plots.plot_det(scores, labels, os.path.join(plot_dir, 'det_curve.png'),
                               title=f'DET curve ({data})'),
                plots.plot_score_histograms(scores, labels,
-                                           os.path.join(plot_dir, 'score_histogram.png'), thres,
+                                           os.path.join(plot_dir, 'score_histogram.png'), chosen,
                                            title=f'Target and non-target scores ({data})')]
     if similarity is not None:
         written.append(plots.plot_similarity_heatmap(
@@ -379,13 +398,16 @@ def main() -> None:
     rows, similarity, speakers = evaluate(model, checkpoint, device)
     scores = np.array([r[0] for r in rows])
     labels = np.array([r[1] for r in rows])
-    report_verification(scores, labels)
+    chosen = thres or (model_threshold(checkpoint, as_norm) or {}).get('threshold')
+    eer_thres = report_verification(scores, labels, chosen)
     if similarity is not None:
         report_similar_voices(similarity, speakers)
+    if store_threshold:
+        save_threshold(checkpoint, scores, labels, eer_thres)
     if scores_out:
         write_scores(scores_out, rows)
     if plot_dir:
-        write_plots(scores, labels, similarity, speakers)
+        write_plots(scores, labels, similarity, speakers, chosen)
 
 
 if __name__ == '__main__':

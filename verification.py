@@ -1,18 +1,26 @@
 """Speaker verification: is this utterance from the speaker it claims to be?
 
 Scores ``<test_dir>/<test_speaker>/test.p`` against the enrolled ``enroll_speaker`` by cosine
-similarity: Accept when the score is above ``thres``, else Reject.
+similarity: Accept when the score is above ``thres``, else Reject. ``thres = 0`` takes the
+model's own threshold (its EER threshold, stored with it by evaluate.py --store_threshold).
     python verification.py --enroll_speaker X --test_speaker Y --thres 0.8
+Recordings (the real-speech model): a wav against a speaker enrolled with enroll.py
+--enroll_wav, or two wav files compared directly:
+    python verification.py --enroll_speaker me --test_wav me_again.wav
+    python verification.py --enroll_wav a.wav --test_wav b.wav
 ``--as_norm 50`` AS-normalises the score against the training speakers that
 tools/whitening.py stored in the checkpoint; ``thres`` is then on that scale (evaluate.py
 --as_norm 50 prints its EER threshold).
 """
+import os
+
 import configure as c
 from dvector import cli
 from dvector.checkpoint import WHITENING_KEY, load_model, score_cohort, select_device
-from dvector.embedding import get_embeddings
 from dvector.enrollment import find_test_file, load_enroll_embeddings, select_speakers
+from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, embed_test_file
 from dvector.scoring import as_norm_matrix, cosine_scores, verify
+from dvector.threshold import choose_threshold
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -23,34 +31,53 @@ test_dir = c.TEST_FEAT_DIR           # <dir>/<speaker>/test.p
 embedding_dir = 'enroll_embeddings'  # written by enroll.py
 enroll_speaker = 'demo_m47'          # the claimed identity (an enrolled speaker)
 test_speaker = 'demo_m47'            # whose test.p makes the claim
-thres = 0.994                        # accept when the score is above this. The class used 0.95
-                                     # for its model; a threshold belongs to its model (README)
+thres = 0.0                          # accept when the score is above this; 0 = the model's own
+                                     # threshold. The class used 0.95 for its model: a
+                                     # threshold belongs to its model (README, exercise 4)
 as_norm = 0                          # AS-norm the score with the top as_norm cohort scores
                                      # (tools/whitening.py's); 0 = plain cosine
+# wav input (your own recordings): used instead of test_dir when test_wav is given
+test_wav = ''                        # the wav file that makes the claim
+enroll_wav = ''                      # compare test_wav with this wav file (no enrollment)
+vad = True                           # cut leading, trailing and long silences first
+wav_log_dir = REAL_MODEL_DIR         # the model for wav input (trained on real speech)
+wav_embedding_dir = 'enroll_embeddings_real'  # written by enroll.py --enroll_wav
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
     'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'enroll_speaker': cli.NAME, 'test_speaker': cli.NAME, 'thres': cli.NUMBER,
-    'as_norm': cli.at_least(0)}
+    'as_norm': cli.at_least(0), 'test_wav': cli.TEXT, 'enroll_wav': cli.TEXT, 'vad': cli.FLAG,
+    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME}
 
 
-def perform_verification(model, embeddings: dict, test_filename: str, checkpoint: dict,
-                         device) -> float:
-    """The cosine score of the test utterance against the claimed speaker's enrollment
-    (AS-normalised when as_norm), compared with thres; prints the slides' result."""
-    _, enrolled = select_speakers(embeddings, [enroll_speaker], embedding_dir)  # (1, E)
-    test_embedding = get_embeddings(model, test_filename, test_frames, device)  # (1, E)
-    scores = cosine_scores(test_embedding, enrolled)                             # (1, 1)
+def perform_verification(model, enrolled, test_filename: str, checkpoint: dict, device,
+                         threshold: tuple) -> float:
+    """The cosine score of the test utterance against the claimed speaker's (1, E) enrollment
+    (AS-normalised when as_norm), compared with the (value, description) threshold; prints
+    the slides' result."""
+    test_embedding = embed_test_file(model, test_filename, test_frames, device, vad)  # (1, E)
+    scores = cosine_scores(test_embedding, enrolled)                                   # (1, 1)
     if as_norm:
-        cohort = score_cohort(checkpoint, as_norm, log_dir)
+        cohort = score_cohort(checkpoint, as_norm, checkpoint.get('path', log_dir))
         scores = as_norm_matrix(scores, test_embedding, enrolled, cohort, as_norm)
     score = float(scores[0, 0])
+    claimed = enroll_wav or enroll_speaker
+    true_spk = test_wav or test_speaker
     print('\n=== Speaker verification ===')
-    print(f'Claimed speaker : {enroll_speaker}\nTrue speaker : {test_speaker}\n\n'
-          f'Result : {verify(score, thres)}\n')
-    print(f'Score : {score:0.4f}\nThreshold : {thres}\n')
+    print(f'Claimed speaker : {claimed}\nTrue speaker : {true_spk}\n\n'
+          f'Result : {verify(score, threshold[0])}\n')
+    print(f'Score : {score:0.4f}\nThreshold : {threshold[1]}\n')
     return score
+
+
+def claimed_enrollment(model, checkpoint: dict, device):
+    """(1, E): the enrolled speaker's d-vector, or enroll_wav's own."""
+    if enroll_wav:
+        return embed_test_file(model, enroll_wav, test_frames, device, vad)
+    folder = wav_embedding_dir if test_wav else embedding_dir
+    embeddings = load_enroll_embeddings(folder, checkpoint)
+    return select_speakers(embeddings, [enroll_speaker], folder)[1]  # (1, E)
 
 
 def main() -> None:
@@ -58,14 +85,23 @@ def main() -> None:
     if not as_norm and not -1 <= thres <= 1:
         raise cli.SetupError(f'--thres {thres}: a cosine score lies from -1 to 1, so give a '
                              'threshold in that range (any number with --as_norm)')
+    if enroll_wav and not test_wav:
+        raise cli.SetupError(f'--enroll_wav {enroll_wav}: give --test_wav too, the file to '
+                             'compare it with')
+    for setting, path in (('test_wav', test_wav), ('enroll_wav', enroll_wav)):
+        if path and not os.path.isfile(path):
+            raise cli.SetupError(f'--{setting} {path}: no such file')
     device = select_device(use_cuda)
-    test_path = find_test_file(test_dir, test_speaker)
-    model, checkpoint = load_model(log_dir, cp_num, device)
-    embeddings = load_enroll_embeddings(embedding_dir, checkpoint)
-    if checkpoint.get(WHITENING_KEY) and not as_norm:
+    test_path = test_wav or find_test_file(test_dir, test_speaker)
+    model, checkpoint = load_model(wav_log_dir if test_wav else log_dir, cp_num, device)
+    if test_wav:
+        check_extraction_settings(checkpoint)
+    threshold = choose_threshold(thres, checkpoint, as_norm)
+    enrolled = claimed_enrollment(model, checkpoint, device)
+    if checkpoint.get(WHITENING_KEY) and not as_norm and thres != 0:
         print('note: this model is whitened (tools/whitening.py): its scores are lower than the '
               "plain model's, so choose thres anew (evaluate.py prints the EER threshold)")
-    perform_verification(model, embeddings, test_path, checkpoint, device)
+    perform_verification(model, enrolled, test_path, checkpoint, device, threshold)
 
 
 if __name__ == '__main__':

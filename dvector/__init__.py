@@ -10,4 +10,15 @@ DB_wav_reader.py, SR_Dataset.py, model/), which never import it.
 - features, augment: the feature recipe; SpecAugment and speed perturbation
 - whitening: within-speaker whitening fitted on the training speakers
 - distributed, fileio: several processes; atomic writes and safe loading
+- recordings, vad, threshold: wav files in (silences cut), the threshold stored with a model
+
+For programs: ``from dvector import embed_wav, score_wavs`` (dvector/recordings.py).
 """
+
+
+def __getattr__(name: str):
+    """embed_wav and score_wavs, imported on first use (the scripts need not load them)."""
+    if name in ('embed_wav', 'score_wavs'):
+        from dvector import recordings
+        return getattr(recordings, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -16,7 +16,7 @@ import tempfile
 import torch
 
 from configure import SetupError
-from DB_wav_reader import read_feats_structure
+from DB_wav_reader import read_DB_structure, read_feats_structure
 from dvector.checkpoint import WHITENING_KEY
 from dvector.fileio import give_usual_permissions, load_torch, save_torch
 
@@ -83,10 +83,29 @@ def save_enrollment_set(embeddings: dict, embedding_dir: str, checkpoint: dict) 
     shutil.rmtree(old, ignore_errors=True)
 
 
-def split_enroll_and_test(feat_dir: str) -> tuple:
-    """Tables of the enrollment files (named ``enroll.p``) and the others (for testing)."""
-    table = read_feats_structure(feat_dir)
-    is_enroll = table['filename'].map(lambda f: os.path.basename(f) == 'enroll.p')
+def enrolled_with(embedding_dir: str, checkpoint: dict) -> dict:
+    """The speakers already enrolled in ``embedding_dir`` by this model (to add more to them);
+    {} when there are none, or when they were enrolled by another model (a note says so: their
+    d-vectors cannot be scored with this one, and the new set replaces them)."""
+    record = read_record(embedding_dir) if os.path.isdir(embedding_dir) else None
+    if record is None or record[0] != model_fingerprint(checkpoint):
+        if record is not None and record[2]:
+            print(f'note: {embedding_dir} holds {len(record[2])} speakers enrolled by another '
+                  f'model ({record[1]}); the new set made with this model replaces them')
+        return {}
+    return load_enroll_embeddings(embedding_dir, checkpoint)
+
+
+def split_enroll_and_test(folder: str, ext: str = '.p') -> tuple:
+    """Tables of the enrollment files (named ``enroll.p``; ``enroll.wav`` when ``ext`` is
+    '.wav') and the others (for testing)."""
+    if ext == '.p':
+        table = read_feats_structure(folder)
+    else:
+        table = read_DB_structure(folder, '**/*' + ext) if os.path.isdir(folder) else None
+        if table is None or table.empty:
+            raise SetupError(f'{folder}: no {ext} files in <speaker> folders under it')
+    is_enroll = table['filename'].map(lambda f: os.path.basename(f) == 'enroll' + ext)
     return table[is_enroll].reset_index(drop=True), table[~is_enroll].reset_index(drop=True)
 
 

@@ -10,6 +10,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import math  # noqa: E402
 
+from typing import Optional
+
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
@@ -88,19 +90,22 @@ def plot_det(scores, labels, path: str, title: str = 'DET curve') -> str:
     return save_figure(fig, path)
 
 
-def plot_score_histograms(scores, labels, path: str, chosen: float,
+def plot_score_histograms(scores, labels, path: str, chosen: Optional[float],
                           title: str = 'Cosine scores of target and non-target trials') -> str:
-    """Densities of target and non-target scores with the EER and chosen thresholds."""
+    """Densities of target and non-target scores with the EER and chosen (unless None)
+    thresholds."""
     scores, labels = check_trials(scores, labels)
     _, eer_thres = compute_eer(scores, labels)
-    bins = np.linspace(min(scores.min(), chosen), max(scores.max(), chosen), 50)
+    span = [scores.min(), scores.max()] + ([chosen] if chosen is not None else [])
+    bins = np.linspace(min(span), max(span), 50)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.hist(scores[~labels], bins=bins, density=True, alpha=0.6, color='tab:blue',
             label=f'non-target ({(~labels).sum()} trials)')
     ax.hist(scores[labels], bins=bins, density=True, alpha=0.6, color='tab:orange',
             label=f'target ({labels.sum()} trials)')
     ax.axvline(eer_thres, color='red', linestyle='--', label=f'EER threshold {eer_thres:.3f}')
-    ax.axvline(chosen, color='black', linestyle=':', label=f'chosen threshold {chosen:.3f}')
+    if chosen is not None:
+        ax.axvline(chosen, color='black', linestyle=':', label=f'chosen threshold {chosen:.3f}')
     ax.set_xlabel('Cosine similarity')
     ax.set_ylabel('Density (share of trials per unit score)')
     ax.set_title(title)

@@ -47,6 +47,10 @@ def make_feature_tree(root, n_speakers=4, n_utts=6, frames=(220, 320), seed=0,
     return train_dir, test_dir
 
 
+# the shipped models and enrollments, and the folder wav enrollments go to by default
+SHIPPED = ('model_saved', 'enroll_embeddings', 'model_real', 'enroll_embeddings_real')
+
+
 @pytest.fixture(scope='session', autouse=True)
 def shipped_files_stay_as_they_are():
     """No test may change the shipped model or enrollments (scripts run with their defaults
@@ -54,10 +58,10 @@ def shipped_files_stay_as_they_are():
     def listing():
         return {d: sorted((f, os.path.getsize(os.path.join(ROOT, d, f)))
                           for f in os.listdir(os.path.join(ROOT, d)))
-                for d in ('model_saved', 'enroll_embeddings')}
+                if os.path.isdir(os.path.join(ROOT, d)) else None for d in SHIPPED}
     before = listing()
     yield
-    assert listing() == before, 'a test changed model_saved/ or enroll_embeddings/'
+    assert listing() == before, 'a test changed ' + ', '.join(SHIPPED)
 
 
 @pytest.fixture(scope='session')

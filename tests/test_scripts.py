@@ -64,7 +64,7 @@ def test_enroll_identify_verify(tmp_path, trained_run):
                         '--thres', '1')
     assert result.returncode == 0, result.stderr
     assert 'Claimed speaker : syn_t00\nTrue speaker : syn_t01\n\nResult : Reject' in result.stdout
-    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1\.0\n', result.stdout)
+    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1 \(--thres\)\n', result.stdout)
 
 
 def assert_one_line_error(result, *parts):
@@ -128,7 +128,8 @@ def test_scoring_scripts_bad_input(tmp_path, trained_run):
                                      '--test_speaker', 'syn_t00'), 'no enrolled speakers')
     assert run_script('enroll.py', *common(log_dir, test_dir, emb)).returncode == 0
     assert_one_line_error(run_script('verification.py', *common(log_dir, test_dir, emb),
-                                     '--enroll_speaker', 'ghost', '--test_speaker', 'syn_t00'),
+                                     '--enroll_speaker', 'ghost', '--test_speaker', 'syn_t00',
+                                     '--thres', '0.5'),
                           'ghost is not enrolled', 'syn_t00, syn_t01, syn_t02')
     assert_one_line_error(run_script('identification.py', *common(log_dir, test_dir, emb),
                                      '--test_speaker', 'ghost'), "'ghost'", 'syn_t01')

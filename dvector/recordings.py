@@ -1,0 +1,150 @@
+"""Wav files in: recordings to features and d-vectors, for the scripts and for programs.
+
+Any WAV that scipy reads (8/16/24/32-bit PCM or float, any rate, any channels) is mixed to
+mono, resampled to 16 kHz, its silences cut out (dvector/vad.py, unless ``vad=False``), and
+turned into the model's features. For programs, two functions (the real-speech model by
+default):
+
+    from dvector import embed_wav, score_wavs
+    result = score_wavs('me_1.wav', 'me_2.wav')
+    print(result.score, result.same_speaker, result.threshold)
+    d_vector = embed_wav('me_1.wav')        # (E,) tensor, L2-normalised
+"""
+import fnmatch
+import functools
+import os
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+import configure as c
+from configure import SetupError
+from DB_wav_reader import read_audio
+from dvector.checkpoint import inference_model, read_checkpoint, select_device
+from dvector.embedding import check_feature_dims, embed_utterances, get_embeddings
+from dvector.features import fast_logfbank, feature_settings
+from dvector.threshold import choose_threshold
+from dvector.vad import keep_speech
+from SR_Dataset import trim_silence
+
+REAL_MODEL_DIR = 'model_real'  # the shipped model trained on the tutorial's real speech
+TEST_FRAMES = 100              # the tutorial's test pieces (a whole-utterance model ignores it)
+
+
+def check_extraction_settings(checkpoint: dict) -> None:
+    """Features made now use configure.py's recipe: it must be the model's."""
+    trained = checkpoint.get('feature_settings') or {}
+    now = feature_settings()
+    differ = [f'{k}={now.get(k)!r} (model: {v!r})' for k, v in trained.items() if now.get(k) != v]
+    if differ:
+        raise SetupError('cannot make features from wav files for this model: configure.py has '
+                         + ', '.join(differ) + '; set configure.py to the model\'s '
+                         'feature settings or give extracted .p files')
+
+
+def wav_features(path: str, vad: bool = True) -> np.ndarray:
+    """(frames, bands) float32 features of one wav file. With ``vad`` its silences are cut
+    first; without, 0.5 s is dropped at each end, as the tutorial's feature files are read."""
+    audio = read_audio(path, c.SAMPLE_RATE)
+    if vad:
+        audio = keep_speech(audio, c.SAMPLE_RATE, path)
+    if len(audio) < c.WINDOW_SECONDS * c.SAMPLE_RATE:
+        raise SetupError(f'{path}: too short ({len(audio) / c.SAMPLE_RATE * 1000:.0f} ms of '
+                         'audio); record at least a second of speech')
+    feat = fast_logfbank(audio).astype(np.float32)
+    return feat if vad else trim_silence(feat)
+
+
+def is_wav(name: str, pattern: str) -> bool:
+    return fnmatch.fnmatch(os.path.basename(name).lower(), pattern.lower())
+
+
+def wav_files_of(folder: str, pattern: str) -> list:
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                  if not f.startswith('.') and is_wav(f, pattern)
+                  and os.path.isfile(os.path.join(folder, f)))
+
+
+def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> dict:
+    """{speaker: [wav files]} to enroll from ``path``: one wav file (its name, without .wav,
+    is the speaker), a folder of one speaker's wav files (the folder's name), or a folder of
+    speaker folders. ``speaker`` names the one speaker of a file or folder."""
+    path = path.rstrip('/\\') or path
+    if os.path.isfile(path):
+        return {speaker or os.path.splitext(os.path.basename(path))[0]: [path]}
+    if not os.path.isdir(path):
+        raise SetupError(f'{path}: no such wav file or folder')
+    own = wav_files_of(path, pattern)
+    if own:
+        return {speaker or os.path.basename(os.path.abspath(path)): own}
+    found = {d: wav_files_of(os.path.join(path, d), pattern) for d in sorted(os.listdir(path))
+             if not d.startswith('.') and os.path.isdir(os.path.join(path, d))}
+    found = {d: files for d, files in found.items() if files}
+    if not found:
+        raise SetupError(f'{path}: no wav files ({pattern}) in it or in its speaker folders')
+    if speaker:
+        raise SetupError(f'--speaker {speaker}: {path} holds {len(found)} speaker folders, '
+                         'each enrolled under its own name; give one speaker\'s folder or file')
+    return found
+
+
+def embed_wavs(model: torch.nn.Module, files: list, device: torch.device, vad: bool = True,
+               test_frames: int = TEST_FRAMES) -> torch.Tensor:
+    """(n_files, E) L2-normalised d-vectors of wav files (the tutorial's get_embeddings)."""
+    feats = [wav_features(f, vad) for f in files]
+    check_feature_dims(model, feats, files)
+    return embed_utterances(model, feats, test_frames, device)
+
+
+def embed_test_file(model: torch.nn.Module, path: str, test_frames: int, device: torch.device,
+                    vad: bool = True) -> torch.Tensor:
+    """(1, E): a feature file (.p) as the tutorial reads it, or a wav file (silences cut)."""
+    if path.endswith('.p'):
+        return get_embeddings(model, path, test_frames, device)
+    return embed_wavs(model, [path], device, vad, test_frames)
+
+
+# ---- for programs ---------------------------------------------------------------------------
+
+class Comparison(NamedTuple):
+    """score_wavs' answer: the cosine score, the model's threshold, and the decision."""
+    score: float
+    threshold: float
+    same_speaker: bool
+
+
+@functools.lru_cache(maxsize=4)
+def cached_model(log_dir: str, use_cuda: bool = True) -> tuple:
+    """(model, checkpoint) of ``log_dir``'s best checkpoint, loaded once per process."""
+    checkpoint = read_checkpoint(log_dir, 0)
+    check_extraction_settings(checkpoint)
+    return inference_model(checkpoint, select_device(use_cuda)), checkpoint
+
+
+def embed_wav(path: str, log_dir: str = REAL_MODEL_DIR, vad: bool = True) -> torch.Tensor:
+    """The d-vector of a wav file: an (E,) L2-normalised tensor on the CPU.
+
+    Args:
+        path: a WAV file of one speaker (any rate, any number of channels).
+        log_dir: the model's folder (the real-speech model by default).
+        vad: cut silences first (energy-based, dvector/vad.py).
+    Raises SetupError (one line naming the file) for an unreadable file or too little speech.
+    """
+    model, _ = cached_model(log_dir)
+    device = next(model.parameters()).device
+    return embed_wavs(model, [path], device, vad)[0].cpu()
+
+
+def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_DIR,
+               vad: bool = True) -> Comparison:
+    """Are two wav files of the same speaker? Comparison(score, threshold, same_speaker).
+
+    The score is the cosine similarity of their d-vectors (-1 to 1); same_speaker is whether
+    it is above the model's threshold (its EER threshold, stored with it by evaluate.py)."""
+    model, checkpoint = cached_model(log_dir)
+    threshold, _ = choose_threshold(0, checkpoint)
+    device = next(model.parameters()).device
+    a, b = embed_wavs(model, [path_a, path_b], device, vad)
+    score = float(torch.dot(a, b))
+    return Comparison(score, threshold, score > threshold)

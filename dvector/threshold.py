@@ -1,0 +1,66 @@
+"""A verification threshold that belongs to its model.
+
+Scores of different models (or of one model before and after whitening) live on different
+scales, so a threshold is only meaningful for the model it was measured on. ``evaluate.py
+--store_threshold true`` stores the EER threshold of its trials in the checkpoint, with the
+false-accept and false-reject rates there; verification.py (``thres = 0``), identification.py
+and ``score_wavs`` use it and print it beside each decision. One threshold per scoring: the
+plain cosine, and each AS-norm cohort size.
+"""
+import math
+
+from configure import SetupError
+from dvector.fileio import load_torch, save_torch
+
+THRESHOLD_KEY = 'verification_threshold'  # {scoring: record}; see threshold_record
+
+
+def scoring_name(as_norm: int = 0) -> str:
+    """The key of a scoring: 'cosine', or 'as_norm 50' for AS-norm with the top 50."""
+    return f'as_norm {as_norm}' if as_norm else 'cosine'
+
+
+def threshold_record(threshold: float, false_accept: float, false_reject: float,
+                     trials: str, n_trials: int) -> dict:
+    """What is stored: the threshold, its error rates (%) and the trials it was measured on."""
+    return {'threshold': float(threshold), 'false_accept': float(false_accept),
+            'false_reject': float(false_reject), 'trials': str(trials), 'n_trials': int(n_trials)}
+
+
+def model_threshold(checkpoint: dict, as_norm: int = 0):
+    """The stored record for this scoring, or None when the model has none."""
+    record = (checkpoint.get(THRESHOLD_KEY) or {}).get(scoring_name(as_norm))
+    if not isinstance(record, dict) or not isinstance(record.get('threshold'), float) \
+            or not math.isfinite(record['threshold']):
+        return None
+    return record
+
+
+def describe(record: dict) -> str:
+    """'0.6123 (this model's EER threshold on X, 12640 trials: 4.1 % false accepts, ...)'."""
+    return (f"{record['threshold']:.4f} (this model's EER threshold on {record['trials']}, "
+            f"{record['n_trials']} trials: {record['false_accept']:.1f} % false accepts, "
+            f"{record['false_reject']:.1f} % false rejects)")
+
+
+def choose_threshold(thres: float, checkpoint: dict, as_norm: int = 0) -> tuple:
+    """(threshold, how to print it): ``thres`` itself, or the model's own when ``thres`` is 0;
+    SetupError when it is 0 and the model has none for this scoring."""
+    if thres != 0:
+        return thres, f'{thres:g} (--thres)'
+    record = model_threshold(checkpoint, as_norm)
+    if record is None:
+        raise SetupError(f'{checkpoint.get("path", "the model")}: no threshold stored for '
+                         f'{scoring_name(as_norm)} scoring; give --thres, or store the EER '
+                         'threshold with evaluate.py --store_threshold true')
+    return record['threshold'], describe(record)
+
+
+def store_threshold(path: str, record: dict, as_norm: int = 0) -> None:
+    """Add ``record`` to the checkpoint file at ``path`` (rewritten atomically); the weights
+    and everything else in it stay as they are."""
+    checkpoint = load_torch(path)
+    stored = dict(checkpoint.get(THRESHOLD_KEY) or {})
+    stored[scoring_name(as_norm)] = record
+    checkpoint[THRESHOLD_KEY] = stored
+    save_torch(checkpoint, path)

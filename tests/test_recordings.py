@@ -1,0 +1,124 @@
+"""Wav files in (dvector/recordings.py): which files enroll whom, features with and without the
+voice activity detector, and the two functions for programs."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from scipy.io import wavfile
+
+from conftest import run_script, write_24bit
+from configure import SetupError
+from dvector import embed_wav, score_wavs
+from dvector.checkpoint import read_checkpoint
+from dvector.recordings import cached_model, speakers_and_wavs, wav_features
+from dvector.threshold import store_threshold, threshold_record
+
+
+def voice(seconds: float, pitch: float, rate: int = 16000, pad: float = 1.0) -> np.ndarray:
+    """A buzzy vowel-like tone at ``pitch`` Hz with ``pad`` seconds of silence on each side."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 12))
+    tone *= 0.2 * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))  # syllable-like loudness
+    gap = np.zeros(int(pad * rate))
+    return np.concatenate([gap, tone, gap]).astype(np.float32)
+
+
+def write_wav(path, audio, rate=16000):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    wavfile.write(str(path), rate, audio)
+    return str(path)
+
+
+def test_who_is_enrolled_from_a_file_a_folder_or_a_folder_of_speakers(tmp_path):
+    a = write_wav(tmp_path / 'db' / 'alice' / 'one.wav', voice(1, 200))
+    b = write_wav(tmp_path / 'db' / 'alice' / 'Two.WAV', voice(1, 210))
+    c = write_wav(tmp_path / 'db' / 'bob' / 'enroll.wav', voice(1, 100))
+    write_wav(tmp_path / 'db' / 'bob' / 'test.wav', voice(1, 100))
+    (tmp_path / 'db' / 'bob' / 'notes.txt').write_text('not a wav')
+    assert speakers_and_wavs(a) == {'one': [a]}
+    assert speakers_and_wavs(a, speaker='me') == {'me': [a]}
+    assert speakers_and_wavs(str(tmp_path / 'db' / 'alice') + '/') == {'alice': [b, a]}
+    folders = speakers_and_wavs(str(tmp_path / 'db'), 'enroll.wav')
+    assert folders == {'alice': [], 'bob': [c]} or folders == {'bob': [c]}
+    assert set(speakers_and_wavs(str(tmp_path / 'db'))) == {'alice', 'bob'}
+    with pytest.raises(SetupError, match='--speaker me: .* holds 2 speaker folders'):
+        speakers_and_wavs(str(tmp_path / 'db'), speaker='me')
+    with pytest.raises(SetupError, match='no wav files'):
+        speakers_and_wavs(str(tmp_path / 'db'), '*.flac')
+    with pytest.raises(SetupError, match='nothing.wav: no such wav file or folder'):
+        speakers_and_wavs(str(tmp_path / 'nothing.wav'))
+
+
+def test_any_wav_format_gives_the_same_features(tmp_path):
+    audio = voice(2, 150)
+    mono16k = write_wav(tmp_path / 'a.wav', audio)
+    stereo = np.stack([audio, audio], axis=1)
+    int16 = write_wav(tmp_path / 'b.wav', (stereo * 32767).astype(np.int16))
+    deep = write_24bit(tmp_path / 'c.wav', audio)
+    reference = wav_features(mono16k)
+    for other in (int16, deep):
+        np.testing.assert_allclose(wav_features(other), reference, atol=0.25)  # dB; quantised
+
+
+def test_vad_cuts_the_silence_and_no_vad_trims_half_a_second(tmp_path):
+    path = write_wav(tmp_path / 'a.wav', voice(2, 150, pad=1.0))  # 4 s, 2 s of it speech
+    with_vad, without = wav_features(path), wav_features(path, vad=False)
+    assert 200 <= len(with_vad) <= 225 and with_vad.shape[1] == 40
+    assert len(without) == 399 - 100  # 399 frames of 25 ms every 10 ms, less 50 at each end
+    silent = write_wav(tmp_path / 's.wav', np.zeros(32000, dtype=np.float32))
+    with pytest.raises(SetupError, match='s.wav: only 0.00 s of speech'):
+        wav_features(silent)
+
+
+def test_embed_wav_and_score_wavs_for_programs(tmp_path, trained_run):
+    run = str(tmp_path / 'run')
+    shutil.copytree(trained_run[0], run)
+    a = write_wav(tmp_path / 'a.wav', voice(2, 150))
+    b = write_wav(tmp_path / 'b.wav', voice(2, 300), rate=22050)
+    d_vector = embed_wav(a, log_dir=run)
+    assert d_vector.shape == (128,) and float(d_vector.norm()) == pytest.approx(1, abs=1e-4)
+    with pytest.raises(SetupError, match='no threshold stored'):
+        score_wavs(a, b, log_dir=run)
+    path = read_checkpoint(run)['path']  # the checkpoint the scripts choose
+    store_threshold(path, threshold_record(0.5, 1, 1, 'trials', 10))
+    cached_model.cache_clear()
+    same = score_wavs(a, a, log_dir=run)
+    assert same.score == pytest.approx(1, abs=1e-4) and same.same_speaker
+    assert same.threshold == 0.5
+    other = score_wavs(a, b, log_dir=run)
+    assert other.score == pytest.approx(float(torch.dot(d_vector, embed_wav(b, log_dir=run))),
+                                        abs=1e-5)
+    assert other.same_speaker == (other.score > 0.5)
+
+
+def test_wav_commands_of_the_scripts(tmp_path, trained_run):
+    log_dir = trained_run[0]
+    run = str(tmp_path / 'run')
+    shutil.copytree(log_dir, run)
+    path = read_checkpoint(run)['path']  # the checkpoint the scripts choose
+    store_threshold(path, threshold_record(0.5, 1, 1, 'trials', 10))
+    me = [write_wav(tmp_path / 'me' / f'{i}.wav', voice(2, 150 + i)) for i in range(2)]
+    other = write_wav(tmp_path / 'other.wav', voice(2, 320))
+    emb = str(tmp_path / 'emb')
+    common = ['--wav_log_dir', run, '--wav_embedding_dir', emb]
+    result = run_script('enroll.py', '--enroll_wav', str(tmp_path / 'me'), *common)
+    assert result.returncode == 0, result.stderr
+    assert 'Aggregates the activation (spk : me, 2 wav files)' in result.stdout
+    result = run_script('enroll.py', '--enroll_wav', other, '--speaker', 'friend', *common)
+    assert '2 speakers enrolled in ' + emb + ': friend, me' in result.stdout  # added, not replaced
+    assert sorted(os.listdir(emb)) == ['enrolled_with.txt', 'friend.pth', 'me.pth']
+    result = run_script('identification.py', '--test_wav', me[1], *common)
+    assert result.returncode == 0, result.stderr
+    assert 'True speaker : me\nPredicted speaker : ' in result.stdout
+    assert "Score : " in result.stdout and "Threshold : 0.5000 (this model's" in result.stdout
+    result = run_script('verification.py', '--enroll_speaker', 'friend', '--test_wav', other,
+                        *common)
+    assert result.returncode == 0, result.stderr
+    assert f'Claimed speaker : friend\nTrue speaker : {other}\n\nResult : Accept' \
+        in result.stdout
+    result = run_script('verification.py', '--enroll_wav', me[0], '--test_wav', me[0],
+                        *common, '--thres', '0.99')
+    assert 'Result : Accept' in result.stdout and 'Score : 1.0000' in result.stdout
+    assert 'Threshold : 0.99 (--thres)' in result.stdout

@@ -1,0 +1,80 @@
+"""The verification threshold stored with its model (dvector/threshold.py, evaluate.py
+--store_threshold, verification.py's thres = 0)."""
+import os
+import re
+import shutil
+
+import pytest
+import torch
+
+from conftest import run_script
+from configure import SetupError
+from dvector.checkpoint import read_checkpoint
+from dvector.fileio import load_torch, save_torch
+from dvector.threshold import (THRESHOLD_KEY, choose_threshold, describe, model_threshold,
+                               store_threshold, threshold_record)
+
+
+def test_a_given_threshold_wins_and_zero_takes_the_models(tmp_path):
+    record = threshold_record(0.61, 4.0, 4.5, 'trials.txt', 1200)
+    checkpoint = {THRESHOLD_KEY: {'cosine': record}, 'path': 'm/checkpoint_3.pth'}
+    assert choose_threshold(0.7, checkpoint) == (0.7, '0.7 (--thres)')
+    value, text = choose_threshold(0, checkpoint)
+    assert value == 0.61 and text == describe(record)
+    assert text.startswith("0.6100 (this model's EER threshold on trials.txt, 1200 trials: "
+                           '4.0 % false accepts, 4.5 % false rejects)')
+    with pytest.raises(SetupError, match=r'm/checkpoint_3.pth: no threshold stored for '
+                                         r'as_norm 50 scoring; give --thres.*--store_threshold'):
+        choose_threshold(0, checkpoint, as_norm=50)
+
+
+def test_a_damaged_record_counts_as_none():
+    for bad in ({'threshold': float('nan')}, {'threshold': 'x'}, 'text', None):
+        assert model_threshold({THRESHOLD_KEY: {'cosine': bad}}) is None
+
+
+def test_storing_keeps_the_rest_of_the_checkpoint(tmp_path):
+    path = str(tmp_path / 'checkpoint_1.pth')
+    save_torch({'state_dict': {'w': torch.ones(2)}, 'epoch': 2}, path)
+    store_threshold(path, threshold_record(0.5, 1, 2, 't', 10))
+    store_threshold(path, threshold_record(3.2, 1, 2, 't', 10), as_norm=50)
+    stored = load_torch(path)
+    assert stored['epoch'] == 2 and torch.equal(stored['state_dict']['w'], torch.ones(2))
+    assert model_threshold(stored)['threshold'] == 0.5
+    assert model_threshold(stored, 50)['threshold'] == 3.2
+    assert [f for f in os.listdir(tmp_path)] == ['checkpoint_1.pth']  # no temporary left
+
+
+def test_evaluate_stores_the_eer_threshold_that_verification_then_uses(tmp_path, trained_run):
+    log_dir, _, test_dir = trained_run
+    run = str(tmp_path / 'run')
+    shutil.copytree(log_dir, run)
+    common = ['--log_dir', run, '--test_dir', test_dir]
+    result = run_script('evaluate.py', *common, '--store_threshold', 'true')
+    assert result.returncode == 0, result.stderr
+    eer_thres = float(re.search(r'EER: [\d.]+ % at threshold (-?[\d.]+)', result.stdout).group(1))
+    assert f'Threshold {eer_thres:.4f} stored in ' in result.stdout
+    assert model_threshold(read_checkpoint(run))['threshold'] == pytest.approx(eer_thres,
+                                                                               abs=1e-4)
+    emb = str(tmp_path / 'emb')
+    assert run_script('enroll.py', *common, '--embedding_dir', emb).returncode == 0
+    result = run_script('verification.py', *common, '--embedding_dir', emb,
+                        '--enroll_speaker', 'syn_t00', '--test_speaker', 'syn_t00')
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"Threshold : {eer_thres:.4f} \(this model's EER threshold on "
+                     rf"{re.escape(test_dir)} \(tutorial test set\), 9 trials", result.stdout)
+    # the marked row of exercise 4's table is the model's threshold now
+    result = run_script('evaluate.py', *common)
+    assert re.search(rf'{eer_thres:9.4f} .*  EER, chosen\n', result.stdout)
+
+
+def test_verification_without_a_stored_threshold_asks_for_one(tmp_path, trained_run):
+    log_dir, _, test_dir = trained_run
+    emb = str(tmp_path / 'emb')
+    common = ['--log_dir', log_dir, '--test_dir', test_dir, '--embedding_dir', emb]
+    assert run_script('enroll.py', *common).returncode == 0
+    result = run_script('verification.py', *common, '--enroll_speaker', 'syn_t00',
+                        '--test_speaker', 'syn_t01')
+    assert result.returncode == 1 and 'Result' not in result.stdout
+    assert re.fullmatch(r'error: .*checkpoint_\d+\.pth: no threshold stored for cosine scoring; '
+                        r'give --thres, or store .* --store_threshold true\n', result.stderr)
