@@ -197,7 +197,7 @@ def test_enroll_into_the_checkpoint_folder_is_refused(tmp_path, trained_run):
     log_dir = trained_run[0]
     before = sorted(os.listdir(log_dir))
     assert_one_line_error(run_script('enroll.py', '--log_dir', log_dir, '--embedding_dir',
-                                     log_dir), 'is log_dir')
+                                     log_dir), "is where the model's checkpoints are")
     assert sorted(os.listdir(log_dir)) == before
 
 

@@ -13,9 +13,10 @@ import pytest
 
 from conftest import ROOT
 
-# commands that need what a test cannot have: the network, the 3 GB DB, espeak-ng, itself
+# commands that need what a test cannot have: the network, the 3 GB DB, espeak-ng, a
+# microphone, itself; and "Your own voice", which tests/test_own_voice.py runs with recordings
 SKIP = ('pip install', 'git ', 'python -m pytest', 'torchrun', 'data/tutorial_db',
-        'tools/make_demo_db.py', 'tools/download_tutorial_db.py')
+        'tools/make_demo_db.py', 'tools/download_tutorial_db.py', 'arecord ', '_wav ')
 # training in a test: one epoch on the demo DB
 SHORT_TRAINING = ['--n_epochs', '1', '--train_feat_dir', 'feat_logfbank_nfilt40/train']
 
