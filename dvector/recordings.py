@@ -70,6 +70,9 @@ def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> d
     """{speaker: [wav files]} to enroll from ``path``: one wav file (its name, without .wav,
     is the speaker), a folder of one speaker's wav files (the folder's name), or a folder of
     speaker folders. ``speaker`` names the one speaker of a file or folder."""
+    if speaker and (any(ch in speaker for ch in '/\\') or speaker.startswith('.')):
+        raise SetupError(f'--speaker {speaker}: a speaker name is a file name: no / or \\, '
+                         'and not starting with a dot')
     path = path.rstrip('/\\') or path
     if os.path.isfile(path):
         return {speaker or os.path.splitext(os.path.basename(path))[0]: [path]}

@@ -46,8 +46,8 @@ def test_the_root_holds_the_tutorials_files_one_package_tools_recipes_docs():
     assert {f[:-3] for f in entries if f.endswith('.py')} == SCRIPTS | TUTORIAL_MODULES
     assert {e for e in entries if not e.endswith('.py')} == {
         'model', 'dvector', 'tools', 'recipes', 'docs', 'tests', 'feat_logfbank_nfilt40',
-        'test_wavs', 'model_saved', 'enroll_embeddings', 'requirements.txt', 'README.md',
-        'README.ko.md'}
+        'test_wavs', 'model_saved', 'enroll_embeddings', 'model_real', 'requirements.txt',
+        'README.md', 'README.ko.md'}
 
 
 def test_the_tutorials_modules_import_nothing_of_the_package_or_the_scripts():

@@ -47,6 +47,9 @@ def test_who_is_enrolled_from_a_file_a_folder_or_a_folder_of_speakers(tmp_path):
         speakers_and_wavs(str(tmp_path / 'db'), speaker='me')
     with pytest.raises(SetupError, match='no wav files'):
         speakers_and_wavs(str(tmp_path / 'db'), '*.flac')
+    for bad in ('../me', '.hidden', 'a\\b'):
+        with pytest.raises(SetupError, match='a speaker name is a file name'):
+            speakers_and_wavs(a, speaker=bad)
     with pytest.raises(SetupError, match='nothing.wav: no such wav file or folder'):
         speakers_and_wavs(str(tmp_path / 'nothing.wav'))
 

@@ -1,12 +1,18 @@
-"""The shipped demo model and enrollments give the results README promises."""
+"""The shipped models give the results README and docs/RESULTS.md promise: the demo model with
+its enrollments, and the real-speech model (model_real/) with its recipe and threshold."""
 import os
+import re
 
+import pytest
 import torch
 
 import identification
 import verification
 from dvector.checkpoint import load_model
-from conftest import ROOT, run_script
+from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script
+from dvector.checkpoint import read_checkpoint
+from dvector.cli import read_recipe
+from dvector.threshold import choose_threshold, model_threshold
 from dvector.embedding import embed_files
 from dvector.enrollment import load_enroll_embeddings, select_speakers, split_enroll_and_test
 from dvector.scoring import cosine_scores
@@ -41,11 +47,13 @@ def test_identification_is_right_for_every_demo_test_speaker():
 
 
 def test_verification_separates_every_pair_at_the_default_threshold():
-    speakers, scores, _ = shipped_scores(verification.test_frames)
+    speakers, scores, checkpoint = shipped_scores(verification.test_frames)
+    thres, _ = choose_threshold(verification.thres, checkpoint)  # 0: the model's own
+    assert thres == pytest.approx(0.9923, abs=1e-4)
     same = scores.diagonal()
     different = scores[~torch.eye(len(speakers), dtype=torch.bool)]
-    assert (same > verification.thres).all(), same
-    assert (different <= verification.thres).all(), different.max()
+    assert (same > thres).all(), same
+    assert (different <= thres).all(), different.max()
 
 
 def test_shipped_enrollments_match_a_fresh_enrollment(tmp_path):
@@ -70,3 +78,41 @@ def test_default_scripts_run_on_the_shipped_model():
     result = run_script('verification.py')
     assert result.returncode == 0, result.stderr
     assert 'Result : Accept' in result.stdout
+
+
+# ---- the real-speech model ----
+
+REAL_DIR = os.path.join(ROOT, 'model_real')
+
+
+def test_the_real_model_is_one_small_checkpoint_of_its_recipe():
+    files = sorted(os.listdir(REAL_DIR))
+    assert len([f for f in files if f.startswith('checkpoint_')]) == 1 and 'loss_plot.png' in files
+    checkpoint = read_checkpoint(REAL_DIR)
+    assert os.path.getsize(checkpoint['path']) <= 10_000_000
+    assert 'optimizer' not in checkpoint and checkpoint['model_args']['backbone'] == 'ecapa'
+    recipe = read_recipe(os.path.join(ROOT, 'recipes', 'real_model.py'),
+                         checkpoint['train_settings'])
+    trained = checkpoint['train_settings']
+    assert {k: trained[k] for k in recipe if k != 'log_dir'} == \
+        {k: v for k, v in recipe.items() if k != 'log_dir'}
+    assert checkpoint['epoch'] - 1 == recipe['n_epochs']  # the last epoch is the one shipped
+
+
+def test_the_real_model_carries_its_thresholds():
+    checkpoint = read_checkpoint(REAL_DIR)
+    for as_norm in (0, 50):
+        record = model_threshold(checkpoint, as_norm)
+        assert record['trials'] == 'docs/evaluation/trials_heldout.txt'
+        assert record['n_trials'] == 12640
+        assert abs(record['false_accept'] - record['false_reject']) < 0.1  # the EER point
+    assert model_threshold(checkpoint)['threshold'] == pytest.approx(0.3264, abs=1e-4)
+
+
+@needs_tutorial_db()
+def test_the_real_model_identifies_the_tutorials_ten_test_speakers_from_their_wavs():
+    result = run_script('evaluate.py', '--log_dir', REAL_DIR, '--test_wav_dir',
+                        os.path.join(TUTORIAL_DB, 'test_wavs'))
+    assert result.returncode == 0, result.stderr
+    assert 'Identification accuracy (top-1 of 10): 100.00 % (10/10)' in result.stdout
+    assert re.search(r'EER: 0\.00 % at threshold', result.stdout)
