@@ -122,7 +122,8 @@ class DvectorDataset(Dataset):
 
     def __init__(self, files: list, speaker_ids: list, spk_to_idx: dict, train: bool = True,
                  win_size: int = c.NUM_WIN_SIZE, in_memory: bool = True,
-                 speed_factors: tuple = (), perturb: Optional[Callable] = None):
+                 speed_factors: tuple = (), perturb: Optional[Callable] = None,
+                 by_length: bool = True):
         self.files, self.train, self.win_size = list(files), train, win_size
         self.labels = [spk_to_idx[s] for s in speaker_ids]
         # speed perturbation: crops played at speed_factors[k - 1] by perturb(crop, factor,
@@ -140,8 +141,8 @@ class DvectorDataset(Dataset):
                       f'memory ({free / 1e9:.1f} GB): reading them from disk per sample instead')
             else:
                 self.feats = load_features(self.files)
-                if not train:  # whole utterances: similar lengths batch with less padding
-                    self.sort_by_length()
+                if not train and by_length:  # whole utterances of similar length batch with
+                    self.sort_by_length()    # less padding (the tutorial: the split's order)
 
     def sort_by_length(self) -> None:
         order = sorted(range(len(self.files)), key=lambda i: -len(self.feats[i]))

@@ -57,6 +57,9 @@ optimizer_type = 'sgd'               # 'sgd' (momentum 0.9), 'adam' or 'adagrad'
 lr_schedule = 'plateau'              # 'plateau' (the tutorial's ReduceLROnPlateau) or 'cosine'
 batch_size = 64                      # training crops per batch
 valid_batch_size = 16                # whole utterances per validation batch
+valid_by_length = True               # validation batches of similar length (fast, little
+                                     # padding); False: the tutorial's (the split's random
+                                     # order, each batch tiled to its longest utterance)
 use_shuffle = True                   # shuffle the training set every epoch
 log_dir = 'model_saved'              # where checkpoints and loss_plot.png are written
 log_interval = 84                    # print a progress line every this many batches
@@ -85,7 +88,8 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'lr': cli.above(0, 10), 'wd': cli.between(0, 1),
     'optimizer_type': cli.one_of('sgd', 'adam', 'adagrad'),
     'lr_schedule': cli.one_of('plateau', 'cosine'), 'batch_size': cli.at_least(2),
-    'valid_batch_size': cli.at_least(1), 'use_shuffle': cli.FLAG, 'log_dir': cli.NAME,
+    'valid_batch_size': cli.at_least(1), 'valid_by_length': cli.FLAG, 'use_shuffle': cli.FLAG,
+    'log_dir': cli.NAME,
     'log_interval': cli.at_least(1), 'seed': cli.between(0, 2 ** 32 - 1), 'resume': cli.FLAG,
     'channels_last': cli.FLAG, 'use_amp': cli.FLAG, 'num_workers': cli.at_least(0),
     'in_memory': cli.FLAG, 'whiten': cli.FLAG, 'whiten_layer': cli.one_of(*LAYERS),
@@ -142,7 +146,8 @@ def load_dataset(val_ratio: int) -> tuple:
                                    speed_factors=parsed_speed_factors(),
                                    perturb=augment.speed_perturb)
     valid_dataset = DvectorDataset(valid_table['filename'], valid_table['speaker_id'],
-                                   spk_to_idx, train=False, in_memory=in_memory)
+                                   spk_to_idx, train=False, in_memory=in_memory,
+                                   by_length=valid_by_length)
     train_dataset.n_bands = train_dataset.feature_width(valid_dataset)
     train_dataset.speakers = speakers
     return train_dataset, valid_dataset, n_classes_for(speakers)

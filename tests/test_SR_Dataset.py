@@ -131,3 +131,18 @@ def test_falls_back_to_reading_per_sample_when_memory_is_short(monkeypatch, caps
     dataset = DvectorDataset(files, speakers, {s: i for i, s in enumerate(sorted(set(speakers)))})
     assert dataset.feats is None and 'reading them from disk per sample' in capsys.readouterr().out
     assert dataset[0][0].shape == (1, 40, 100)
+
+
+def test_validation_order_by_length_or_the_tutorials(feature_tree):
+    train_dir, _ = feature_tree
+    files = sorted(os.path.join(r, f) for r, _, fs in os.walk(train_dir) for f in fs)
+    random.Random(0).shuffle(files)  # the split's random order
+    speakers = [os.path.basename(os.path.dirname(f)) for f in files]
+    spk_to_idx = {s: i for i, s in enumerate(sorted(set(speakers)))}
+    lengths = {f: len(read_MFB(f)[0]) for f in files}
+    by_length = DvectorDataset(files, speakers, spk_to_idx, train=False)
+    assert by_length.files == sorted(files, key=lambda f: -lengths[f])
+    tutorial = DvectorDataset(files, speakers, spk_to_idx, train=False, by_length=False)
+    assert tutorial.files == files
+    x, _ = next(iter(DataLoader(tutorial, batch_size=4, collate_fn=collate_fn_feat_padded)))
+    assert x.shape[-1] == max(lengths[f] for f in files[:4])  # tiled to the batch's longest
