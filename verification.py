@@ -20,7 +20,7 @@ from dvector.checkpoint import WHITENING_KEY, load_model, score_cohort, select_d
 from dvector.enrollment import find_test_file, load_enroll_embeddings, select_speakers
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, embed_test_file
 from dvector.scoring import as_norm_matrix, cosine_scores, verify
-from dvector.threshold import choose_threshold
+from dvector.threshold import choose_threshold, model_threshold
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -98,7 +98,8 @@ def main() -> None:
         check_extraction_settings(checkpoint)
     threshold = choose_threshold(thres, checkpoint, as_norm)
     enrolled = claimed_enrollment(model, checkpoint, device)
-    if checkpoint.get(WHITENING_KEY) and not as_norm and thres != 0:
+    own = thres == 0 and model_threshold(checkpoint) is not None
+    if checkpoint.get(WHITENING_KEY) and not as_norm and not own:
         print('note: this model is whitened (tools/whitening.py): its scores are lower than the '
               "plain model's, so choose thres anew (evaluate.py prints the EER threshold)")
     perform_verification(model, enrolled, test_path, checkpoint, device, threshold)

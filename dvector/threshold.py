@@ -4,8 +4,9 @@ Scores of different models (or of one model before and after whitening) live on 
 scales, so a threshold is only meaningful for the model it was measured on. ``evaluate.py
 --store_threshold true`` stores the EER threshold of its trials in the checkpoint, with the
 false-accept and false-reject rates there; verification.py (``thres = 0``), identification.py
-and ``score_wavs`` use it and print it beside each decision. One threshold per scoring: the
-plain cosine, and each AS-norm cohort size.
+and ``score_wavs`` use it and print it beside each decision (a model without one, such as a
+model just trained, gets the class's 0.95, with a word on how to measure its own). One
+threshold per scoring: the plain cosine, and each AS-norm cohort size.
 """
 import math
 
@@ -13,6 +14,7 @@ from configure import SetupError
 from dvector.fileio import load_torch, save_torch
 
 THRESHOLD_KEY = 'verification_threshold'  # {scoring: record}; see threshold_record
+CLASS_THRESHOLD = 0.95  # the class's threshold, for a model that has none of its own
 
 
 def scoring_name(as_norm: int = 0) -> str:
@@ -44,11 +46,16 @@ def describe(record: dict) -> str:
 
 
 def choose_threshold(thres: float, checkpoint: dict, as_norm: int = 0) -> tuple:
-    """(threshold, how to print it): ``thres`` itself, or the model's own when ``thres`` is 0;
-    SetupError when it is 0 and the model has none for this scoring."""
+    """(threshold, how to print it): ``thres`` itself, or the model's own when ``thres`` is 0.
+    A model without one (a model just trained) gets the class's 0.95 for the plain cosine, said
+    so in the description; with AS-norm, SetupError."""
     if thres != 0:
         return thres, f'{thres:g} (--thres)'
     record = model_threshold(checkpoint, as_norm)
+    if record is None and not as_norm:
+        return CLASS_THRESHOLD, (f"{CLASS_THRESHOLD:g} (the class's: this model has no threshold "
+                                 'of its own yet; evaluate.py --store_threshold true measures '
+                                 'and stores its EER threshold)')
     if record is None:
         raise SetupError(f'{checkpoint.get("path", "the model")}: no threshold stored for '
                          f'{scoring_name(as_norm)} scoring; give --thres, or store the EER '

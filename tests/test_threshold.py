@@ -26,6 +26,7 @@ def test_a_given_threshold_wins_and_zero_takes_the_models(tmp_path):
     with pytest.raises(SetupError, match=r'm/checkpoint_3.pth: no threshold stored for '
                                          r'as_norm 50 scoring; give --thres.*--store_threshold'):
         choose_threshold(0, checkpoint, as_norm=50)
+    assert choose_threshold(0, {})[0] == 0.95  # none stored: the class's
 
 
 def test_a_damaged_record_counts_as_none():
@@ -68,13 +69,16 @@ def test_evaluate_stores_the_eer_threshold_that_verification_then_uses(tmp_path,
     assert re.search(rf'{eer_thres:9.4f} .*  EER, chosen\n', result.stdout)
 
 
-def test_verification_without_a_stored_threshold_asks_for_one(tmp_path, trained_run):
+def test_a_model_without_a_threshold_gets_the_class_one_and_says_so(tmp_path, trained_run):
     log_dir, _, test_dir = trained_run
     emb = str(tmp_path / 'emb')
     common = ['--log_dir', log_dir, '--test_dir', test_dir, '--embedding_dir', emb]
     assert run_script('enroll.py', *common).returncode == 0
     result = run_script('verification.py', *common, '--enroll_speaker', 'syn_t00',
                         '--test_speaker', 'syn_t01')
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Threshold : 0.95 \(the class's: this model has no threshold of its own "
+                     r'yet; evaluate.py --store_threshold true', result.stdout)
+    result = run_script('verification.py', *common, '--enroll_speaker', 'syn_t00',
+                        '--test_speaker', 'syn_t01', '--as_norm', '2')
     assert result.returncode == 1 and 'Result' not in result.stdout
-    assert re.fullmatch(r'error: .*checkpoint_\d+\.pth: no threshold stored for cosine scoring; '
-                        r'give --thres, or store .* --store_threshold true\n', result.stderr)

@@ -241,5 +241,5 @@ def test_whitening_on_both_layers_doubles_the_dvector(tmp_path, trained_run):
     result = run_script('identification.py', *common, '--test_speaker', 'syn_t00')
     assert result.returncode == 0 and 'Predicted speaker' in result.stdout, result.stderr
     result = run_script('verification.py', *common, '--enroll_speaker', 'syn_t00',
-                        '--test_speaker', 'syn_t00', '--as_norm', '3')
+                        '--test_speaker', 'syn_t00', '--as_norm', '3', '--thres', '1.5')
     assert result.returncode == 0 and 'Score :' in result.stdout, result.stderr
