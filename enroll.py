@@ -16,7 +16,7 @@ from dvector.embedding import get_embeddings
 from dvector.enrollment import enrolled_with, save_enrollment_set, split_enroll_and_test
 from dvector.fileio import check_writable_dir
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, embed_wavs, \
-    speakers_and_wavs
+    note_wav_model, speakers_and_wavs
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -64,6 +64,8 @@ def enroll_recordings(model, speaker_wavs: dict, embedding_dir: str, checkpoint:
     embeddings = enrolled_with(embedding_dir, checkpoint)
     print('Start to aggregate all the d-vectors per enroll speaker')
     for spk, files in speaker_wavs.items():
+        if spk in embeddings:
+            print(f'note: {spk} was enrolled before; these files replace that enrollment')
         activations = embed_wavs(model, files, device, vad, test_frames)  # (n_files, E)
         embeddings[spk] = activations.sum(dim=0, keepdim=True)              # (1, E)
         print(f'Aggregates the activation (spk : {spk}, {len(files)} wav file'
@@ -87,6 +89,7 @@ def main() -> None:
         raise cli.SetupError(f'--speaker {speaker}: names the speaker of --enroll_wav; give one')
     device = select_device(use_cuda)
     if enroll_wav:
+        note_wav_model(log_dir, wav_log_dir)
         speaker_wavs = speakers_and_wavs(enroll_wav, wav_pattern, speaker)  # before the model
         model, checkpoint = load_model(model_dir, cp_num, device)
         check_extraction_settings(checkpoint)

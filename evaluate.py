@@ -30,7 +30,8 @@ from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_e
 from dvector.fileio import atomic_path, check_writable_dir, check_writable_file
 from dvector.metrics import (check_trials, compute_eer, compute_min_dcf,
                              identification_accuracy, threshold_table)
-from dvector.recordings import check_extraction_settings, wav_features
+from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, note_wav_model, \
+    wav_features
 from dvector.threshold import model_threshold, store_threshold as store_in_checkpoint, \
     threshold_record
 from SR_Dataset import read_MFB
@@ -43,6 +44,7 @@ test_frames = 100                    # frames per piece when embedding an uttera
 test_dir = c.TEST_FEAT_DIR           # tutorial mode: <dir>/<speaker>/{enroll,test}.p
 test_wav_dir = ''                    # tutorial mode on recordings: <dir>/<speaker>/{enroll,
                                      # test}.wav, in place of test_dir ('' = test_dir)
+wav_log_dir = REAL_MODEL_DIR         # the model for test_wav_dir (trained on real speech)
 vad = True                           # wav files: cut leading, trailing and long silences first
 embedding_dir = ''                   # '' = embed the enroll.p files now; else enroll.py's output
 chunk_sec = 0.0                      # cut test utterances into pieces of this many s; 0 = whole
@@ -67,7 +69,7 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'chunk_sec': cli.at_least(0), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
     'ident_enroll': cli.at_least(0), 'scores_out': cli.TEXT, 'plot_dir': cli.TEXT,
     'as_norm': cli.at_least(0), 'thres': cli.NUMBER, 'test_wav_dir': cli.TEXT,
-    'vad': cli.FLAG, 'store_threshold': cli.FLAG,
+    'vad': cli.FLAG, 'store_threshold': cli.FLAG, 'wav_log_dir': cli.NAME,
     'p_targets': cli.each(cli.Rule(lambda p: 0 < p < 1, 'a number > 0 and < 1')),
     'table_thres': cli.each(cli.NUMBER), 'n_threads': cli.at_least(1)}
 
@@ -355,6 +357,10 @@ def save_threshold(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
         (f', {chunk_sec:g} s pieces)' if chunk_sec > 0 else ')')
     record = threshold_record(eer_thres, row['false_accept'], row['false_reject'], where,
                               len(scores))
+    before = model_threshold(checkpoint, as_norm)
+    if before:
+        print(f"note: it replaces {before['threshold']:.4f}, measured on {before['trials']} "
+              f"({before['n_trials']} trials)")
     store_in_checkpoint(checkpoint['path'], record, as_norm)
     print(f'Threshold {eer_thres:.4f} stored in {checkpoint["path"]}: verification.py\'s '
           'default for this model')
@@ -391,9 +397,12 @@ def main() -> None:
     if trials and not feat_dir:
         print('note: --feat_dir not given: trial paths are relative to the current folder')
     device = select_device(use_cuda)
-    model, checkpoint = load_model(log_dir, cp_num, device)
+    if test_wav_dir:
+        note_wav_model(log_dir, wav_log_dir)
+    model_dir = wav_log_dir if test_wav_dir else log_dir
+    model, checkpoint = load_model(model_dir, cp_num, device)
     if as_norm:  # a missing cohort or a bad top_k is refused before anything is embedded
-        score_cohort(checkpoint, as_norm, log_dir)
+        score_cohort(checkpoint, as_norm, model_dir)
     evaluate = evaluate_trials if trials else evaluate_test_set
     rows, similarity, speakers = evaluate(model, checkpoint, device)
     scores = np.array([r[0] for r in rows])

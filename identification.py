@@ -11,7 +11,8 @@ import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
 from dvector.enrollment import find_test_file, load_enroll_embeddings, select_speakers
-from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, embed_test_file
+from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, check_wav_input, \
+    embed_test_file, note_wav_model
 from dvector.scoring import cosine_scores
 from dvector.threshold import describe, model_threshold
 
@@ -78,8 +79,9 @@ def main() -> None:
     test_path = test_wav or find_test_file(test_dir, test_speaker)
     model_dir, enrolled_dir = (wav_log_dir, wav_embedding_dir) if test_wav else (log_dir,
                                                                                embedding_dir)
-    if test_wav and not os.path.isfile(test_wav):
-        raise cli.SetupError(f'--test_wav {test_wav}: no such file')
+    if test_wav:
+        check_wav_input('test_wav', test_wav)
+        note_wav_model(log_dir, wav_log_dir)
     model, checkpoint = load_model(model_dir, cp_num, device)
     embeddings = load_enroll_embeddings(enrolled_dir, checkpoint)
     if test_wav:

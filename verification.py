@@ -12,13 +12,12 @@ Recordings (the real-speech model): a wav against a speaker enrolled with enroll
 tools/whitening.py stored in the checkpoint; ``thres`` is then on that scale (evaluate.py
 --as_norm 50 prints its EER threshold).
 """
-import os
-
 import configure as c
 from dvector import cli
 from dvector.checkpoint import WHITENING_KEY, load_model, score_cohort, select_device
 from dvector.enrollment import find_test_file, load_enroll_embeddings, select_speakers
-from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, embed_test_file
+from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, check_wav_input, \
+    embed_test_file, note_wav_model
 from dvector.scoring import as_norm_matrix, cosine_scores, verify
 from dvector.threshold import choose_threshold, model_threshold
 
@@ -32,8 +31,8 @@ embedding_dir = 'enroll_embeddings'  # written by enroll.py
 enroll_speaker = 'demo_m47'          # the claimed identity (an enrolled speaker)
 test_speaker = 'demo_m47'            # whose test.p makes the claim
 thres = 0.0                          # accept when the score is above this; 0 = the model's own
-                                     # threshold. The class used 0.95 for its model: a
-                                     # threshold belongs to its model (README, exercise 4)
+                                     # threshold (also with as_norm: give 1e-9 for zero). The
+                                     # class used 0.95: a threshold belongs to its model
 as_norm = 0                          # AS-norm the score with the top as_norm cohort scores
                                      # (tools/whitening.py's); 0 = plain cosine
 # wav input (your own recordings): used instead of test_dir when test_wav is given
@@ -89,8 +88,10 @@ def main() -> None:
         raise cli.SetupError(f'--enroll_wav {enroll_wav}: give --test_wav too, the file to '
                              'compare it with')
     for setting, path in (('test_wav', test_wav), ('enroll_wav', enroll_wav)):
-        if path and not os.path.isfile(path):
-            raise cli.SetupError(f'--{setting} {path}: no such file')
+        if path:
+            check_wav_input(setting, path)
+    if test_wav:
+        note_wav_model(log_dir, wav_log_dir)
     device = select_device(use_cuda)
     test_path = test_wav or find_test_file(test_dir, test_speaker)
     model, checkpoint = load_model(wav_log_dir if test_wav else log_dir, cp_num, device)

@@ -85,14 +85,17 @@ def save_enrollment_set(embeddings: dict, embedding_dir: str, checkpoint: dict) 
 
 def enrolled_with(embedding_dir: str, checkpoint: dict) -> dict:
     """The speakers already enrolled in ``embedding_dir`` by this model (to add more to them);
-    {} when there are none, or when they were enrolled by another model (a note says so: their
-    d-vectors cannot be scored with this one, and the new set replaces them)."""
-    record = read_record(embedding_dir) if os.path.isdir(embedding_dir) else None
-    if record is None or record[0] != model_fingerprint(checkpoint):
-        if record is not None and record[2]:
-            print(f'note: {embedding_dir} holds {len(record[2])} speakers enrolled by another '
-                  f'model ({record[1]}); the new set made with this model replaces them')
+    {} when there are none. SetupError when the folder holds enrollments this model cannot add
+    to (another model's, or a set without a record): they are not thrown away unasked."""
+    held = [f for f in os.listdir(embedding_dir) if f.endswith('.pth')] \
+        if os.path.isdir(embedding_dir) else []
+    if not held:
         return {}
+    record = read_record(embedding_dir)
+    if record is None or record[0] != model_fingerprint(checkpoint):
+        made_by = f'another model ({record[1]})' if record else 'a model it has no record of'
+        raise SetupError(f'{embedding_dir}: holds {len(held)} speakers enrolled by {made_by}; '
+                         'give another embedding folder, or remove this one to start anew')
     return load_enroll_embeddings(embedding_dir, checkpoint)
 
 

@@ -25,10 +25,14 @@ from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import check_feature_dims, embed_utterances, get_embeddings
 from dvector.features import fast_logfbank, feature_settings
 from dvector.threshold import choose_threshold
-from dvector.vad import keep_speech
+from dvector.vad import MIN_SPEECH_SECONDS, keep_speech
 from SR_Dataset import trim_silence
 
 REAL_MODEL_DIR = 'model_real'  # the shipped model trained on the tutorial's real speech
+# the same folder wherever a program runs from (the scripts' settings are relative to the root)
+REAL_MODEL_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               REAL_MODEL_DIR)
+DEMO_MODEL_DIR = 'model_saved'  # the scripts' log_dir default: the demo model
 TEST_FRAMES = 100              # the tutorial's test pieces (a whole-utterance model ignores it)
 
 
@@ -49,21 +53,38 @@ def wav_features(path: str, vad: bool = True) -> np.ndarray:
     audio = read_audio(path, c.SAMPLE_RATE)
     if vad:
         audio = keep_speech(audio, c.SAMPLE_RATE, path)
-    if len(audio) < c.WINDOW_SECONDS * c.SAMPLE_RATE:
-        raise SetupError(f'{path}: too short ({len(audio) / c.SAMPLE_RATE * 1000:.0f} ms of '
-                         'audio); record at least a second of speech')
     feat = fast_logfbank(audio).astype(np.float32)
-    return feat if vad else trim_silence(feat)
+    if vad:  # keep_speech has checked the length
+        return feat
+    feat = trim_silence(feat)
+    if len(feat) * c.HOP_SECONDS < MIN_SPEECH_SECONDS:  # too little to recognise anyone by
+        raise SetupError(f'{path}: too short ({len(feat) * c.HOP_SECONDS:.2f} s of audio, '
+                         f'trimmed); at least {MIN_SPEECH_SECONDS:g} s is needed')
+    return feat
 
 
 def is_wav(name: str, pattern: str) -> bool:
     return fnmatch.fnmatch(os.path.basename(name).lower(), pattern.lower())
 
 
+def list_folder(folder: str) -> list:
+    try:
+        return sorted(f for f in os.listdir(folder) if not f.startswith('.'))
+    except OSError as err:
+        raise SetupError(f'{folder}: cannot read the folder ({err.strerror})') from None
+
+
 def wav_files_of(folder: str, pattern: str) -> list:
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                  if not f.startswith('.') and is_wav(f, pattern)
-                  and os.path.isfile(os.path.join(folder, f)))
+    return [os.path.join(folder, f) for f in list_folder(folder)
+            if is_wav(f, pattern) and os.path.isfile(os.path.join(folder, f))]
+
+
+def speaker_of_file(path: str) -> str:
+    """A wav file's speaker: its name without .wav, or for the tutorial's enroll.wav and
+    test.wav, its folder's name."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.basename(os.path.dirname(os.path.abspath(path))) \
+        if stem.lower() in ('enroll', 'test') else stem
 
 
 def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> dict:
@@ -75,14 +96,14 @@ def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> d
                          'and not starting with a dot')
     path = path.rstrip('/\\') or path
     if os.path.isfile(path):
-        return {speaker or os.path.splitext(os.path.basename(path))[0]: [path]}
+        return {speaker or speaker_of_file(path): [path]}
     if not os.path.isdir(path):
         raise SetupError(f'{path}: no such wav file or folder')
     own = wav_files_of(path, pattern)
     if own:
         return {speaker or os.path.basename(os.path.abspath(path)): own}
-    found = {d: wav_files_of(os.path.join(path, d), pattern) for d in sorted(os.listdir(path))
-             if not d.startswith('.') and os.path.isdir(os.path.join(path, d))}
+    found = {d: wav_files_of(os.path.join(path, d), pattern) for d in list_folder(path)
+             if os.path.isdir(os.path.join(path, d))}
     found = {d: files for d, files in found.items() if files}
     if not found:
         raise SetupError(f'{path}: no wav files ({pattern}) in it or in its speaker folders')
@@ -108,6 +129,22 @@ def embed_test_file(model: torch.nn.Module, path: str, test_frames: int, device:
     return embed_wavs(model, [path], device, vad, test_frames)
 
 
+def check_wav_input(setting: str, path: str) -> None:
+    """Before any work: the wav file of ``--setting`` is a file."""
+    if os.path.isdir(path):
+        raise SetupError(f'--{setting} {path}: is a folder; give one wav file')
+    if not os.path.isfile(path):
+        raise SetupError(f'--{setting} {path}: no such file')
+
+
+def note_wav_model(log_dir: str, wav_log_dir: str) -> None:
+    """A note when log_dir was changed but wav input takes wav_log_dir's model."""
+    if log_dir != DEMO_MODEL_DIR and wav_log_dir == REAL_MODEL_DIR \
+            and os.path.abspath(log_dir) != os.path.abspath(wav_log_dir):
+        print(f'note: wav input uses wav_log_dir ({wav_log_dir}); --log_dir {log_dir} is for '
+              f'feature files: give --wav_log_dir {log_dir} to use that model')
+
+
 # ---- for programs ---------------------------------------------------------------------------
 
 class Comparison(NamedTuple):
@@ -125,7 +162,7 @@ def cached_model(log_dir: str, use_cuda: bool = True) -> tuple:
     return inference_model(checkpoint, select_device(use_cuda)), checkpoint
 
 
-def embed_wav(path: str, log_dir: str = REAL_MODEL_DIR, vad: bool = True) -> torch.Tensor:
+def embed_wav(path: str, log_dir: str = REAL_MODEL_PATH, vad: bool = True) -> torch.Tensor:
     """The d-vector of a wav file: an (E,) L2-normalised tensor on the CPU.
 
     Args:
@@ -139,7 +176,7 @@ def embed_wav(path: str, log_dir: str = REAL_MODEL_DIR, vad: bool = True) -> tor
     return embed_wavs(model, [path], device, vad)[0].cpu()
 
 
-def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_DIR,
+def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH,
                vad: bool = True) -> Comparison:
     """Are two wav files of the same speaker? Comparison(score, threshold, same_speaker).
 

@@ -2,13 +2,15 @@
 voice activity detector, and the two functions for programs."""
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from scipy.io import wavfile
 
-from conftest import run_script, write_24bit
+from conftest import ROOT, run_script, write_24bit
 from configure import SetupError
 from dvector import embed_wav, score_wavs
 from dvector.checkpoint import read_checkpoint
@@ -124,3 +126,45 @@ def test_wav_commands_of_the_scripts(tmp_path, trained_run):
                         *common, '--thres', '0.99')
     assert 'Result : Accept' in result.stdout and 'Score : 1.0000' in result.stdout
     assert 'Threshold : 0.99 (--thres)' in result.stdout
+
+
+def test_the_tutorials_enroll_wav_is_its_folders_speaker(tmp_path):
+    path = write_wav(tmp_path / '103F3021' / 'enroll.wav', voice(1, 200))
+    assert speakers_and_wavs(path) == {'103F3021': [path]}
+
+
+def test_too_short_without_the_detector_is_one_line(tmp_path):
+    path = write_wav(tmp_path / 'a.wav', voice(0.2, 150, pad=0.05))  # 0.3 s (kept untrimmed)
+    with pytest.raises(SetupError, match=r'a.wav: too short \(0.29 s of audio, trimmed\); at '
+                                         r'least 0.5 s is needed'):
+        wav_features(path, vad=False)
+
+
+def test_the_functions_find_the_real_model_from_any_folder(tmp_path):
+    path = write_wav(tmp_path / 'a.wav', voice(2, 150))
+    code = (f'import sys; sys.path.insert(0, {ROOT!r}); from dvector import embed_wav; '
+            f'print(tuple(embed_wav({path!r}).shape))')
+    result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith('(256,)')
+
+
+def test_wav_input_mistakes_are_one_line_and_lose_nothing(tmp_path, trained_run):
+    log_dir, _, test_dir = trained_run
+    emb = str(tmp_path / 'emb')
+    assert run_script('enroll.py', '--log_dir', log_dir, '--test_dir', test_dir,
+                      '--embedding_dir', emb).returncode == 0
+    before = sorted(os.listdir(emb))
+    wav = write_wav(tmp_path / 'me.wav', voice(2, 150))
+    # the real model cannot add to a set the synthetic-feature model made: refused, kept
+    result = run_script('enroll.py', '--enroll_wav', wav, '--wav_embedding_dir', emb)
+    assert result.returncode == 1 and sorted(os.listdir(emb)) == before
+    assert result.stderr.startswith(f'error: {emb}: holds 3 speakers enrolled by another model')
+    result = run_script('verification.py', '--test_wav', str(tmp_path), '--enroll_wav', wav)
+    assert result.returncode == 1
+    assert result.stderr == f'error: --test_wav {tmp_path}: is a folder; give one wav file\n'
+    result = run_script('identification.py', '--test_wav', wav, '--log_dir', log_dir,
+                        '--wav_embedding_dir', str(tmp_path / 'none'))
+    assert f'note: wav input uses wav_log_dir (model_real); --log_dir {log_dir}' in result.stdout
+    assert result.returncode == 1 and 'enrollment folder not found' in result.stderr

@@ -82,3 +82,14 @@ def test_a_model_without_a_threshold_gets_the_class_one_and_says_so(tmp_path, tr
     result = run_script('verification.py', *common, '--enroll_speaker', 'syn_t00',
                         '--test_speaker', 'syn_t01', '--as_norm', '2')
     assert result.returncode == 1 and 'Result' not in result.stdout
+
+
+def test_whitening_drops_a_threshold_measured_before_it(tmp_path, trained_run):
+    log_dir, train_dir, _ = trained_run
+    run = str(tmp_path / 'run')
+    shutil.copytree(log_dir, run)
+    store_threshold(read_checkpoint(run)['path'], threshold_record(0.5, 1, 1, 't', 10))
+    result = run_script('tools/whitening.py', '--log_dir', run, '--train_feat_dir', train_dir)
+    assert result.returncode == 0, result.stderr
+    assert 'measured before this whitening and is dropped' in result.stdout
+    assert model_threshold(read_checkpoint(run)) is None
