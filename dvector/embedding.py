@@ -91,12 +91,18 @@ def check_feature_dims(model: nn.Module, feats: list, names: list) -> None:
             "the model's settings (configure.py)")
 
 
+def embed_features(model: nn.Module, feats: list, names: list, test_frames: int,
+                   device: torch.device) -> torch.Tensor:
+    """(n, E) embeddings of (frames, bands) arrays, refused (naming the file in ``names``) when
+    their width is not the model's."""
+    check_feature_dims(model, feats, names)
+    return embed_utterances(model, feats, test_frames, device)
+
+
 def embed_files(model: nn.Module, files: list, test_frames: int,
                 device: torch.device) -> torch.Tensor:
     """(n_files, E) embeddings of feature files, read and trimmed as for training."""
-    feats = load_features(files)
-    check_feature_dims(model, feats, files)
-    return embed_utterances(model, feats, test_frames, device)
+    return embed_features(model, load_features(files), files, test_frames, device)
 
 
 def get_embeddings(model: nn.Module, filename: str, test_frames: int,

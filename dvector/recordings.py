@@ -22,7 +22,7 @@ import configure as c
 from configure import SetupError
 from DB_wav_reader import read_audio
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
-from dvector.embedding import check_feature_dims, embed_utterances, get_embeddings
+from dvector.embedding import embed_features, get_embeddings
 from dvector.features import fast_logfbank, feature_settings
 from dvector.threshold import choose_threshold
 from dvector.vad import MIN_SPEECH_SECONDS, keep_speech
@@ -116,9 +116,8 @@ def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> d
 def embed_wavs(model: torch.nn.Module, files: list, device: torch.device, vad: bool = True,
                test_frames: int = TEST_FRAMES) -> torch.Tensor:
     """(n_files, E) L2-normalised d-vectors of wav files (the tutorial's get_embeddings)."""
-    feats = [wav_features(f, vad) for f in files]
-    check_feature_dims(model, feats, files)
-    return embed_utterances(model, feats, test_frames, device)
+    return embed_features(model, [wav_features(f, vad) for f in files], files, test_frames,
+                          device)
 
 
 def embed_test_file(model: torch.nn.Module, path: str, test_frames: int, device: torch.device,

@@ -23,9 +23,14 @@ FLOOR_DB = -100.0        # digital silence counts as this level (log of zero)
 MIN_SPEECH_SECONDS = 0.5  # less speech than this cannot be recognised: an error
 
 
+def frame_length(rate: int) -> int:
+    """Samples in one energy frame."""
+    return max(1, int(round(FRAME_SECONDS * rate)))
+
+
 def frame_energies(audio: np.ndarray, rate: int) -> np.ndarray:
     """Energy in dB of each consecutive ``FRAME_SECONDS`` frame: (n_frames,)."""
-    hop = max(1, int(round(FRAME_SECONDS * rate)))
+    hop = frame_length(rate)
     n_frames = max(1, len(audio) // hop)
     frames = np.resize(audio, n_frames * hop).reshape(n_frames, hop)  # (n_frames, hop)
     power = np.mean(frames.astype(np.float64) ** 2, axis=1)
@@ -47,9 +52,8 @@ def speech_mask(energies: np.ndarray) -> np.ndarray:
 def keep_speech(audio: np.ndarray, rate: int, name: str = 'the recording') -> np.ndarray:
     """The speech of ``audio`` (mono samples at ``rate`` Hz), its silences cut out; SetupError
     naming ``name`` when under MIN_SPEECH_SECONDS of speech is left."""
-    hop = max(1, int(round(FRAME_SECONDS * rate)))
-    mask = speech_mask(frame_energies(audio, rate)) if np.any(audio) else \
-        np.zeros(max(1, len(audio) // hop), dtype=bool)
+    hop = frame_length(rate)
+    mask = speech_mask(frame_energies(audio, rate))  # digital silence: no frame is speech
     samples = np.repeat(mask, hop)[:len(audio)]
     samples = np.pad(samples, (0, len(audio) - len(samples)), mode='edge')
     speech = audio[samples]
