@@ -57,6 +57,25 @@ def read_feats_structure(directory: str) -> pd.DataFrame:
     return table
 
 
+def read_training_folders(folders: str) -> pd.DataFrame:
+    """The feature files of one folder, or of several separated by commas (e.g. a corpus and
+    recordings of one's own); SetupError when a speaker is in two of them (it would become one
+    speaker twice over, or two people as one)."""
+    names = [f.strip() for f in folders.split(',')] if not os.path.isdir(folders) else [folders]
+    if any(not name for name in names):
+        raise SetupError(f'{folders}: an empty folder name in the list (two commas?)')
+    tables, owner = [], {}
+    for name in names:
+        table = read_feats_structure(name)
+        for speaker in table['speaker_id'].unique():
+            if speaker in owner:
+                raise SetupError(f'speaker {speaker} is in both {owner[speaker]} and {name}: '
+                                 'each speaker must come from one folder (rename one)')
+            owner[speaker] = name
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
 def pcm_to_float(audio: np.ndarray) -> np.ndarray:
     """Integer PCM to float32 in [-1, 1] (divided by its full scale); floats pass through."""
     if audio.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128

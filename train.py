@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 import configure as c
-from DB_wav_reader import read_feats_structure
+from DB_wav_reader import read_training_folders
 from dvector import augment, cli, plots
 from dvector import distributed as dist
 from dvector.checkpoint import (list_checkpoints, read_checkpoint, save_checkpoint,
@@ -32,7 +32,7 @@ from SR_Dataset import DvectorDataset, PairBatchSampler, collate_fn_feat_padded
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # train on the GPU when there is one (else the CPU)
-train_feat_dir = c.TRAIN_FEAT_DIR    # <dir>/<speaker>/<utterance>.p
+train_feat_dir = c.TRAIN_FEAT_DIR    # <dir>/<speaker>/<utterance>.p; several: 'dir1,dir2'
 val_ratio = 10                       # percent of the files held out for validation
 embedding_size = 128                 # size of the d-vector (the fc0 layer)
 backbone = 'resnet18'                # resnet18/34/50/101/152, vgg, lstm, ecapa (ECAPA-TDNN)
@@ -116,7 +116,7 @@ def log(message: str) -> None:
 def split_train_dev(train_feat_dir: str, valid_ratio: int) -> tuple:
     """The slides' split: a random ``valid_ratio`` percent of the feature files for validation,
     the others for training; returns the two tables and the sorted speaker list."""
-    table = read_feats_structure(train_feat_dir)
+    table = read_training_folders(train_feat_dir)
     total = len(table)
     valid_len = int(total * valid_ratio / 100.0)
     if not 0 < valid_len < total:

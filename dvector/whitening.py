@@ -40,7 +40,7 @@ tools/whitening.py fits it on a trained run; train.py does it at the end of trai
 import torch
 
 from configure import SetupError
-from DB_wav_reader import read_feats_structure
+from DB_wav_reader import read_training_folders
 from dvector.checkpoint import (COHORT_KEY, WHITENING_KEY, inference_model, read_checkpoint,
                                 save_checkpoint)
 from dvector.embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
@@ -152,7 +152,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     if whole_utterance:
         checkpoint['whole_utterance'] = True
     model = inference_model(checkpoint, device)
-    table = read_feats_structure(train_feat_dir)
+    table = read_training_folders(train_feat_dir)
     print(f'Fitting within-speaker whitening on {len(table)} files of '
           f'{table["speaker_id"].nunique()} speakers (checkpoint {epoch})')
     feats = load_features(list(table['filename']))

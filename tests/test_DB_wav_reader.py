@@ -7,7 +7,7 @@ from scipy.io import wavfile
 
 import DB_wav_reader
 from configure import SetupError
-from DB_wav_reader import read_audio, read_DB_structure
+from DB_wav_reader import read_audio, read_DB_structure, read_training_folders
 from conftest import write_24bit
 
 RATE = 16000
@@ -93,3 +93,32 @@ def test_windows_separators_are_normalised(monkeypatch):
     assert list(table['filename']) == ['C:/db/test/spk1/a.wav', 'C:/db/test/spk2/b.wav']
     assert list(table['speaker_id']) == ['spk1', 'spk2']
     assert list(table['dataset_id']) == ['test', 'test']
+
+
+def feature_tree(root, speakers: dict) -> str:
+    """<root>/<speaker>/<n>.p for {speaker: n_files} (the files' contents are not read)."""
+    for speaker, n_files in speakers.items():
+        (root / speaker).mkdir(parents=True)
+        for n in range(n_files):
+            (root / speaker / f'{n}.p').write_bytes(b'')
+    return str(root)
+
+
+def test_training_folders_one_or_several(tmp_path):
+    corpus = feature_tree(tmp_path / 'corpus', {'spkA': 2, 'spkB': 1})
+    own = feature_tree(tmp_path / 'own', {'me': 3})
+    assert list(read_training_folders(corpus)['speaker_id']) == ['spkA', 'spkA', 'spkB']
+    both = read_training_folders(f'{corpus}, {own}')
+    assert list(both['speaker_id']) == ['spkA', 'spkA', 'spkB', 'me', 'me', 'me']
+    assert both.index.is_unique
+
+
+def test_training_folders_refuse_a_speaker_in_two_and_bad_lists(tmp_path):
+    first = feature_tree(tmp_path / 'first', {'spkA': 1})
+    second = feature_tree(tmp_path / 'second', {'spkA': 1, 'spkB': 1})
+    with pytest.raises(SetupError, match=f'speaker spkA is in both {first} and {second}'):
+        read_training_folders(f'{first},{second}')
+    with pytest.raises(SetupError, match='an empty folder name'):
+        read_training_folders(f'{first},,{second}')
+    with pytest.raises(SetupError, match='missing: feature folder not found'):
+        read_training_folders(f'{first},{tmp_path}/missing')

@@ -102,3 +102,17 @@ def test_bad_setting_is_one_line(tmp_path):
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and 'n_utts' in result.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_speaker_numbers_grow_to_three_digits_past_99(tmp_path):
+    """The shipped demo DB keeps demo_f01; a bigger synthetic set (a second training corpus for
+    the real-speech model) numbers demo_f001 .. up to 999 speakers; more is one line."""
+    import tools.make_demo_db as demo
+    rng = np.random.default_rng(0)
+    assert {len(v['speaker']) for v in demo.speaker_voices(rng, 99)} == {len('demo_f01')}
+    names = [v['speaker'] for v in demo.speaker_voices(rng, 120)]
+    assert {len(n) for n in names} == {len('demo_f001')} and len(set(names)) == 120
+    assert names[-1].endswith('120')
+    result = generate(tmp_path, '--n_train_speakers', '990', '--n_test_speakers', '10')
+    assert result.returncode != 0 and 'at most 999 speakers' in result.stderr
+    assert not os.listdir(tmp_path)

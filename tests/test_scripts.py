@@ -43,6 +43,22 @@ def test_train_console_matches_the_tutorial(tmp_path, feature_tree):
     assert 'Lowest validation loss at epoch 1' in out
 
 
+def test_training_on_two_folders(tmp_path, feature_tree):
+    """train_feat_dir 'a,b': a corpus and recordings of one's own, one set of speakers."""
+    train_dir, _ = feature_tree
+    speakers = sorted(os.listdir(train_dir))
+    for folder, chosen in (('corpus', speakers[:3]), ('own', speakers[3:])):
+        os.makedirs(tmp_path / folder)
+        for speaker in chosen:
+            os.symlink(os.path.join(train_dir, speaker), tmp_path / folder / speaker)
+    folders = f'{tmp_path}/corpus,{tmp_path}/own'
+    result = run_script('train.py', '--train_feat_dir', folders, '--n_epochs', '1', '--log_dir',
+                        str(tmp_path / 'log'), '--batch_size', '8', '--val_ratio', '25')
+    assert result.returncode == 0, result.stderr
+    assert 'Total 24 utts' in result.stdout and 'Number of classes (speakers):\n4\n' in result.stdout
+    assert load_torch(str(tmp_path / 'log' / 'checkpoint_1.pth'))['speakers'] == speakers
+
+
 def test_enroll_identify_verify(tmp_path, trained_run):
     log_dir, _, test_dir = trained_run
     emb = str(tmp_path / 'emb')

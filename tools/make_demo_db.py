@@ -34,7 +34,8 @@ from dvector.fileio import atomic_path, save_pickle
 
 # ---- settings (override on the command line, e.g. --n_train_speakers 3) ----
 out_dir = '.'                # the DB folders are written under this folder
-n_train_speakers = 40        # training speakers: demo_f01/demo_m01 .. (f/m by voice gender)
+n_train_speakers = 40        # training speakers: demo_f01/demo_m02 .. (f/m by voice gender;
+                             # demo_f001 .. when there are over 99 speakers in all)
 n_utts = 12                  # utterances per training speaker, each a different sentence
 n_test_speakers = 10         # other speakers (numbered after the training ones): enroll + test
 test_seconds = 15.0          # length of each enroll/test file
@@ -156,6 +157,7 @@ def unique_sentences(rng: np.random.Generator, korean: bool, count: int, used: s
 def speaker_voices(rng: np.random.Generator, n_speakers: int) -> list:
     """Fixed voice of each speaker: espeak-ng settings and a sox colouring."""
     voices, next_variant = [], {'f': 0, 'm': 0}
+    digits = 2 if n_speakers <= 99 else 3  # demo_f01 .. demo_m99, or demo_f001 .. demo_m999
     female, male = list(rng.permutation(FEMALE_VARIANTS)), list(rng.permutation(MALE_VARIANTS))
     for index in range(1, n_speakers + 1):
         gender = 'f' if rng.random() < 0.5 else 'm'
@@ -164,7 +166,7 @@ def speaker_voices(rng: np.random.Generator, n_speakers: int) -> list:
         next_variant[gender] += 1
         korean = bool(rng.random() < korean_share)
         voices.append({
-            'speaker': f'demo_{gender}{index:02d}', 'korean': korean,
+            'speaker': f'demo_{gender}{index:0{digits}d}', 'korean': korean,
             'voice': ('ko' if korean else ENGLISH_ACCENTS[rng.integers(4)]) + '+' + variant,
             'pitch': int(rng.integers(25, 76)), 'range': int(rng.integers(40, 161)),
             'speed': int(rng.integers(185, 236) if korean else rng.integers(140, 191)),
@@ -312,8 +314,8 @@ def check_setup() -> None:
         raise cli.SetupError('n_train_speakers, n_utts, n_test_speakers and jobs must be >= 1')
     if not 1.0 <= train_min_seconds <= train_max_seconds or test_seconds < 1.0:
         raise cli.SetupError('need 1 <= train_min_seconds <= train_max_seconds, test_seconds >= 1')
-    if n_train_speakers + n_test_speakers > 99:
-        raise cli.SetupError('at most 99 speakers in all (two-digit speaker numbers)')
+    if n_train_speakers + n_test_speakers > 999:
+        raise cli.SetupError('at most 999 speakers in all (speaker numbers of up to three digits)')
 
 
 def espeak_version() -> str:
