@@ -48,7 +48,8 @@ wav_log_dir = REAL_MODEL_DIR         # the model for test_wav_dir (trained on re
 vad = True                           # wav files: cut leading, trailing and long silences first
 embedding_dir = ''                   # '' = embed the enroll.p files now; else enroll.py's output
 chunk_sec = 0.0                      # cut test utterances into pieces of this many s; 0 = whole
-trials = ''                          # trial list 'label enroll test' per line ('' = tutorial mode)
+trials = ''                          # trial list 'label enroll test' per line ('' = tutorial mode;
+                                     # an entry 'a.p+b.p' is the files as one recording)
 feat_dir = ''                        # root folder that the trial list's paths are relative to
 ident_enroll = 0                     # trial mode: per speaker, first N sorted files enroll
 scores_out = ''                      # write 'score label enroll test' per trial to this file
@@ -212,6 +213,9 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
 
 # ---- trial-list mode --------------------------------------------------------------------------
 
+JOIN = '+'  # 'a.p+b.p' in a trial list: the two files as one recording
+
+
 def read_trials(path: str) -> list:
     """[(label, enroll, test)] from lines 'label enroll test'; SetupError naming bad lines."""
     if not os.path.isfile(path):
@@ -270,14 +274,21 @@ def resolve_files(root: str, rels: list) -> dict:
     return resolved
 
 
-def embed_trial_files(model, checkpoint: dict, resolved: dict, device) -> tuple:
-    """Each distinct file embedded once: ((n, E) embeddings, speakers), rows as ``resolved``."""
-    paths = list(resolved.values())
+def embed_trial_files(model, checkpoint: dict, rels: list, device) -> tuple:
+    """Each distinct trial entry embedded once: ((n, E) embeddings, speakers), rows as
+    ``rels``. An entry 'a.p+b.p+c.p' is one longer recording: its files' trimmed features
+    one after another (the speaker is the first file's)."""
+    parts = {rel: rel.split(JOIN) for rel in rels}
+    resolved = resolve_files(feat_dir, sorted({p for ps in parts.values() for p in ps}))
+    paths = sorted(set(resolved.values()))
     if any(not p.endswith('.p') for p in paths):
         check_extraction_settings(checkpoint)
     feats, speakers = read_all(model, paths)
-    print(f'Embedding {len(paths)} distinct files')
-    return embed_utterances(model, feats, test_frames, device, progress='embedding'), speakers
+    by_path = {p: (f, s) for p, f, s in zip(paths, feats, speakers)}
+    joined = [np.concatenate([by_path[resolved[p]][0] for p in parts[rel]]) for rel in rels]
+    print(f'Embedding {len(rels)} distinct entries ({len(paths)} files)')
+    return (embed_utterances(model, joined, test_frames, device, progress='embedding'),
+            [by_path[resolved[parts[rel][0]]][1] for rel in rels])
 
 
 def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list) -> tuple:
@@ -306,8 +317,7 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
     trial_rows = read_trials(trials)
     check_trials(np.zeros(len(trial_rows)), [r[0] for r in trial_rows])  # before embedding
     rels = sorted({p for _, e, t in trial_rows for p in (e, t)})
-    resolved = resolve_files(feat_dir, rels)
-    embeddings, speakers = embed_trial_files(model, checkpoint, resolved, device)
+    embeddings, speakers = embed_trial_files(model, checkpoint, rels, device)
     index = {rel: i for i, rel in enumerate(rels)}
     enroll = [index[e] for _, e, _ in trial_rows]
     test = [index[t] for _, _, t in trial_rows]

@@ -123,7 +123,8 @@ def test_trial_mode_scores_symmetric_and_identification(tmp_path, trained_run):
                         '--scores_out', scores, '--plot_dir', plot_dir)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert f'{len(rows)} trials, {len(rels)} files' in out and 'Embedding 14 distinct files' in out
+    assert f'{len(rows)} trials, {len(rels)} files' in out
+    assert 'Embedding 14 distinct entries (14 files)' in out
     # tr0..tr2 have 4 files (2 enroll, 2 tests each); vox1 and wspk have one file, no test
     assert 'first 2 sorted files of each of 5 speakers enroll, 6 tests' in out
     assert 'EER: ' in out and 'minDCF (p_target 0.05): ' in out
@@ -134,6 +135,36 @@ def test_trial_mode_scores_symmetric_and_identification(tmp_path, trained_run):
         assert s == pytest.approx(by_pair[(t, e)], abs=2e-6)
     assert_png(os.path.join(plot_dir, 'det_curve.png'))
     assert_png(os.path.join(plot_dir, 'score_histogram.png'))
+
+
+def test_long_trials_join_files_into_one_recording(monkeypatch, capsys, tmp_path, trained_run,
+                                                   trial_db):
+    """tools/long_trials.py writes enrollments and tests of several files joined with '+';
+    evaluate.py scores such an entry as those files' trimmed features one after another."""
+    root, rels = trial_db
+    short = write_trials(tmp_path / 'short.txt', all_ordered_pairs(rels[:12]))  # tr0..tr2
+    long_list = str(tmp_path / 'long.txt')
+    result = run_script('tools/long_trials.py', '--trials', short, '--out', long_list,
+                        '--enroll_files', '2', '--test_files', '2')
+    assert result.returncode == 0, result.stderr
+    assert '9 trials (3 target) of 3 speakers' in result.stdout
+    with open(long_list) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == '1 tr0/f0.p+tr0/f1.p tr0/f2.p+tr0/f3.p'
+    assert '0 tr0/f0.p+tr0/f1.p tr1/f2.p+tr1/f3.p' in lines and len(lines) == 9
+    scores = str(tmp_path / 'scores.txt')
+    out = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', long_list,
+                       '--feat_dir', root, '--scores_out', scores, status=0)
+    assert 'Embedding 6 distinct entries (12 files)' in out
+    import evaluate
+    from SR_Dataset import read_MFB
+    model, _ = load_model(trained_run[0], 0, torch.device('cpu'))
+    joined = [np.concatenate([read_MFB(os.path.join(root, p))[0] for p in entry.split('+')])
+              for entry in ('tr0/f0.p+tr0/f1.p', 'tr1/f2.p+tr1/f3.p')]
+    enroll_emb, test_emb = evaluate.embed_utterances(model, joined, 100, torch.device('cpu'))
+    by_pair = {(e, t): s for s, _, e, t in read_scores(scores)}
+    assert by_pair[('tr0/f0.p+tr0/f1.p', 'tr1/f2.p+tr1/f3.p')] == pytest.approx(
+        float(enroll_emb @ test_emb), abs=1e-5)
 
 
 def test_chunks_and_feature_paths():

@@ -1,0 +1,30 @@
+"""tools/long_trials.py: long trials from a short trial list (evaluate.py scoring them is in
+test_evaluate.py), and the lists it refuses."""
+import os
+
+from conftest import ROOT, run_script
+
+
+def write_trials(path, rows):
+    with open(path, 'w') as f:
+        f.writelines(f'{label} {e} {t}\n' for label, e, t in rows)
+    return str(path)
+
+
+def test_the_shipped_long_list_is_the_tools_output_on_the_shipped_short_list(tmp_path):
+    out = str(tmp_path / 'long.txt')
+    result = run_script('tools/long_trials.py', '--out', out)
+    assert result.returncode == 0, result.stderr
+    assert '3200 trials (80 target) of 40 speakers' in result.stdout
+    with open(out) as made, open(os.path.join(ROOT, "docs/evaluation/trials_heldout_long.txt")) as shipped:
+        assert made.read() == shipped.read()
+
+
+def test_long_trials_refuse_lists_it_cannot_use(tmp_path):
+    few = write_trials(tmp_path / 'few.txt', [(1, 'a/1.p', 'a/2.p'), (0, 'a/1.p', 'b/1.p')])
+    result = run_script('tools/long_trials.py', '--trials', few, '--out', str(tmp_path / 'o'))
+    assert result.returncode == 1 and 'fewer than 2 speakers have 6 + 3 files' in result.stderr
+    joined = write_trials(tmp_path / 'joined.txt', [(1, 'a/1.p+a/2.p', 'a/3.p')])
+    result = run_script('tools/long_trials.py', '--trials', joined, '--out', str(tmp_path / 'o'))
+    assert result.returncode == 1 and 'line 1: expected "label enroll test"' in result.stderr
+    assert not os.path.exists(tmp_path / 'o')
