@@ -103,10 +103,11 @@ def test_the_real_model_carries_its_thresholds():
     checkpoint = read_checkpoint(REAL_DIR)
     for as_norm in (0, 50):
         record = model_threshold(checkpoint, as_norm)
-        assert record['trials'] == 'docs/evaluation/trials_heldout.txt'
-        assert record['n_trials'] == 12640
-        assert abs(record['false_accept'] - record['false_reject']) < 0.1  # the EER point
-    assert model_threshold(checkpoint)['threshold'] == pytest.approx(0.3264, abs=1e-4)
+        # measured on recordings of 10-20 s: the held-out utterances joined (long_trials.py)
+        assert record['trials'] == 'docs/evaluation/trials_heldout_long.txt'
+        assert record['n_trials'] == 3200
+        assert abs(record['false_accept'] - record['false_reject']) < 0.5  # the EER point
+    assert model_threshold(checkpoint)['threshold'] == pytest.approx(0.6626, abs=1e-4)
 
 
 @needs_tutorial_db()
