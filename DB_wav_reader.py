@@ -63,7 +63,10 @@ def read_training_folders(folders: str) -> pd.DataFrame:
     speaker twice over, or two people as one)."""
     names = [f.strip() for f in folders.split(',')] if not os.path.isdir(folders) else [folders]
     if any(not name for name in names):
-        raise SetupError(f'{folders}: an empty folder name in the list (two commas?)')
+        raise SetupError(f'{folders}: an empty folder name in the list of folders')
+    real = [os.path.realpath(name) for name in names]
+    if len(set(real)) < len(real):
+        raise SetupError(f'{folders}: a folder is listed twice')
     tables, owner = [], {}
     for name in names:
         table = read_feats_structure(name)

@@ -216,6 +216,17 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
 JOIN = '+'  # 'a.p+b.p' in a trial list: the two files as one recording
 
 
+def joined_entry_ok(entry: str) -> bool:
+    """A trial entry 'a.p+b.p' names files, each once, all of one speaker folder."""
+    parts = entry.split(JOIN)
+    if len(parts) == 1:
+        return True
+    try:
+        return len(set(parts)) == len(parts) and len({feature_name(p)[0] for p in parts}) == 1
+    except ValueError:  # an empty part, or a file without a speaker folder
+        return False
+
+
 def read_trials(path: str) -> list:
     """[(label, enroll, test)] from lines 'label enroll test'; SetupError naming bad lines."""
     if not os.path.isfile(path):
@@ -231,7 +242,8 @@ def read_trials(path: str) -> list:
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 3 or fields[0] not in ('0', '1'):
+        if len(fields) != 3 or fields[0] not in ('0', '1') or not all(
+                joined_entry_ok(entry) for entry in fields[1:]):
             bad.append(number)
             continue
         rows.append((int(fields[0]), fields[1], fields[2]))
@@ -239,7 +251,8 @@ def read_trials(path: str) -> list:
         shown = ', '.join(map(str, bad[:10])) + (f' and {len(bad) - 10} more' if len(bad) > 10
                                                  else '')
         raise cli.SetupError(f'{path}: malformed trial lines {shown} (expected '
-                             '"label enroll_path test_path" with label 0 or 1)')
+                             '"label enroll_path test_path" with label 0 or 1; files joined '
+                             'with + are of one speaker folder)')
     if not rows:
         raise cli.SetupError(f'{path}: no trials in the list')
     return rows
@@ -326,7 +339,8 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
         mean, std = scoring.cohort_stats(embeddings, checkpoint[COHORT_KEY], as_norm)
         scores = scoring.as_norm(scores, (mean[enroll], std[enroll]), (mean[test], std[test]))
     scores = scores.tolist()
-    print(f'\n=== Trial list {trials}: {len(trial_rows)} trials, {len(rels)} files ===')
+    kind = 'recordings' if any(JOIN in rel for rel in rels) else 'files'
+    print(f'\n=== Trial list {trials}: {len(trial_rows)} trials, {len(rels)} {kind} ===')
     rows = [(s, label, e, t) for s, (label, e, t) in zip(scores, trial_rows)]
     if ident_enroll > 0:
         _, similarity, spk_list = identification_protocol(rels, embeddings, speakers)

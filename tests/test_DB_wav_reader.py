@@ -120,5 +120,7 @@ def test_training_folders_refuse_a_speaker_in_two_and_bad_lists(tmp_path):
         read_training_folders(f'{first},{second}')
     with pytest.raises(SetupError, match='an empty folder name'):
         read_training_folders(f'{first},,{second}')
+    with pytest.raises(SetupError, match='a folder is listed twice'):
+        read_training_folders(f'{first},{first}/')
     with pytest.raises(SetupError, match='missing: feature folder not found'):
         read_training_folders(f'{first},{tmp_path}/missing')

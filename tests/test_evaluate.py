@@ -155,7 +155,7 @@ def test_long_trials_join_files_into_one_recording(monkeypatch, capsys, tmp_path
     scores = str(tmp_path / 'scores.txt')
     out = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', long_list,
                        '--feat_dir', root, '--scores_out', scores, status=0)
-    assert 'Embedding 6 distinct entries (12 files)' in out
+    assert 'Embedding 6 distinct entries (12 files)' in out and '9 trials, 6 recordings' in out
     import evaluate
     from SR_Dataset import read_MFB
     model, _ = load_model(trained_run[0], 0, torch.device('cpu'))
@@ -222,6 +222,12 @@ def test_malformed_and_empty_lists(monkeypatch, capsys, tmp_path, trained_run, t
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
                        '--feat_dir', root)
     assert 'malformed trial lines 2, 4' in err
+    # joined entries: files of one speaker folder, each once, no empty part
+    path.write_text(f'1 tr0/f0.p+tr0/f1.p tr0/f2.p\n0 tr0/f0.p+tr1/f1.p tr1/f2.p\n'
+                    f'1 tr0/f0.p+ tr0/f2.p\n1 tr0/f2.p tr0/f0.p+tr0/f0.p\n')
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
+                       '--feat_dir', root)
+    assert 'malformed trial lines 2, 3, 4' in err and 'files joined with + are of one' in err
     path.write_text('\n')
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
                        '--feat_dir', root)

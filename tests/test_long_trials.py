@@ -28,3 +28,10 @@ def test_long_trials_refuse_lists_it_cannot_use(tmp_path):
     result = run_script('tools/long_trials.py', '--trials', joined, '--out', str(tmp_path / 'o'))
     assert result.returncode == 1 and 'line 1: expected "label enroll test"' in result.stderr
     assert not os.path.exists(tmp_path / 'o')
+    windows = write_trials(tmp_path / 'windows.txt', [(1, 'a\\1.p', 'a\\2.p')])
+    result = run_script('tools/long_trials.py', '--trials', windows, '--out', str(tmp_path / 'o'))
+    assert 'fewer than 2 speakers' in result.stderr  # read with its speaker, not refused
+    no_folder = write_trials(tmp_path / 'flat.txt', [(1, 'a.p', 'b.p')])
+    result = run_script('tools/long_trials.py', '--trials', no_folder, '--out', str(tmp_path / 'o'))
+    assert result.returncode == 1 and 'line 1: a.p has no speaker folder' in result.stderr
+    assert not os.path.exists(tmp_path / 'o')

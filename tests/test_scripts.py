@@ -57,6 +57,11 @@ def test_training_on_two_folders(tmp_path, feature_tree):
     assert result.returncode == 0, result.stderr
     assert 'Total 24 utts' in result.stdout and 'Number of classes (speakers):\n4\n' in result.stdout
     assert load_torch(str(tmp_path / 'log' / 'checkpoint_1.pth'))['speakers'] == speakers
+    os.symlink(os.path.join(train_dir, speakers[0]), tmp_path / 'own' / speakers[0])
+    assert_one_line_error(run_script('train.py', '--train_feat_dir', folders, '--log_dir',
+                                     str(tmp_path / 'log2')),
+                          f'speaker {speakers[0]} is in both {tmp_path}/corpus and')
+    assert not os.path.exists(tmp_path / 'log2')
 
 
 def test_enroll_identify_verify(tmp_path, trained_run):

@@ -15,6 +15,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 from configure import SetupError  # noqa: E402
+from DB_wav_reader import feature_name  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.fileio import atomic_path, check_writable_file  # noqa: E402
 
@@ -44,9 +45,11 @@ def speaker_files(path: str) -> dict:
                 raise SetupError(f'{path}, line {number}: expected "label enroll test" of '
                                  'single files')
             for rel in fields[1:]:
-                files[rel.replace('\\', '/').split('/')[-2] if '/' in rel else ''].add(rel)
-    if '' in files:
-        raise SetupError(f'{path}: a file without a speaker folder ({sorted(files[""])[0]})')
+                try:  # the speaker as evaluate.py finds it (VoxCeleb's <spk>/<video>/<n>.wav too)
+                    files[feature_name(rel)[0]].add(rel)
+                except ValueError:
+                    raise SetupError(f'{path}, line {number}: {rel} has no speaker folder') \
+                        from None
     return {spk: sorted(names) for spk, names in sorted(files.items())}
 
 
@@ -61,6 +64,10 @@ def long_entries(files: dict) -> tuple:
         if groups:
             enrolls[spk] = JOIN.join(names[:enroll_files])
             tests += [(spk, JOIN.join(group)) for group in groups]
+    left_out = len(files) - len(enrolls)
+    if left_out:
+        print(f'note: {left_out} speakers have fewer than {enroll_files} + {test_files} files '
+              'and are left out')
     if len(enrolls) < 2:
         raise SetupError(f'--trials {trials}: fewer than 2 speakers have {enroll_files} + '
                          f'{test_files} files; lower --enroll_files or --test_files')
