@@ -17,6 +17,7 @@ import configure as c
 from configure import SetupError
 
 COLUMNS = ['filename', 'speaker_id', 'dataset_id']
+JOIN = '+'  # 'a.p+b.p' in a trial list: those files as one recording (tools/long_trials.py)
 _rates_noted = set()
 
 

@@ -21,7 +21,7 @@ import torch
 
 from dvector import cli
 import configure as c
-from DB_wav_reader import feature_name
+from DB_wav_reader import JOIN, feature_name
 from dvector import scoring
 from dvector.checkpoint import COHORT_KEY, load_model, score_cohort, select_device
 from dvector.embedding import check_feature_dims, embed_utterances, split_pieces
@@ -212,9 +212,6 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
 
 
 # ---- trial-list mode --------------------------------------------------------------------------
-
-JOIN = '+'  # 'a.p+b.p' in a trial list: the two files as one recording
-
 
 def joined_entry_ok(entry: str) -> bool:
     """A trial entry 'a.p+b.p' names files, each once, all of one speaker folder."""

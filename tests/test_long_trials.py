@@ -16,8 +16,9 @@ def test_the_shipped_long_list_is_the_tools_output_on_the_shipped_short_list(tmp
     result = run_script('tools/long_trials.py', '--out', out)
     assert result.returncode == 0, result.stderr
     assert '3200 trials (80 target) of 40 speakers' in result.stdout
-    with open(out) as made, open(os.path.join(ROOT, "docs/evaluation/trials_heldout_long.txt")) as shipped:
-        assert made.read() == shipped.read()
+    shipped = os.path.join(ROOT, 'docs', 'evaluation', 'trials_heldout_long.txt')
+    with open(out) as made, open(shipped) as expected:
+        assert made.read() == expected.read()
 
 
 def test_long_trials_refuse_lists_it_cannot_use(tmp_path):

@@ -55,7 +55,8 @@ def test_training_on_two_folders(tmp_path, feature_tree):
     result = run_script('train.py', '--train_feat_dir', folders, '--n_epochs', '1', '--log_dir',
                         str(tmp_path / 'log'), '--batch_size', '8', '--val_ratio', '25')
     assert result.returncode == 0, result.stderr
-    assert 'Total 24 utts' in result.stdout and 'Number of classes (speakers):\n4\n' in result.stdout
+    assert 'Total 24 utts' in result.stdout
+    assert 'Number of classes (speakers):\n4\n' in result.stdout
     assert load_torch(str(tmp_path / 'log' / 'checkpoint_1.pth'))['speakers'] == speakers
     os.symlink(os.path.join(train_dir, speakers[0]), tmp_path / 'own' / speakers[0])
     assert_one_line_error(run_script('train.py', '--train_feat_dir', folders, '--log_dir',

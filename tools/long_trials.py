@@ -15,7 +15,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 from configure import SetupError  # noqa: E402
-from DB_wav_reader import feature_name  # noqa: E402
+from DB_wav_reader import JOIN, feature_name  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.fileio import atomic_path, check_writable_file  # noqa: E402
 
@@ -28,7 +28,6 @@ test_files = 3                       # utterances joined into each test recordin
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'trials': cli.NAME, 'out': cli.NAME, 'enroll_files': cli.at_least(1),
     'test_files': cli.at_least(1)}
-JOIN = '+'  # evaluate.py's joining of files into one recording
 
 
 def speaker_files(path: str) -> dict:

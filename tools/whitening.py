@@ -20,7 +20,8 @@ from dvector.whitening import LAYERS, whiten_checkpoint  # noqa: E402
 use_cuda = True                      # use the GPU when there is one (else the CPU)
 log_dir = 'model_saved'              # where train.py saved its checkpoints
 cp_num = 0                           # checkpoint epoch to whiten; 0 = lowest validation loss
-train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p ('a,b': both)
+train_feat_dir = c.TRAIN_FEAT_DIR    # the training speakers' features: <dir>/<speaker>/*.p;
+                                     # several folders: 'dir1,dir2'
 test_frames = 100                    # piece length, as in scoring
 layer = 'embedding'                  # fit on fc0's output (the d-vector); 'pooling': on fc0's
                                      # input, then LDA to embedding_size (replaces fc0); 'both':
