@@ -6,10 +6,15 @@ place, so an interrupted run never leaves a half-written checkpoint, embedding o
 import contextlib
 import os
 import pickle
+import sys
 import tempfile
 from typing import Any, Iterator
 
+import filelock
+
 from configure import SetupError
+
+LOCK_TIMEOUT_S = 120.0  # how long a second writer of a folder waits before it refuses
 
 
 def give_usual_permissions(path: str, mode: int) -> None:
@@ -34,6 +39,42 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def lock_path(folder: str) -> str:
+    """The lock file of ``folder``: ``.<name>.lock`` beside it, not in it, so that the lock
+    stays one file while the folder itself is renamed or replaced (the enrollment swap)."""
+    folder = os.path.abspath(folder)
+    return os.path.join(os.path.dirname(folder), '.' + os.path.basename(folder) + '.lock')
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str, what: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[str]:
+    """Hold the lock of ``folder`` while writing ``what`` (e.g. 'enrollments', 'checkpoints')
+    there, so that two runs writing one folder exclude each other. A second writer prints that
+    it waits, waits up to ``timeout`` seconds (LOCK_TIMEOUT_S = 120 s by default), then refuses
+    with one line naming the folder (SetupError). The lock is the operating system's (filelock),
+    so a killed run releases it; the lock file ``.<name>.lock`` beside the folder stays.
+    Yields the lock file's path."""
+    path = lock_path(folder)
+    lock = filelock.FileLock(path, timeout=timeout)
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            print(f'{folder}: another run is writing {what} there; waiting up to '
+                  f'{timeout:g} s for it to finish', file=sys.stderr, flush=True)
+            lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise SetupError(f'{folder}: another run is still writing {what} there after '
+                         f'{timeout:g} s; wait for it to finish, or give another folder') from None
+    except OSError as err:
+        raise SetupError(f'{folder}: cannot make its lock file {path} ({err.strerror or err})') \
+            from None
+    try:
+        yield path
+    finally:
+        lock.release()
 
 
 def remove_stale_temporaries(folder: str, recursive: bool = False) -> int:

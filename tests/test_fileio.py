@@ -1,12 +1,15 @@
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from configure import SetupError
-from dvector.fileio import atomic_path, load_torch, save_pickle, save_torch
+from dvector.fileio import (atomic_path, folder_lock, load_torch, lock_path, save_pickle,
+                            save_torch)
 from SR_Dataset import load_pickle
 
 
@@ -57,3 +60,33 @@ def test_torch_round_trip_and_restricted_load(tmp_path):
         load_torch(str(tmp_path / 'evil.pth'))
     with pytest.raises(SetupError, match='file not found'):
         load_torch(str(tmp_path / 'none.pth'))
+
+
+def test_folder_lock_second_writer_waits_then_refuses_with_one_line(tmp_path, capsys):
+    folder = str(tmp_path / 'embs')
+    with folder_lock(folder, 'enrollments') as path:
+        assert os.path.isfile(path) and not os.path.exists(folder)  # beside it, not in it
+        with pytest.raises(SetupError) as err:
+            with folder_lock(folder, 'enrollments', timeout=0.2):
+                pass
+    message = str(err.value)
+    assert folder in message and '0.2 s' in message and '\n' not in message
+    assert 'waiting up to 0.2 s' in capsys.readouterr().err
+    with folder_lock(folder, 'enrollments', timeout=0.2):  # released: the next one gets it
+        pass
+
+
+def test_folder_lock_is_released_when_its_holder_is_killed(tmp_path):
+    folder = str(tmp_path / 'logs')
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); '
+         'lock.acquire(); print("held", flush=True); time.sleep(60)', lock_path(folder)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == 'held'
+    with pytest.raises(SetupError):
+        with folder_lock(folder, 'checkpoints', timeout=0.1):
+            pass
+    holder.kill()
+    holder.wait()
+    with folder_lock(folder, 'checkpoints', timeout=5):
+        pass
