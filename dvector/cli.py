@@ -9,6 +9,7 @@ script's ``SETTING_RULES`` (a range per setting, made with the Rule helpers belo
 work; unknown names are refused with the list of valid ones; ``--help`` prints every setting
 with its current value.
 """
+import ast
 import math
 import sys
 from typing import Any, Callable, NamedTuple
@@ -33,7 +34,7 @@ def parse_value(name: str, text: str, default: Any) -> Any:
             return True
         if low in ('0', 'false', 'no', 'off'):
             return False
-        raise SetupError(f'--{name}: expected true or false, got {text!r}')
+        raise SetupError(f'--{name}: expected true or false, got {brief(text)}')
     if isinstance(default, list):
         return [item for item in text.split(',') if item]
     if default is None or isinstance(default, str):
@@ -44,7 +45,7 @@ def parse_value(name: str, text: str, default: Any) -> Any:
         return float(text)
     except ValueError:
         kind = type(default).__name__
-        raise SetupError(f'--{name}: expected {kind}, got {text!r}') from None
+        raise SetupError(f'--{name}: expected {kind}, got {brief(text)}') from None
 
 
 def format_help(settings: dict, doc: str = '') -> str:
@@ -56,6 +57,12 @@ def format_help(settings: dict, doc: str = '') -> str:
     return '\n'.join(lines)
 
 
+def brief(value: Any, limit: int = 60) -> str:
+    """repr of a value, cut to ``limit`` characters (a message never holds a whole file)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 def typed_value(name: str, value: Any, default: Any, where: str) -> Any:
     """A recipe file's value, checked against the type of the setting's default."""
     if isinstance(default, float) and type(value) is int:
@@ -63,8 +70,37 @@ def typed_value(name: str, value: Any, default: Any, where: str) -> Any:
     if isinstance(default, list) and isinstance(value, (list, tuple)):
         return list(value)
     if default is not None and type(value) is not type(default):
-        raise SetupError(f'{where}: {name} = {value!r} should be a {type(default).__name__}')
+        raise SetupError(f'{where}: {name} = {brief(value)} should be a '
+                         f'{type(default).__name__}')
     return value
+
+
+def recipe_values(source: str, path: str) -> dict:
+    """The ``name = literal`` assignments of a recipe's text, read with ``ast`` (nothing in the
+    file is executed); SetupError naming the first line that is anything else."""
+    try:
+        tree = ast.parse(source, path)
+    except (SyntaxError, ValueError) as err:  # ValueError: a NUL byte in the text
+        line = getattr(err, 'lineno', None)
+        raise SetupError(f'{path}: not a recipe of name = value lines (cannot parse it'
+                         + (f', line {line})' if line else ')')) from None
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+            else None
+        if not isinstance(target, ast.Name):
+            raise SetupError(f'{path}: not a recipe of name = value lines (line {node.lineno} '
+                             'is something else; a recipe holds only settings given literal '
+                             'values)')
+        try:
+            values[target.id] = ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise SetupError(f'{path}: line {node.lineno}: {target.id} is not given a literal '
+                             "value (a number, 'text', True/False, None or a list of them)") \
+                from None
+    return values
 
 
 def read_recipe(path: str, settings: dict) -> dict:
@@ -72,13 +108,11 @@ def read_recipe(path: str, settings: dict) -> dict:
     try:
         with open(path, encoding='utf-8') as f:
             source = f.read()
-        values = {}
-        exec(compile(source, path, 'exec'), {'__builtins__': {}}, values)  # literals only
     except OSError as err:
         raise SetupError(f'{path}: cannot read the recipe ({err.strerror})') from None
-    except Exception as err:  # a syntax error, or a name the file uses but does not define
-        raise SetupError(f'{path}: not a recipe of name = value lines '
-                         f'({type(err).__name__}: {err})') from None
+    except UnicodeDecodeError as err:
+        raise SetupError(f'{path}: not a recipe (not UTF-8 text at byte {err.start})') from None
+    values = recipe_values(source, path)
     unknown = sorted(set(values) - set(settings))
     if unknown:
         raise SetupError(f'{path}: unknown setting {unknown[0]}; valid settings: '
@@ -100,7 +134,7 @@ def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict
             print(format_help(settings, doc))
             sys.exit(0)
         if not arg.startswith('--'):
-            raise SetupError(f'unexpected argument {arg!r}: settings are given as --name value')
+            raise SetupError(f'unexpected argument {brief(arg)}: settings are given as --name value')
         name, sep, text = arg[2:].partition('=')
         if name not in settings:
             raise SetupError(f'unknown setting --{name}; valid settings: '

@@ -79,3 +79,49 @@ def test_a_bad_recipe_is_one_clear_error_naming_the_file(tmp_path, text, message
     assert str(recipe) in str(err.value)
     with pytest.raises(SetupError, match='cannot read the recipe'):
         override_settings(namespace(), [str(tmp_path / 'missing.py')])
+
+
+ESCAPE = ("x = [c for c in ().__class__.__base__.__subclasses__() "
+          "if c.__name__ == 'catch_warnings'][0]()._module.__builtins__['__import__']('os')"
+          ".system('touch {marker}')\n")
+
+
+@pytest.mark.parametrize('text, message', [
+    (ESCAPE, 'line 1: x is not given a literal value'),
+    ('lr = 0.1\nopen("{marker}", "w")\n', 'line 2 is something else'),
+    ('lr, n_epochs = 0.1, 2\n', 'line 1 is something else'),
+    ('lr = n_epochs = 0.1\n', 'line 1 is something else'),
+    ('import os\n', 'line 1 is something else'),
+    ('lr = 1e-1 * 2\n', 'lr is not given a literal value'),
+    ('lr = 0.1\0\n', 'cannot parse it'),
+])
+def test_a_recipe_is_read_not_run(tmp_path, text, message):
+    """Issue 27 case 17: nothing in a recipe is executed (the subclass walk escaped the
+    literals-only exec); anything but name = literal is one line naming the line."""
+    marker = tmp_path / 'ran'
+    recipe = tmp_path / 'r.py'
+    recipe.write_text(text.replace('{marker}', str(marker)))
+    with pytest.raises(SetupError, match=message) as err:
+        override_settings(namespace(), [str(recipe)])
+    assert str(recipe) in str(err.value) and '\n' not in str(err.value)
+    assert not marker.exists()
+
+
+def test_a_recipe_with_a_docstring_and_negative_numbers_is_a_recipe(tmp_path):
+    recipe = tmp_path / 'r.py'
+    recipe.write_text('"""My recipe."""\nlr = -0.5\nspk_list = ("a", "b")\nlog_dir = None\n')
+    ns = namespace()
+    ns['log_dir'] = None
+    override_settings(ns, [str(recipe)])
+    assert ns['lr'] == -0.5 and ns['spk_list'] == ['a', 'b']
+
+
+def test_a_message_never_holds_an_unbounded_value(tmp_path):
+    recipe = tmp_path / 'r.py'
+    recipe.write_text('lr = "' + 'x' * 100000 + '"\n')
+    with pytest.raises(SetupError) as err:
+        override_settings(namespace(), [str(recipe)])
+    assert len(str(err.value)) < 300
+    with pytest.raises(SetupError) as err:
+        override_settings(namespace(), ['--n_epochs', '9' * 5000 + 'x'])
+    assert len(str(err.value)) < 300
