@@ -6,8 +6,10 @@ place, so an interrupted run never leaves a half-written checkpoint, embedding o
 import contextlib
 import os
 import pickle
+import re
 import sys
 import tempfile
+import zipfile
 from typing import Any, Iterator
 
 import filelock
@@ -111,8 +113,22 @@ def load_torch(path: str) -> Any:
     except FileNotFoundError:
         raise SetupError(f'{path}: file not found') from None
     except Exception as err:  # corrupt file or a pickle that needs more than weights
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SetupError(f'{path}: cannot load as a checkpoint ({first})') from None
+        raise SetupError(f'{path}: {load_failure(err, path)}') from None
+
+
+def load_failure(err: Exception, path: str) -> str:
+    """Why torch.load(weights_only=True) refused a file, in one short line (never torch's
+    advice to load it with weights_only=False: the file is untrusted)."""
+    text = re.sub(r'\x1b\[[0-9;]*m', '', str(err)).strip()
+    if 'weights only load failed' in text.lower():
+        found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', text)
+        what = f'an object of {found.group(1)}' if found else 'objects'
+        return (f'cannot load as a checkpoint: not one this project can load safely (it holds '
+                f'{what}, not only tensors and plain values; nothing in it was run)')
+    first = text.splitlines()[0][:120] if len(text) > 3 else type(err).__name__
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        first = 'not a file that torch.save wrote'
+    return f'cannot load as a checkpoint ({first})'
 
 
 def nearest_existing(path: str) -> str:

@@ -75,3 +75,21 @@ def test_keep_best_only_strips_optimizer_and_other_epochs(tmp_path):
     assert keep_best_only(str(tmp_path)) == path
     assert list(list_checkpoints(str(tmp_path))) == [2]
     assert 'optimizer' not in read_checkpoint(str(tmp_path))
+
+
+class NotWeights:
+    """Any class: a pickle of it needs more than weights_only allows."""
+
+
+def test_the_refusal_of_an_unsafe_file_gives_no_advice_to_load_it_unsafely(tmp_path):
+    """Issue 27 case 18: torch's message says to re-run with weights_only=False; the project
+    says instead that the file is not a checkpoint it can load safely."""
+    torch.save({'model': NotWeights()}, str(tmp_path / 'checkpoint_1.pth'))
+    with pytest.raises(SetupError) as err:
+        read_checkpoint(str(tmp_path), 1)
+    message = str(err.value)
+    assert 'not one this project can load safely' in message and 'NotWeights' in message
+    assert 'weights_only' not in message and '\n' not in message and '\x1b' not in message
+    (tmp_path / 'checkpoint_2.pth').write_text('hello')
+    with pytest.raises(SetupError, match='not a file that torch.save wrote'):
+        read_checkpoint(str(tmp_path), 2)
