@@ -6,7 +6,7 @@ import subprocess
 
 from conftest import ROOT
 
-SCRIPTS = {'train', 'enroll', 'identification', 'verification', 'evaluate'}
+SCRIPTS = {'train', 'enroll', 'identification', 'verification', 'evaluate', 'demo'}
 TUTORIAL_MODULES = {'configure', 'DB_wav_reader', 'SR_Dataset'}
 TOOLS = {os.path.splitext(os.path.basename(p))[0]
          for p in glob.glob(os.path.join(ROOT, 'tools', '**', '*.py'), recursive=True)}

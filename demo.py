@@ -1,0 +1,238 @@
+"""Live demo: talk to the real-speech model in the browser, with the microphone.
+
+    python demo.py            # then open the address it prints (http://127.0.0.1:7860)
+
+Enroll yourself and a friend (record or upload a few seconds each), then let it identify a new
+clip among you, verify a claim, compare two clips, and see the voices on a map. The page runs
+on this computer only (bound to 127.0.0.1, telemetry off, nothing fetched from outside); its
+enrollments go to a folder of their own, never the scripts' sets. Every step is a call of
+dvector/live.py: this file only lays out the page and writes the answers.
+"""
+import os
+
+from dvector import cli, live
+from dvector.fileio import check_writable_dir
+from dvector.recordings import REAL_MODEL_DIR, cached_model
+
+# ---- settings ---------------------------------------------------------------------------
+host = '127.0.0.1'                    # the address to listen on (this computer only)
+port = 7860                           # the port of the page
+log_dir = REAL_MODEL_DIR              # the model (trained on real speech)
+embedding_dir = 'enroll_embeddings_demo'  # the demo's own enrollments (kept between runs)
+files_dir = 'demo_files'              # recordings, uploads and figures of the page
+# ------------------------------------------------------------------------------------------
+SETTING_RULES = {  # the allowed values of each setting, checked before any work
+    'host': cli.NAME, 'port': cli.between(1, 65535), 'log_dir': cli.NAME,
+    'embedding_dir': cli.NAME, 'files_dir': cli.NAME}
+SCRIPTS_SETS = ('enroll_embeddings', 'enroll_embeddings_real')  # enroll.py's; never touched
+
+ERROR = '**Error · 오류**: '
+
+
+def shown_error(err: Exception, clips: list) -> str:
+    """The error line for the page, each clip named by its file name (not the upload path)."""
+    text = str(err)
+    for clip in clips:
+        if clip:
+            text = text.replace(clip, os.path.basename(clip))
+    return ERROR + text
+
+
+def decision_lines(decision: live.Decision) -> str:
+    return (f'Score · 점수: **{decision.score:.4f}**  \n'
+            f'Confidence · 확신: {decision.confidence}  \n'
+            f'Threshold · 임계값: {decision.basis}')
+
+
+def uploaded_paths(uploads) -> list:
+    """Paths of gr.File's value: None, one path, or a list of paths (or file objects)."""
+    if not uploads:
+        return []
+    items = list(uploads) if isinstance(uploads, (list, tuple)) else [uploads]
+    return [getattr(item, 'name', item) for item in items]
+
+
+def enroll(name: str, recording: str, uploads, replace: bool) -> tuple:
+    """(message, enrolled speakers) after enrolling the recording and uploaded clips."""
+    clips = [recording] + uploaded_paths(uploads)
+    try:
+        speakers = live.enroll_clips(name, clips, embedding_dir, log_dir, replace)
+    except cli.SetupError as err:
+        return shown_error(err, clips), current_speakers()
+    count = len([c for c in clips if c])
+    return (f'Enrolled · 등록됨: **{name.strip()}** ({count} clip{"s" if count > 1 else ""}).  \n'
+            f'Enrolled speakers · 등록된 화자: {", ".join(speakers)}'), speakers
+
+
+def current_speakers() -> list:
+    try:
+        return sorted(live.enrolled(embedding_dir, log_dir))
+    except cli.SetupError:
+        return []
+
+
+def identify(clip: str) -> str:
+    """The ranked speakers and the decision on the best one, as markdown."""
+    try:
+        found = live.identify_clip(clip, embedding_dir, log_dir)
+    except cli.SetupError as err:
+        return shown_error(err, [clip])
+    answer = (f'### Identified · 식별: **{found.speaker}**' if found.speaker else
+              '### None of the enrolled speakers · 등록된 화자가 아님')
+    rows = '\n'.join(f'| {rank} | {speaker} | {score:.4f} |'
+                     for rank, (speaker, score) in enumerate(found.ranking, 1))
+    return (f'{answer}\n\n| rank · 순위 | speaker · 화자 | score · 점수 |\n|---|---|---|\n'
+            f'{rows}\n\nThe best speaker · 1위 화자:  \n' + decision_lines(found.decision))
+
+
+def verify(claimed: str, clip: str) -> str:
+    """Accept or Reject the claim, with the score and what the decision rests on."""
+    try:
+        decision = live.verify_clip(claimed, clip, embedding_dir, log_dir)
+    except cli.SetupError as err:
+        return shown_error(err, [clip])
+    answer = '### Accept · 수락' if decision.accepted else '### Reject · 거부'
+    return f'{answer}\n\nClaimed speaker · 주장한 화자: **{claimed}**  \n' + \
+        decision_lines(decision)
+
+
+def compare(clip_a: str, clip_b: str) -> str:
+    """Same speaker or not, for two clips."""
+    try:
+        decision = live.compare_clips(clip_a, clip_b, log_dir)
+    except cli.SetupError as err:
+        return shown_error(err, [clip_a, clip_b])
+    answer = ('### Same speaker · 같은 화자' if decision.accepted else
+              '### Different speakers · 다른 화자')
+    return f'{answer}\n\n' + decision_lines(decision)
+
+
+def see_voices(clip: str) -> tuple:
+    """(heatmap PNG, map PNG, message) of the enrolled voices, the last clip among them."""
+    from dvector.plots import plot_similarity_heatmap
+    try:
+        found = live.voice_map(embedding_dir, clip or '', log_dir)
+    except cli.SetupError as err:
+        return None, None, shown_error(err, [clip])
+    figures = os.path.join(files_dir, 'figures')
+    heatmap = plot_similarity_heatmap(found.similarity, found.speakers,
+                                      os.path.join(figures, 'heatmap.png'))
+    where = live.plot_voice_map(found, os.path.join(figures, 'voice_map.png'))
+    note = ('The star is the last clip you identified · 별: 마지막으로 식별한 녹음' if clip else
+            'Identify a clip to place it on the map · 녹음을 식별하면 지도에 표시됩니다')
+    return heatmap, where, f'{len(found.speakers)} enrolled speakers · 등록된 화자. {note}'
+
+
+def clip_input(label: str, elem_id: str):
+    """A clip from the microphone or an uploaded file, given to the handlers as a wav path."""
+    import gradio as gr
+    return gr.Audio(sources=['microphone', 'upload'], type='filepath', format='wav',
+                    label=label, elem_id=elem_id)
+
+
+def enroll_tab(gr, speakers) -> None:
+    with gr.Tab('Enroll · 등록', id='enroll'):
+        gr.Markdown('Say a few sentences (5 s or more), or upload wav files, and give a name. '
+                    '· 몇 문장을 말하거나 wav 파일을 올리고 이름을 입력하세요.')
+        name = gr.Textbox(label='Name · 이름', elem_id='enroll_name')
+        recording = clip_input('Recording · 녹음', 'enroll_clip')
+        uploads = gr.File(label='More clips (wav) · 추가 녹음 (wav)', file_count='multiple',
+                          file_types=['.wav'], elem_id='enroll_files')
+        replace = gr.Checkbox(label='Replace if the name is enrolled · 같은 이름이면 바꾸기')
+        button = gr.Button('Enroll · 등록', variant='primary', elem_id='enroll_button')
+        message = gr.Markdown(elem_id='enroll_result')
+        button.click(lambda *args: with_choices(gr, *enroll(*args)),
+                     [name, recording, uploads, replace], [message] + speakers)
+
+
+def with_choices(gr, message: str, enrolled_now: list) -> tuple:
+    """The message, and the claimed-speaker list updated to the speakers enrolled now."""
+    return (message, gr.update(choices=enrolled_now, value=enrolled_now[0] if enrolled_now
+                               else None))
+
+
+def identify_tab(gr, last_clip) -> None:
+    with gr.Tab('Identify · 화자 식별', id='identify'):
+        gr.Markdown('Who is speaking, among the enrolled speakers? (or none of them) '
+                    '· 등록된 화자 중 누구의 목소리인가요?')
+        clip = clip_input('Clip · 녹음', 'identify_clip')
+        button = gr.Button('Identify · 식별', variant='primary', elem_id='identify_button')
+        answer = gr.Markdown(elem_id='identify_result')
+        button.click(lambda path: (identify(path), path), [clip], [answer, last_clip])
+
+
+def verify_tab(gr, claimed) -> None:
+    with gr.Tab('Verify · 화자 검증', id='verify'):
+        gr.Markdown('Is this the speaker it claims to be? · 주장한 화자가 맞나요?')
+        claimed.render()
+        clip = clip_input('Clip · 녹음', 'verify_clip')
+        button = gr.Button('Verify · 검증', variant='primary', elem_id='verify_button')
+        answer = gr.Markdown(elem_id='verify_result')
+        button.click(verify, [claimed, clip], [answer])
+
+
+def compare_tab(gr) -> None:
+    with gr.Tab('Compare two clips · 두 녹음 비교', id='compare'):
+        with gr.Row():
+            clip_a = clip_input('First clip · 첫 녹음', 'compare_a')
+            clip_b = clip_input('Second clip · 둘째 녹음', 'compare_b')
+        button = gr.Button('Compare · 비교', variant='primary', elem_id='compare_button')
+        answer = gr.Markdown(elem_id='compare_result')
+        button.click(compare, [clip_a, clip_b], [answer])
+
+
+def voices_tab(gr, last_clip) -> None:
+    with gr.Tab('See the voices · 목소리 지도', id='voices'):
+        button = gr.Button('Show the enrolled voices · 등록된 목소리 보기', variant='primary',
+                           elem_id='voices_button')
+        message = gr.Markdown(elem_id='voices_result')
+        with gr.Row():
+            heatmap = gr.Image(label='Similarity · 유사도', type='filepath')
+            where = gr.Image(label='Map of the d-vectors (PCA) · d-vector 지도 (PCA)',
+                             type='filepath')
+        button.click(see_voices, [last_clip], [heatmap, where, message])
+
+
+def build_page():
+    """The page: one tab per step."""
+    import gradio as gr
+    with gr.Blocks(title='d-vector live demo', analytics_enabled=False) as page:
+        gr.Markdown('# d-vector speaker recognition, live · 실시간 화자 인식')
+        last_clip = gr.State('')  # the last clip identified, for the map
+        claimed = gr.Dropdown(label='Claimed speaker · 주장한 화자', elem_id='verify_speaker',
+                              render=False)  # shown in Verify, updated by Enroll
+        with gr.Tabs():
+            enroll_tab(gr, [claimed])
+            identify_tab(gr, last_clip)
+            verify_tab(gr, claimed)
+            compare_tab(gr)
+            voices_tab(gr, last_clip)
+        page.load(lambda: with_choices(gr, '', current_speakers())[1], None, [claimed])
+    return page
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    global embedding_dir, files_dir
+    embedding_dir, files_dir = os.path.abspath(embedding_dir), os.path.abspath(files_dir)
+    if os.path.basename(embedding_dir) in SCRIPTS_SETS:
+        raise cli.SetupError(f'--embedding_dir {embedding_dir}: is a set of the scripts '
+                             '(enroll.py); give the demo a folder of its own')
+    check_writable_dir(embedding_dir, 'embedding_dir')
+    check_writable_dir(files_dir, 'files_dir')
+    cached_model(log_dir)            # load the model now, not at the first clip
+    live.enrolled(embedding_dir, log_dir)  # a folder it cannot use is refused before the page
+    os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no telemetry, no version check
+    os.environ['GRADIO_TEMP_DIR'] = os.path.join(files_dir, 'uploads')  # read on import
+    page = build_page()
+    print(f'The demo is at http://{host}:{port} (Ctrl+C stops it)', flush=True)
+    try:
+        page.launch(server_name=host, server_port=port, share=False, ssr_mode=False,
+                    footer_links=[], allowed_paths=[files_dir], quiet=True)
+    except OSError as err:
+        raise cli.SetupError(f'--port {port}: cannot listen on {host}:{port} ({err}); give '
+                             'another --port') from None
+
+
+if __name__ == '__main__':
+    cli.run(main)
