@@ -3,7 +3,8 @@
 The model's sizes (embedding_size, n_classes) and backbone come from the checkpoint.
     python enroll.py --cp_num 24 --test_dir data/tutorial_db/feat_logfbank_nfilt40/test
 Recordings (wav files, any rate and channels; silences cut) enroll with the real-speech model
-into their own folder, added to the speakers enrolled there:
+into their own folder, added to the speakers enrolled there (one run at a time writes a folder:
+a second one waits for it, then adds to its set):
     python enroll.py --enroll_wav my_recordings/me        # a folder of one speaker's wavs
     python enroll.py --enroll_wav me.wav --speaker me     # one wav file
 """
@@ -13,7 +14,8 @@ import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
 from dvector.embedding import get_embeddings
-from dvector.enrollment import enrolled_with, save_enrollment_set, split_enroll_and_test
+from dvector.enrollment import (check_enrollment_dir, plan_enrollment_set, save_enrollment_set,
+                                some, speakers_word, split_enroll_and_test)
 from dvector.fileio import check_writable_dir
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, embed_wavs, \
     note_wav_model, speakers_and_wavs
@@ -34,17 +36,29 @@ wav_pattern = '*.wav'                # the files of each folder to enroll (e.g. 
 vad = True                           # cut leading, trailing and long silences first
 wav_log_dir = REAL_MODEL_DIR         # the model for wav input (trained on real speech)
 wav_embedding_dir = 'enroll_embeddings_real'  # wav enrollments, added to those already there
+start_anew = False                   # True: the folder's set is replaced by this run's speakers
+                                     # (False: this model's speakers there are kept, and a set
+                                     # of another model's is replaced only if none is lost)
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
     'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'enroll_wav': cli.TEXT, 'speaker': cli.TEXT, 'wav_pattern': cli.NAME, 'vad': cli.FLAG,
-    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME}
+    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME, 'start_anew': cli.FLAG}
+
+
+def save_and_say(embeddings: dict, embedding_dir: str, checkpoint: dict) -> dict:
+    """Save the run's speakers into embedding_dir's set; say which speakers it now holds."""
+    enrolled = save_enrollment_set(embeddings, embedding_dir, checkpoint, start_anew=start_anew)
+    print(f'{speakers_word(len(enrolled))} enrolled in {embedding_dir}: '
+          + some(enrolled, shown=10))
+    return enrolled
 
 
 def enroll_per_spk(model, enroll_DB, embedding_dir: str, checkpoint: dict, device) -> dict:
-    """Each enrollment file's d-vector, summed per speaker ({speaker: (1, E)}), saved as one
-    set (the old set in embedding_dir is replaced whole)."""
+    """Each enrollment file's d-vector, summed per speaker ({speaker: (1, E)}), saved into
+    embedding_dir's set (this model's other speakers there are kept; see start_anew); returns
+    the set now there."""
     if enroll_DB.empty:
         raise cli.SetupError(f'{test_dir}: no enrollment files (enroll.p) to enroll')
     print('Start to aggregate all the d-vectors per enroll speaker')
@@ -53,27 +67,22 @@ def enroll_per_spk(model, enroll_DB, embedding_dir: str, checkpoint: dict, devic
         activation = get_embeddings(model, filename, test_frames, device)  # (1, E)
         embeddings[spk] = embeddings.get(spk, 0) + activation
         print(f'Aggregates the activation (spk : {spk})')
-    save_enrollment_set(embeddings, embedding_dir, checkpoint)
-    return embeddings
+    return save_and_say(embeddings, embedding_dir, checkpoint)
 
 
 def enroll_recordings(model, speaker_wavs: dict, embedding_dir: str, checkpoint: dict,
                       device) -> dict:
     """Each speaker's wav files embedded and summed ({speaker: (1, E)}), added to the speakers
-    this model enrolled in embedding_dir before (one of the same name is replaced)."""
-    embeddings = enrolled_with(embedding_dir, checkpoint)
+    this model enrolled in embedding_dir before (one of the same name is replaced); returns the
+    set now there."""
+    embeddings = {}
     print('Start to aggregate all the d-vectors per enroll speaker')
     for spk, files in speaker_wavs.items():
-        if spk in embeddings:
-            print(f'note: {spk} was enrolled before; these files replace that enrollment')
         activations = embed_wavs(model, files, device, vad, test_frames)  # (n_files, E)
         embeddings[spk] = activations.sum(dim=0, keepdim=True)              # (1, E)
         print(f'Aggregates the activation (spk : {spk}, {len(files)} wav file'
               f'{"s" if len(files) > 1 else ""})')
-    save_enrollment_set(embeddings, embedding_dir, checkpoint)
-    print(f"{len(embeddings)} speaker{'s' if len(embeddings) != 1 else ''} enrolled in "
-          f"{embedding_dir}: " + ", ".join(sorted(embeddings)))
-    return embeddings
+    return save_and_say(embeddings, embedding_dir, checkpoint)
 
 
 def main() -> None:
@@ -82,6 +91,7 @@ def main() -> None:
                                                                             embedding_dir)
     setting = 'wav_embedding_dir' if enroll_wav else 'embedding_dir'
     check_writable_dir(out_dir, setting)
+    check_enrollment_dir(out_dir, setting)
     if os.path.abspath(out_dir) == os.path.abspath(model_dir):
         raise cli.SetupError(f'--{setting} {out_dir}: is where the model\'s checkpoints are; '
                              'give the enrollments a folder of their own')
@@ -93,10 +103,12 @@ def main() -> None:
         speaker_wavs = speakers_and_wavs(enroll_wav, wav_pattern, speaker)  # before the model
         model, checkpoint = load_model(model_dir, cp_num, device)
         check_extraction_settings(checkpoint)
+        plan_enrollment_set(out_dir, checkpoint, list(speaker_wavs), start_anew)  # before work
         enroll_recordings(model, speaker_wavs, out_dir, checkpoint, device)
         return
     enroll_DB, _ = split_enroll_and_test(test_dir)
     model, checkpoint = load_model(log_dir, cp_num, device)
+    plan_enrollment_set(out_dir, checkpoint, list(enroll_DB['speaker_id']), start_anew)
     enroll_per_spk(model, enroll_DB, embedding_dir, checkpoint, device)
 
 
