@@ -42,7 +42,7 @@ loss_type = 'softmax'                # softmax (tutorial), center, asoftmax, ams
                                      #   softmaxproto (softmax + angular prototypical, pairs)
 margin = 0.0                         # margin: asoftmax (integer m), am-, aamsoftmax; 0 = default
 scale = 0.0                          # scale s: amsoftmax, aamsoftmax (asoftmax: |x|); 0 = default
-center_weight = 0.01                 # weight of the center loss term (loss_type='center')
+center_weight = 0.0                  # weight of the center loss term (center); 0 = 0.01
 spec_augment = False                 # SpecAugment: mask a band stretch and a frame stretch per crop
 freq_mask = 8                        # at most this many consecutive bands masked (spec_augment)
 time_mask = 20                       # at most this many consecutive frames masked (spec_augment)
@@ -299,8 +299,9 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     trained = {'pooling': 'avg', **checkpoint['model_args']}  # older checkpoints: avg pooling
     trained.setdefault('n_bands', 40)  # older checkpoints: the tutorial's 40 bands
     now = model_args(n_classes_for(speakers), n_bands)
-    trained_loss = checkpoint.get('loss_args', {'loss_type': 'softmax', 'margin': 0.0,
-                                                'scale': 0.0})
+    trained_loss = {'center_weight': 0.0,  # older checkpoints: recorded for center loss only
+                    **checkpoint.get('loss_args', {'loss_type': 'softmax', 'margin': 0.0,
+                                                   'scale': 0.0})}
     if (trained != now or trained_loss != loss_args() or checkpoint['speakers'] != speakers
             or checkpoint.get('speed_factors', []) != list(parsed_speed_factors())):
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
@@ -346,11 +347,7 @@ def model_args(n_classes: int, n_bands: int) -> dict:
 
 def loss_args() -> dict:
     """The loss and its settings, defaults filled in (saved in checkpoints as 'loss_args')."""
-    resolved_margin, resolved_scale = loss_settings(loss_type, margin, scale)
-    args = {'loss_type': loss_type, 'margin': resolved_margin, 'scale': resolved_scale}
-    if loss_type == 'center':
-        args['center_weight'] = center_weight
-    return args
+    return {'loss_type': loss_type, **loss_settings(loss_type, margin, scale, center_weight)}
 
 
 def check_choices() -> None:

@@ -129,10 +129,11 @@ def test_center_loss_is_zero_at_the_centres_and_pulls_towards_them():
 
 
 def test_defaults_and_bad_settings_name_the_setting():
-    assert loss_settings('aamsoftmax') == (0.2, 30.0)
-    assert loss_settings('amsoftmax', 0.35, 0) == (0.35, 30.0)
-    assert loss_settings('asoftmax') == (4.0, 0.0)
-    assert loss_settings('softmax') == (0.0, 0.0)
+    assert loss_settings('aamsoftmax') == {'margin': 0.2, 'scale': 30.0, 'center_weight': 0.0}
+    assert loss_settings('amsoftmax', 0.35, 0)['margin'] == 0.35
+    assert loss_settings('asoftmax') == {'margin': 4.0, 'scale': 0.0, 'center_weight': 0.0}
+    assert loss_settings('softmax') == {'margin': 0.0, 'scale': 0.0, 'center_weight': 0.0}
+    assert loss_settings('center')['center_weight'] == 0.01
     with pytest.raises(SetupError, match="unknown loss_type 'arcface'.*aamsoftmax"):
         loss_settings('arcface')
     with pytest.raises(SetupError, match='margin=1.5 is out of range'):
@@ -143,6 +144,25 @@ def test_defaults_and_bad_settings_name_the_setting():
         build_loss('softmax', E, N, margin=0.2)
     with pytest.raises(SetupError, match='center_weight'):
         build_loss('center', E, N, center_weight=-1)
+    with pytest.raises(SetupError, match="center_weight=0.5: loss_type='aamsoftmax' has no"):
+        build_loss('aamsoftmax', E, N, center_weight=0.5)
+
+
+@pytest.mark.parametrize('loss_type', LOSSES)
+def test_every_loss_is_built_alike_and_checks_its_own_settings(loss_type):
+    """One call builds any loss (no case in build_loss): the same keywords, and each loss's
+    SETTINGS say which it uses; a setting it lacks is refused when not 0."""
+    cls = LOSSES[loss_type]
+    loss_fn = cls(E, N, margin=0.0, scale=0.0, center_weight=0.0)
+    for name in ('margin', 'scale', 'center_weight'):
+        default = cls.SETTINGS[name][0] if name in cls.SETTINGS else 0.0
+        assert getattr(loss_fn, name) == default
+        if name not in cls.SETTINGS:
+            with pytest.raises(SetupError, match=f'{name}=0.1: .* has no {name}'):
+                cls(E, N, **{name: 0.1})
+        else:
+            with pytest.raises(SetupError, match=f'{name}=-1 is out of range'):
+                cls(E, N, **{name: -1.0})
 
 
 def test_model_with_loss_is_what_ddp_wraps():

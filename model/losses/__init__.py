@@ -1,5 +1,5 @@
 """Training losses found by name: ``build_loss(loss_type, embedding_size, n_classes, margin,
-scale, center_weight)``.
+scale, center_weight)``; every loss is a model/losses/base.py ``Loss``.
 
 Every loss is a module called as ``loss(embedding, logits, targets) -> (loss, class_scores)``:
 ``embedding`` is the model's d-vector (fc0's output), ``logits`` its ``last`` layer's output,
@@ -9,8 +9,9 @@ their own cosine classifier, whose weights live in the loss (saved in checkpoint
 ``loss_state_dict``), and leave ``last`` unused. Enrollment and scoring use the d-vector in
 every case, so they never need the loss.
 
-``margin`` and ``scale`` at 0 mean the loss's default; a loss that has no margin or scale
-refuses a non-zero one. Adding a loss is one file here and one line in LOSSES.
+``margin``, ``scale`` and ``center_weight`` at 0 mean the loss's default; a loss that has no
+such setting refuses a non-zero one (its ``SETTINGS``). Adding a loss is one file here (a
+``Loss`` subclass) and one line in LOSSES.
 """
 import torch.nn as nn
 
@@ -32,32 +33,18 @@ LOSSES = {
 }
 
 
-def check_range(name: str, value: float, bounds: tuple, loss_type: str) -> None:
-    low, high = bounds
-    if not low < value <= high:
-        raise SetupError(f'{name}={value:g} is out of range for loss_type={loss_type!r}: '
-                         f'expected {low:g} < {name} <= {high:g} (0 = default)')
-
-
-def loss_settings(loss_type: str, margin: float = 0.0, scale: float = 0.0) -> tuple:
-    """(margin, scale) with the loss's defaults filled in; SetupError naming a bad setting."""
+def loss_class(loss_type: str) -> type:
+    """The loss class of ``loss_type``; SetupError listing the known ones."""
     if loss_type not in LOSSES:
         raise SetupError(f'unknown loss_type {loss_type!r}; known: ' + ', '.join(LOSSES))
-    cls = LOSSES[loss_type]
-    values = []
-    for name, value, default, bounds in (('margin', margin, cls.DEFAULT_MARGIN, cls.MARGIN_RANGE),
-                                         ('scale', scale, cls.DEFAULT_SCALE, cls.SCALE_RANGE)):
-        if bounds is None:
-            if value:
-                raise SetupError(f'{name}={value:g}: loss_type={loss_type!r} has no {name} '
-                                 f'(leave it at 0)')
-            values.append(0.0)
-            continue
-        value = value or default
-        if value or default:  # a default of 0 means 'not used' (A-softmax: the feature norm)
-            check_range(name, value, bounds, loss_type)
-        values.append(value)
-    return tuple(values)
+    return LOSSES[loss_type]
+
+
+def loss_settings(loss_type: str, margin: float = 0.0, scale: float = 0.0,
+                  center_weight: float = 0.0) -> dict:
+    """{margin, scale, center_weight} with the loss's defaults filled in (0 where it has no
+    such setting); SetupError naming a bad setting (the loss's own check, model/losses/base.py)."""
+    return loss_class(loss_type).resolve_settings(margin, scale, center_weight)
 
 
 class ModelWithLoss(nn.Module):
@@ -75,11 +62,8 @@ class ModelWithLoss(nn.Module):
 
 
 def build_loss(loss_type: str, embedding_size: int, n_classes: int, margin: float = 0.0,
-               scale: float = 0.0, center_weight: float = 0.01) -> nn.Module:
-    margin, scale = loss_settings(loss_type, margin, scale)
-    if loss_type == 'center':
-        if not 0 < center_weight <= 10:
-            raise SetupError(f'center_weight={center_weight:g} is out of range: expected '
-                             '0 < center_weight <= 10')
-        return CenterLoss(embedding_size, n_classes, center_weight=center_weight)
-    return LOSSES[loss_type](embedding_size, n_classes, margin=margin, scale=scale)
+               scale: float = 0.0, center_weight: float = 0.0) -> nn.Module:
+    """The loss ``loss_type`` for (B, embedding_size) d-vectors and n_classes classes; each loss
+    fills in its defaults for settings at 0 and checks their ranges itself."""
+    return loss_class(loss_type)(embedding_size, n_classes, margin=margin, scale=scale,
+                                 center_weight=center_weight)

@@ -15,10 +15,10 @@ features, a later variant); 0 (default) keeps ||x||.
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from configure import SetupError
+from model.losses.base import Loss
 from model.losses.margin import CosineClassifier, one_hot
 
 LAMBDA_BASE, LAMBDA_GAMMA, LAMBDA_MIN = 1000.0, 0.12, 5.0
@@ -32,18 +32,19 @@ def psi(cosine: torch.Tensor, m: int) -> torch.Tensor:
     return sign * torch.cos(m * theta) - 2.0 * k
 
 
-class ASoftmaxLoss(nn.Module):
+class ASoftmaxLoss(Loss):
+    NAME = 'asoftmax'
     USES_LOGITS = False  # the model's `last` layer is unused (DDP: find_unused_parameters)
-    DEFAULT_MARGIN, MARGIN_RANGE = 4.0, (0.0, 6.0)
-    DEFAULT_SCALE, SCALE_RANGE = 0.0, (0.0, 128.0)  # 0 = the feature norm (SphereFace)
+    # (default, low, high); a scale of 0 = the feature norm (SphereFace)
+    SETTINGS = {'margin': (4.0, 0.0, 6.0), 'scale': (0.0, 0.0, 128.0)}
 
-    def __init__(self, embedding_size: int, n_classes: int, margin: float = 4.0,
-                 scale: float = 0.0, **unused):
-        super().__init__()
-        if margin != int(margin):
-            raise SetupError(f'margin={margin:g}: A-softmax needs an integer margin m '
+    def __init__(self, embedding_size: int, n_classes: int, margin: float = 0.0,
+                 scale: float = 0.0, center_weight: float = 0.0):
+        super().__init__(margin, scale, center_weight)
+        if self.margin != int(self.margin):
+            raise SetupError(f'margin={self.margin:g}: A-softmax needs an integer margin m '
                              '(1 to 6, usually 4)')
-        self.m, self.scale = int(margin), scale
+        self.m = int(self.margin)
         self.classifier = CosineClassifier(embedding_size, n_classes)
         self.register_buffer('iteration', torch.zeros((), dtype=torch.long))
 

@@ -8,16 +8,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from model.losses.base import Loss
 
-class CenterLoss(nn.Module):
-    USES_LOGITS = True  # trained on the model's `last` logits
-    DEFAULT_MARGIN, MARGIN_RANGE = 0.0, None
-    DEFAULT_SCALE, SCALE_RANGE = 0.0, None
 
-    def __init__(self, embedding_size: int, n_classes: int, center_weight: float = 0.01,
-                 **unused):
-        super().__init__()
-        self.center_weight = center_weight
+class CenterLoss(Loss):
+    NAME = 'center'
+    SETTINGS = {'center_weight': (0.01, 0.0, 10.0)}  # (default, low, high)
+
+    def __init__(self, embedding_size: int, n_classes: int, margin: float = 0.0,
+                 scale: float = 0.0, center_weight: float = 0.0):
+        super().__init__(margin, scale, center_weight)
         self.centers = nn.Parameter(torch.randn(n_classes, embedding_size))
 
     def center_term(self, embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from model.losses.base import Loss
+
 
 class CosineClassifier(nn.Module):
     def __init__(self, embedding_size: int, n_classes: int):
@@ -22,13 +24,13 @@ def one_hot(targets: torch.Tensor, n_classes: int) -> torch.Tensor:
     return F.one_hot(targets, n_classes).bool()
 
 
-class MarginSoftmax(nn.Module):
+class MarginSoftmax(Loss):
     """Cross-entropy on s * (cosines with a margin on the target class); accuracy on s * cos."""
     USES_LOGITS = False  # the model's `last` layer is unused (DDP: find_unused_parameters)
 
-    def __init__(self, embedding_size: int, n_classes: int, margin: float, scale: float):
-        super().__init__()
-        self.margin, self.scale = margin, scale
+    def __init__(self, embedding_size: int, n_classes: int, margin: float = 0.0,
+                 scale: float = 0.0, center_weight: float = 0.0):
+        super().__init__(margin, scale, center_weight)
         self.classifier = CosineClassifier(embedding_size, n_classes)
 
     def margin_logits(self, cosine: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from model.losses.base import Loss
+
 
 def queries_and_prototypes(embedding: torch.Tensor, targets: torch.Tensor) -> tuple:
     """(Q, E) queries and (Q, E) prototypes, one per class with two or more crops: the query is
@@ -30,14 +32,13 @@ def queries_and_prototypes(embedding: torch.Tensor, targets: torch.Tensor) -> tu
     return embedding[last[repeated]], prototypes
 
 
-class SoftmaxProtoLoss(nn.Module):
-    USES_LOGITS = True   # the softmax term uses the model's `last` logits
+class SoftmaxProtoLoss(Loss):
+    NAME, SETTINGS = 'softmaxproto', {}
     NEEDS_PAIRS = True   # train.py draws batches of same-class pairs for the AP term
-    DEFAULT_MARGIN, MARGIN_RANGE = 0.0, None
-    DEFAULT_SCALE, SCALE_RANGE = 0.0, None
 
-    def __init__(self, embedding_size: int, n_classes: int, **unused):
-        super().__init__()
+    def __init__(self, embedding_size: int, n_classes: int, margin: float = 0.0,
+                 scale: float = 0.0, center_weight: float = 0.0):
+        super().__init__(margin, scale, center_weight)
         self.w = nn.Parameter(torch.tensor(10.0))
 
     def prototype_term(self, embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
