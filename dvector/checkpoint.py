@@ -89,16 +89,46 @@ def checkpoints_in(log_dir: str) -> dict:
     return checkpoints
 
 
+def finite_loss(checkpoint: dict) -> float:
+    """A checkpoint's validation loss; inf when it has no finite one (it is chosen last)."""
+    loss = checkpoint.get('valid_loss') if isinstance(checkpoint, dict) else None
+    if not isinstance(loss, (int, float)) or isinstance(loss, bool) or not math.isfinite(loss):
+        return math.inf
+    return float(loss)
+
+
+def recorded_losses(last: dict, epochs: list) -> dict:
+    """{epoch: validation loss} of ``epochs`` from the last checkpoint's history (train.py
+    records every epoch's), or None when it does not cover them all (no history, another
+    run's, a file of an epoch it never saw) or disagrees with the last checkpoint itself."""
+    history = last.get('history') if isinstance(last, dict) else None
+    try:
+        recorded = dict(zip(history['epoch'], history['valid_loss'], strict=True))
+    except (TypeError, KeyError, ValueError):
+        return None
+    if not set(epochs) <= set(recorded) or recorded[epochs[-1]] != last.get('valid_loss'):
+        return None
+    return {e: finite_loss({'valid_loss': recorded[e]}) for e in epochs}
+
+
 def lowest_validation_loss(log_dir: str) -> tuple:
     """(epoch, checkpoint) of the checkpoint with the lowest validation loss (the latest of
-    equals), each file read once."""
+    equals). The last checkpoint's history names it, so at most two files are read; without a
+    history that covers every file (or when the chosen file disagrees with it), every file is
+    read."""
+    checkpoints = checkpoints_in(log_dir)
+    epochs = list(checkpoints)
+    last = load_torch(checkpoints[epochs[-1]])
+    losses = recorded_losses(last, epochs)
+    if losses is not None:
+        best = min(reversed(epochs), key=losses.get)  # min keeps the first: the latest
+        checkpoint = last if best == epochs[-1] else load_torch(checkpoints[best])
+        if finite_loss(checkpoint) == losses[best]:
+            return best, checkpoint
     best = None
-    for epoch, path in checkpoints_in(log_dir).items():
-        checkpoint = load_torch(path)
-        loss = checkpoint.get('valid_loss') if isinstance(checkpoint, dict) else None
-        if not isinstance(loss, (int, float)) or isinstance(loss, bool) \
-                or not math.isfinite(loss):
-            loss = math.inf  # a checkpoint without a finite validation loss is chosen last
+    for epoch, path in checkpoints.items():
+        checkpoint = last if epoch == epochs[-1] else load_torch(path)
+        loss = finite_loss(checkpoint)
         if best is None or loss <= best[0]:
             best = (loss, epoch, checkpoint)
     return best[1], best[2]

@@ -93,3 +93,56 @@ def test_the_refusal_of_an_unsafe_file_gives_no_advice_to_load_it_unsafely(tmp_p
     (tmp_path / 'checkpoint_2.pth').write_text('hello')
     with pytest.raises(SetupError, match='not a file that torch.save wrote'):
         read_checkpoint(str(tmp_path), 2)
+
+
+def run_with_history(log_dir, losses):
+    """Checkpoints as train.py writes them: each holds the history of the epochs so far."""
+    args = {'backbone': 'resnet18', 'embedding_size': 16, 'n_classes': 3}
+    state = build_model(**args).state_dict()
+    history = {'epoch': [], 'valid_loss': []}
+    for epoch, loss in enumerate(losses, start=1):
+        history['epoch'].append(epoch)
+        history['valid_loss'].append(loss)
+        save_checkpoint(log_dir, epoch, {'epoch': epoch + 1, 'state_dict': state,
+                                         'model_args': args, 'valid_loss': loss,
+                                         'history': {k: list(v) for k, v in history.items()}})
+
+
+def counting_loads(monkeypatch):
+    """The names of the checkpoint files read_checkpoint loads, in order."""
+    import dvector.checkpoint as checkpoint_module
+    read, original = [], checkpoint_module.load_torch
+
+    def load(path):
+        read.append(os.path.basename(path))
+        return original(path)
+    monkeypatch.setattr(checkpoint_module, 'load_torch', load)
+    return read
+
+
+def test_cp_num_0_reads_the_last_history_and_the_best_file_only(tmp_path, monkeypatch):
+    run_with_history(str(tmp_path), [3.0, 1.0, 2.0, 1.0, 4.0, 5.0])
+    read = counting_loads(monkeypatch)
+    checkpoint = read_checkpoint(str(tmp_path))
+    assert checkpoint['cp_num'] == 4  # the latest of the equal lowest
+    assert read == ['checkpoint_6.pth', 'checkpoint_4.pth']
+    os.remove(tmp_path / 'checkpoint_4.pth')  # a file removed: the history's others remain
+    read.clear()
+    assert read_checkpoint(str(tmp_path))['cp_num'] == 2 and len(read) == 2
+
+
+def test_without_a_history_that_fits_every_file_is_read(tmp_path, monkeypatch):
+    run_with_history(str(tmp_path), [3.0, 1.0, 2.0])
+    path = str(tmp_path / 'checkpoint_2.pth')
+    foreign = torch.load(path, weights_only=True)
+    foreign['valid_loss'] = 9.0  # another run's file under the history's best epoch
+    save_checkpoint(str(tmp_path), 2, foreign)
+    read = counting_loads(monkeypatch)
+    assert read_checkpoint(str(tmp_path))['cp_num'] == 3 and len(read) == 4  # 2 + all 3, once
+    last = torch.load(str(tmp_path / 'checkpoint_3.pth'), weights_only=True)
+    for history in (None, 'foreign', {'epoch': [3], 'valid_loss': [2.0]},
+                    {'epoch': [1, 2, 3], 'valid_loss': [3.0, 9.0]}):
+        last['history'] = history
+        save_checkpoint(str(tmp_path), 3, last)
+        read.clear()
+        assert read_checkpoint(str(tmp_path))['cp_num'] == 3 and len(read) == 3
