@@ -1,12 +1,17 @@
 """dvector/enrollment.py and enroll.py's enroll_per_spk: one set per model, replaced whole."""
+import errno
 import os
+import threading
+import time
 
 import pytest
 import torch
 
 import enroll
 from configure import SetupError
+from dvector import enrollment
 from dvector.checkpoint import WHITENING_KEY
+from dvector.fileio import folder_lock
 from dvector.enrollment import (MODEL_FILE, find_test_file, load_enroll_embeddings,
                                 model_fingerprint, save_enrollment_set, select_speakers,
                                 split_enroll_and_test)
@@ -124,3 +129,198 @@ def test_a_new_set_has_the_usual_permissions_and_spares_other_hidden_folders(tmp
     os.umask(umask)
     assert os.stat(out).st_mode & 0o777 == 0o777 & ~umask
     assert (tmp_path / '.emb.bak').is_dir()
+
+
+# ---- issue 27: nothing lost (each test failed on the code before the fix) --------------------
+def one_line(err) -> str:
+    message = str(err.value)
+    assert '\n' not in message and len(message) < 300, message
+    return message
+
+
+def test_case1_a_file_the_record_does_not_list_is_refused_and_kept(tmp_path):
+    out = tmp_path / 'm'
+    out.mkdir()
+    (out / 'my_pretrained.pth').write_bytes(b'11 MB of weights')
+    model = make_model()[1]
+    with pytest.raises(SetupError) as err:
+        save_enrollment_set({'a': torch.ones(1, 4)}, str(out), model)
+    assert 'holds my_pretrained.pth, which is not an enrollment' in one_line(err)
+    assert os.listdir(out) == ['my_pretrained.pth']
+    assert (out / 'my_pretrained.pth').read_bytes() == b'11 MB of weights'
+    (out / 'my_pretrained.pth').unlink()
+    save_enrollment_set({'a': torch.ones(1, 4)}, str(out), model)
+    (out / 'b.pth').write_bytes(b'mine')  # beside a recorded set: not listed, not replaced
+    with pytest.raises(SetupError, match='holds b.pth, which is not an enrollment enroll.py '
+                                         'wrote .enrolled_with.txt does not list it'):
+        save_enrollment_set({'b': torch.ones(1, 4)}, str(out), model, start_anew=True)
+    assert (out / 'b.pth').read_bytes() == b'mine'
+
+
+def test_case2_another_models_speakers_are_never_dropped_unasked(tmp_path):
+    out = str(tmp_path / 'e')
+    wav_model, feature_model = make_model(0)[1], make_model(1)[1]
+    save_enrollment_set({'me': torch.ones(1, 4)}, out, wav_model)
+    before = {f: open(os.path.join(out, f), 'rb').read() for f in os.listdir(out)}
+    with pytest.raises(SetupError) as err:
+        save_enrollment_set({'x': torch.ones(1, 4), 'y': torch.ones(1, 4)}, out, feature_model)
+    assert one_line(err).startswith(f'{out}: holds 1 speaker enrolled by another model '
+                                    '(run0/checkpoint_7.pth); this run would lose me: give '
+                                    'another folder, or --start_anew true')
+    assert {f: open(os.path.join(out, f), 'rb').read() for f in os.listdir(out)} == before
+    # this model's speakers are kept beside the new ones (as wav enrollments always were)
+    assert sorted(save_enrollment_set({'you': torch.ones(1, 4)}, out, wav_model)) == ['me', 'you']
+    # a retrained model enrolling the same speakers again loses nobody: no question asked
+    assert sorted(save_enrollment_set({'me': torch.ones(1, 4), 'you': torch.ones(1, 4)}, out,
+                                      feature_model)) == ['me', 'you']
+    assert sorted(save_enrollment_set({'x': torch.ones(1, 4)}, out, wav_model,
+                                      start_anew=True)) == ['x']
+    assert sorted(load_enroll_embeddings(out, wav_model)) == ['x']
+
+
+def test_case3_two_runs_at_once_both_complete_and_nothing_is_lost(tmp_path, monkeypatch):
+    out = str(tmp_path / 'e')
+    model, checkpoint = make_model()
+    save_enrollment_set({'alice': torch.ones(1, 16)}, out, checkpoint)
+
+    def slow_embed(model, files, device, vad, test_frames):
+        time.sleep(0.3)  # both runs embed at once, then write
+        return torch.ones(len(files), 16) * len(files[0])
+
+    monkeypatch.setattr(enroll, 'embed_wavs', slow_embed)
+    results = {}
+
+    def run(name):
+        results[name] = enroll.enroll_recordings(model, {name: [name + '.wav']}, out,
+                                                 checkpoint, torch.device('cpu'))
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ('bob', 'carol')]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(len, results.values())) == [2, 3]  # the second added to the first's set
+    assert sorted(load_enroll_embeddings(out, checkpoint)) == ['alice', 'bob', 'carol']
+    with open(os.path.join(out, MODEL_FILE)) as f:
+        assert f.read().splitlines()[1:] == ['alice', 'bob', 'carol']
+
+
+def test_case3_a_second_writer_waits_then_refuses_and_spares_the_first_ones_folder(tmp_path):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'alice': torch.ones(1, 4)}, out, checkpoint)
+    with folder_lock(out, 'enrollments'):  # the first run, in the middle of its swap
+        in_progress = tmp_path / '.e.new-first'
+        in_progress.mkdir()
+        (in_progress / 'bob.pth').write_bytes(b'half written')
+        with pytest.raises(SetupError) as err:
+            save_enrollment_set({'carol': torch.ones(1, 4)}, out, checkpoint, lock_timeout=0.2)
+        assert one_line(err).startswith(f'{out}: another run is still writing enrollments '
+                                        'there after 0.2 s')
+        assert (in_progress / 'bob.pth').read_bytes() == b'half written'
+    assert sorted(load_enroll_embeddings(out, checkpoint)) == ['alice']
+
+
+class Killed(BaseException):
+    """A kill -9 at one step: nothing after it runs (not even except clauses for Exception)."""
+
+
+def kill_at_rename(monkeypatch, prefix: str):
+    real = os.rename
+
+    def rename(src, dst):
+        if os.path.basename(src).startswith(prefix):
+            raise Killed(src)
+        real(src, dst)
+
+    monkeypatch.setattr(os, 'rename', rename)
+
+
+def test_case5_a_kill_between_the_renames_restores_the_last_complete_set(tmp_path, monkeypatch):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'alice': torch.ones(1, 4)}, out, checkpoint)
+    with monkeypatch.context() as patch:
+        kill_at_rename(patch, '.e.new-')  # the old set is renamed away, the new one is not in
+        with pytest.raises(Killed):
+            save_enrollment_set({'bob': torch.ones(1, 4)}, out, checkpoint)
+    assert not os.path.exists(out)
+    with pytest.raises(SetupError, match='not in place: enroll.py is replacing it'):
+        load_enroll_embeddings(out, checkpoint)
+    assert sorted(save_enrollment_set({'carol': torch.ones(1, 4)}, out, checkpoint)) == \
+        ['alice', 'carol']
+    assert sorted(os.listdir(tmp_path)) == ['.e.lock', 'e']
+
+
+def test_case5_a_kill_after_the_swap_keeps_the_new_set(tmp_path, monkeypatch):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'alice': torch.ones(1, 4)}, out, checkpoint)
+    with monkeypatch.context() as patch:
+        patch.setattr(enrollment, 'remove_old_set', lambda folder: exec('raise Killed()'))
+        with pytest.raises(Killed):
+            save_enrollment_set({'bob': torch.ones(1, 4)}, out, checkpoint)
+    assert sorted(load_enroll_embeddings(out, checkpoint)) == ['alice', 'bob']
+    enrollment.recover_enrollment_set(out)  # the next writer's first step
+    assert sorted(os.listdir(tmp_path)) == ['.e.lock', 'e']
+
+
+@pytest.mark.parametrize('failure', [OSError(errno.ENOSPC, 'No space left on device'),
+                                     RuntimeError('[enforce fail at inline_container.cc:626] .'
+                                                  ' unexpected pos 64 vs 0\nand more')])
+def test_case13_disk_full_is_one_line_and_leaves_nothing_partial(tmp_path, monkeypatch,
+                                                                 failure):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'alice': torch.ones(1, 4)}, out, checkpoint)
+    before = {f: open(os.path.join(out, f), 'rb').read() for f in os.listdir(out)}
+    real, calls = enrollment.save_torch, []
+
+    def full_disk(obj, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise failure
+        real(obj, path)
+
+    monkeypatch.setattr(enrollment, 'save_torch', full_disk)
+    with pytest.raises(SetupError) as err:
+        save_enrollment_set({'bob': torch.ones(1, 4)}, out, checkpoint)
+    reason = 'No space left on device' if isinstance(failure, OSError) else 'enforce fail'
+    assert one_line(err).startswith(f'{out}: cannot write the enrollments (')
+    assert reason in str(err.value) and str(err.value).endswith('nothing there was changed')
+    assert sorted(os.listdir(tmp_path)) == ['.e.lock', 'e']
+    assert {f: open(os.path.join(out, f), 'rb').read() for f in os.listdir(out)} == before
+
+
+def test_readers_refuse_a_set_that_differs_from_its_record(tmp_path):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({s: torch.ones(1, 4) for s in 'abc'}, out, checkpoint)
+    os.remove(os.path.join(out, 'b.pth'))  # a partial set, as the old race published
+    with pytest.raises(SetupError) as err:
+        load_enroll_embeddings(out)
+    assert one_line(err) == (f'{out}: incomplete set: b of the 3 speakers in {MODEL_FILE} '
+                             'missing; enroll again (enroll.py --start_anew true replaces the '
+                             'set)')
+    with open(os.path.join(out, MODEL_FILE), 'a') as f:
+        f.write('a\n')
+    torch.save(torch.ones(1, 4), os.path.join(out, 'b.pth'))
+    with pytest.raises(SetupError, match='lists a twice'):
+        load_enroll_embeddings(out, checkpoint)
+
+
+def test_a_set_swapped_while_it_is_read_is_read_again(tmp_path, monkeypatch):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'a': torch.ones(1, 4)}, out, checkpoint)
+    real, reads = enrollment.read_enrollment_set, []
+
+    def read_then_swap(folder, model):
+        reads.append(real(folder, model))
+        if len(reads) == 1:  # another run swaps a new set in meanwhile
+            save_enrollment_set({'b': torch.ones(1, 4)}, out, checkpoint)
+        return reads[-1]
+
+    monkeypatch.setattr(enrollment, 'read_enrollment_set', read_then_swap)
+    assert sorted(load_enroll_embeddings(out, checkpoint)) == ['a', 'b']
+    assert sorted(reads[0]) == ['a']  # what was read before the swap is not returned
