@@ -14,6 +14,13 @@ sys.path.insert(0, ROOT)
 from dvector.fileio import save_pickle  # noqa: E402
 
 
+def pytest_configure(config):
+    """The ``cuda`` marker: a test that takes a CUDA path when a GPU is present and runs on a
+    CPU too (tools/benchmarks/gpu_check.py runs them on a GPU with ``pytest -m cuda``)."""
+    config.addinivalue_line('markers', 'cuda: takes a CUDA path when a GPU is present (runs on '
+                            'a CPU too); pytest -m cuda runs these')
+
+
 def run_script(*args, cwd=ROOT, timeout=300):
     """Run a repository script as a user would; returns the CompletedProcess."""
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,

@@ -59,10 +59,13 @@ def test_missing_checkpoints_are_clear_errors(tmp_path):
         read_checkpoint(str(tmp_path), 9)
 
 
+@pytest.mark.cuda
 def test_cpu_fallback():
     assert select_device(False).type == 'cpu'
     if not torch.cuda.is_available():
         assert select_device(True).type == 'cpu'
+    else:
+        assert select_device(True).type == 'cuda'
 
 
 def test_keep_best_only_strips_optimizer_and_other_epochs(tmp_path):

@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import ROOT, run_script
@@ -17,6 +18,7 @@ def common(log_dir, test_dir, emb_dir):
     return ['--log_dir', log_dir, '--test_dir', test_dir, '--embedding_dir', emb_dir]
 
 
+@pytest.mark.cuda  # use_cuda is left at True: a GPU when there is one
 def test_training_writes_checkpoints_plot_and_console(trained_run):
     log_dir, _, _ = trained_run
     files = sorted(os.listdir(log_dir))
@@ -65,6 +67,7 @@ def test_training_on_two_folders(tmp_path, feature_tree):
     assert not os.path.exists(tmp_path / 'log2')
 
 
+@pytest.mark.cuda  # use_cuda is left at True: a GPU when there is one
 def test_enroll_identify_verify(tmp_path, trained_run):
     log_dir, _, test_dir = trained_run
     emb = str(tmp_path / 'emb')
@@ -157,6 +160,7 @@ def test_scoring_scripts_bad_input(tmp_path, trained_run):
                                      '--test_speaker', 'ghost'), "'ghost'", 'syn_t01')
 
 
+@pytest.mark.cuda  # use_cuda is left at True: a GPU when there is one
 def test_kill_mid_training_keeps_checkpoints_and_resume_continues(tmp_path, feature_tree):
     train_dir, _ = feature_tree
     log = str(tmp_path / 'log')
