@@ -101,13 +101,21 @@ def read_audio(path: str, sample_rate: int = c.SAMPLE_RATE) -> np.ndarray:
         raise SetupError(f'{path}: empty audio (no samples)')
     if rate <= 0:
         raise SetupError(f'{path}: not a usable WAV file (sample rate {rate} Hz)')
+    return to_mono(audio, rate, sample_rate, path)
+
+
+def to_mono(audio: np.ndarray, rate: int, sample_rate: int = c.SAMPLE_RATE,
+            name: str = 'the audio') -> np.ndarray:
+    """Mono float32 audio at ``sample_rate`` from (samples,) or (samples, channels) PCM or
+    float samples at ``rate`` Hz: channels mixed down, other rates resampled (a note, once per
+    rate, names the first ``name``)."""
     audio = pcm_to_float(audio)
     if audio.ndim == 2:
         audio = audio.mean(axis=1, dtype=np.float32)
     if rate != sample_rate:
         if rate not in _rates_noted:
             _rates_noted.add(rate)
-            print(f'note: resampling {rate} Hz audio to {sample_rate} Hz (first: {path})')
+            print(f'note: resampling {rate} Hz audio to {sample_rate} Hz (first: {name})')
         ratio = Fraction(sample_rate, rate)
         audio = resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
     return audio

@@ -30,8 +30,9 @@ HOP_SECONDS = 0.01      # hop between frames (10 ms): 100 frames a second
 TRIM_FRAMES = 50
 
 
-class SetupError(Exception):
-    """Bad input or a bad setting. Every script prints it as one ``error:`` line and exits with
+class SetupError(ValueError):
+    """Bad input or a bad setting (a ValueError, so programs may catch either; importable as
+    ``dvector.SetupError``). Every script prints it as one ``error:`` line and exits with
     status 1 (dvector/cli.py). Defined here, at the bottom of the house, so that the tutorial's
     modules (DB_wav_reader, SR_Dataset, model/) and the dvector package can all raise it. The
     message is kept on one line whatever it quotes (an exception's text may span several)."""
