@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from configure import SetupError
-from dvector.enrollment import enrolled_with, load_enroll_embeddings, save_enrollment_set
+from dvector.enrollment import load_enroll_embeddings, save_enrollment_set
 from dvector.recordings import REAL_MODEL_PATH, cached_model, embed_wavs, score_wavs
 from dvector.scoring import cosine_scores
 from dvector.threshold import choose_threshold
@@ -84,9 +84,12 @@ def check_speaker_name(name: str) -> str:
 
 
 def enrolled(embedding_dir: str, log_dir: str = REAL_MODEL_PATH) -> dict:
-    """{speaker: (1, E)} enrolled in ``embedding_dir`` by this model ({} when none yet)."""
-    _, checkpoint = cached_model(log_dir)
-    return enrolled_with(embedding_dir, checkpoint)
+    """{speaker: (1, E)} enrolled in ``embedding_dir`` by this model ({} when none yet);
+    SetupError for a set this model cannot use (another model's)."""
+    if not os.path.isdir(embedding_dir) or \
+            not any(f.endswith('.pth') for f in os.listdir(embedding_dir)):
+        return {}
+    return load_enroll_embeddings(embedding_dir, cached_model(log_dir)[1])
 
 
 def enroll_clips(name: str, paths: list, embedding_dir: str, log_dir: str = REAL_MODEL_PATH,
@@ -96,7 +99,7 @@ def enroll_clips(name: str, paths: list, embedding_dir: str, log_dir: str = REAL
     enrolled is refused unless ``replace``."""
     name = check_speaker_name(name)
     _, checkpoint = cached_model(log_dir)
-    embeddings = enrolled_with(embedding_dir, checkpoint)
+    embeddings = enrolled(embedding_dir, log_dir)
     if name in embeddings and not replace:
         raise SetupError(f'{name} is already enrolled: choose another name, or tick "replace" '
                          'to enroll these clips in its place')
@@ -107,10 +110,9 @@ def enroll_clips(name: str, paths: list, embedding_dir: str, log_dir: str = REAL
 
 def enrolled_matrix(embedding_dir: str, log_dir: str) -> tuple:
     """(speakers, (N, E) enrollments); SetupError when nobody is enrolled yet."""
-    _, checkpoint = cached_model(log_dir)
-    if not os.path.isdir(embedding_dir) or not enrolled_with(embedding_dir, checkpoint):
+    embeddings = enrolled(embedding_dir, log_dir)
+    if not embeddings:
         raise SetupError('nobody is enrolled yet: enroll a speaker first (the Enroll tab)')
-    embeddings = load_enroll_embeddings(embedding_dir, checkpoint)
     speakers = sorted(embeddings)
     return speakers, torch.cat([embeddings[s] for s in speakers])  # (N, E)
 

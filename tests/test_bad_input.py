@@ -68,7 +68,7 @@ def test_every_setting_of_every_script_has_a_rule():
     for name in ('train', 'enroll', 'identification', 'verification', 'evaluate',
                  'tools.whitening', 'tools.extract_features', 'tools.download_tutorial_db',
                  'tools.make_demo_db', 'tools.split_heldout', 'tools.benchmarks.bench_train',
-                 'tools.benchmarks.bench_extract'):
+                 'tools.benchmarks.bench_extract', 'demo', 'tools.benchmarks.bench_demo'):
         module = importlib.import_module(name)
         settings = cli.script_settings(vars(module))
         assert set(module.SETTING_RULES) == set(settings), name
@@ -211,3 +211,19 @@ def test_split_heldout_into_a_file_is_one_line(tmp_path):
     assert_one_line_error(run_script('tools/split_heldout.py', '--db_dir', str(tmp_path / 'db'),
                                      '--dest', str(blocker), '--all_speakers', 'true'), '--dest')
     assert blocker.read_text() == 'mine'
+
+
+def test_extract_features_plans_each_real_wav_once_at_the_speaker_depth(tmp_path):
+    """Issue 27 case 7: a wav tree with spkA/loop -> .. made a nested junk tree 585 characters
+    deep; a wav below a folder under the speaker made that folder a speaker."""
+    from tools.extract_features import plan_jobs
+    wavs = tmp_path / 'wavs'
+    for rel in ('spkA/a.wav', 'spkB/b.wav', 'spkA/sub/c.wav', 'id1/vid/00001.wav'):
+        (wavs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (wavs / rel).write_bytes(b'')
+    os.symlink('..', wavs / 'spkA' / 'loop')
+    os.symlink('.', wavs / 'spkB' / 'again')
+    todo, skipped, failures = plan_jobs(str(wavs), str(tmp_path / 'feats'), False)
+    outputs = sorted(os.path.relpath(out, tmp_path / 'feats') for _, out, _ in todo)
+    assert outputs == ['id1/vid_00001.p', 'spkA/a.p', 'spkB/b.p'] and skipped == 0
+    assert len(failures) == 1 and 'spkA/sub/c.wav: not at <speaker>/<name>.wav' in failures[0]

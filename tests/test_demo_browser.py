@@ -1,0 +1,101 @@
+"""demo.py in a real browser: headless Chromium (Debian's chromium and chromium-driver, with
+selenium) whose fake microphone plays espeak-ng speech. Two voices are recorded and enrolled, a
+third clip of the first is identified, and a genuine and an impostor clip are verified; the
+answers are read off the page, and a screenshot is saved in the test's folder."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+from dvector import browser
+
+REASON = browser.missing_browser() or (
+    '' if shutil.which('espeak-ng') else 'espeak-ng is not installed (apt-get install espeak-ng)')
+pytestmark = pytest.mark.skipif(bool(REASON), reason=REASON or 'ok')
+
+VOICES = {  # file: (voice, text); the microphone loops the file, so any length is enough
+    'alice_mic.wav': ('en-us+f3', 'The quick brown fox jumps over the lazy dog while the sun is '
+                                  'shining brightly on the green hills of the valley.'),
+    'bob_mic.wav': ('en-gb+m3', 'We also need a small plastic snake and a big toy frog for the '
+                                'kids, she said, and then we can all go home together.'),
+    'alice_again.wav': ('en-us+f3', 'Six spoons of fresh snow peas, five thick slabs of blue '
+                                    'cheese, and maybe a snack for her brother Bob.'),
+    'bob_again.wav': ('en-gb+m3', 'She can scoop these things into three red bags, and we will '
+                                  'go meet her Wednesday at the train station.'),
+}
+RECORD_S = 3.0  # seconds recorded from the microphone per clip
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    """demo.py on a free port with an enrollment folder of the test's: (url, folder)."""
+    folder = tmp_path_factory.mktemp('demo_browser')
+    port = browser.free_port()
+    process = browser.launch_demo(ROOT, ['--embedding_dir', str(folder / 'enrolled'),
+                                         '--files_dir', str(folder / 'files')], port)
+    for name, (voice, text) in VOICES.items():  # while it starts
+        subprocess.run(['espeak-ng', '-v', voice, '-w', str(folder / name), text], check=True)
+    try:
+        browser.wait_until_up(process, port)
+    except RuntimeError:
+        process.kill()
+        raise
+    yield f'http://127.0.0.1:{port}/', folder
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def page_with_microphone(url: str, wav: str):
+    driver = browser.open_browser(wav)
+    driver.get(url)
+    return driver
+
+
+def enroll_by_microphone(url: str, wav: str, name: str) -> str:
+    driver = page_with_microphone(url, wav)
+    try:
+        browser.type_into(driver, 'enroll_name', name)
+        browser.record(driver, 'enroll_clip', RECORD_S)
+        browser.click(driver, 'enroll_button')
+        return browser.answer(driver, 'enroll_result', 'Enrolled')
+    finally:
+        driver.quit()
+
+
+def test_record_enroll_identify_verify_in_chromium(server):
+    url, folder = server
+    assert 'Enrolled speakers · 등록된 화자: alice' in enroll_by_microphone(
+        url, str(folder / 'alice_mic.wav'), 'alice')
+    assert 'alice, bob' in enroll_by_microphone(url, str(folder / 'bob_mic.wav'), 'bob')
+    assert sorted(os.listdir(folder / 'enrolled')) == ['alice.pth', 'bob.pth', 'enrolled_with.txt']
+
+    driver = page_with_microphone(url, str(folder / 'alice_again.wav'))
+    try:
+        browser.open_tab(driver, 'Identify')
+        browser.record(driver, 'identify_clip', RECORD_S)
+        browser.click(driver, 'identify_button')
+        identified = browser.answer(driver, 'identify_result', 'Identified')
+        assert 'Identified · 식별: alice' in identified, identified
+        assert identified.index('alice') < identified.index('bob')  # ranked, both shown
+
+        browser.open_tab(driver, 'Verify')
+        browser.type_into(driver, 'verify_speaker', 'alice', enter=True)
+        browser.upload(driver, 'verify_clip', str(folder / 'alice_again.wav'))
+        browser.click(driver, 'verify_button')
+        genuine = browser.answer(driver, 'verify_result', 'Score')
+        assert genuine.startswith('Accept') and 'Claimed speaker · 주장한 화자: alice' in genuine
+        browser.upload(driver, 'verify_clip', str(folder / 'bob_again.wav'))
+        browser.click(driver, 'verify_button')
+        impostor = browser.answer(driver, 'verify_result', 'Reject')
+        assert 'EER threshold' in impostor and 'below the threshold' in impostor
+
+        browser.open_tab(driver, 'See the voices')
+        browser.click(driver, 'voices_button')
+        assert 'star' in browser.answer(driver, 'voices_result', '2 enrolled speakers')
+        driver.save_screenshot(str(folder / 'demo.png'))
+    finally:
+        driver.quit()
+    with open(folder / 'demo.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
