@@ -9,6 +9,12 @@ Two modes:
     to ``feat_dir``; .wav paths use their extracted .p files when present);
         python evaluate.py --trials trials.txt --feat_dir data/tutorial_db --ident_enroll 6
 Lists are comma-separated on the command line: ``--p_targets 0.01,0.05``.
+A model calibrated by tools/calibrate.py also gets Cllr, min Cllr, the actual DCF of its LLRs'
+decisions beside minDCF, and the errors at the operating point (p_target, c_miss, c_fa), per
+band of the shorter side's seconds of speech (``duration_bands``). In trial mode ``chunk_sec``
+keeps the first chunk_sec seconds of every entry (both sides):
+    python evaluate.py --log_dir model_real --trials docs/evaluation/trials_heldout.txt \
+        --feat_dir data/tutorial_db --chunk_sec 1.5
 ``--as_norm 50`` AS-normalises the verification scores against the training speakers that
 whitening.py stored in the checkpoint (identification keeps the plain cosine).
 """
@@ -23,13 +29,16 @@ from dvector import cli
 import configure as c
 from DB_wav_reader import JOIN, feature_name
 from dvector import scoring
+from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET,
+                                 apply_calibration, check_operating_point,
+                                 describe_calibration, describe_point, model_calibration)
 from dvector.checkpoint import COHORT_KEY, load_model, score_cohort, select_device
 from dvector.embedding import check_feature_dims, embed_utterances, split_pieces
 from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
                                 sum_per_speaker)
 from dvector.fileio import atomic_path, check_writable_dir, check_writable_file
-from dvector.metrics import (check_trials, compute_eer, compute_min_dcf,
-                             identification_accuracy, threshold_table)
+from dvector.metrics import (actual_dcf, check_trials, cllr, compute_eer, compute_min_dcf,
+                             identification_accuracy, min_cllr, threshold_table)
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, note_wav_model, \
     wav_features
 from dvector.threshold import model_threshold, store_threshold as store_in_checkpoint, \
@@ -48,6 +57,7 @@ wav_log_dir = REAL_MODEL_DIR         # the model for test_wav_dir (trained on re
 vad = True                           # wav files: cut leading, trailing and long silences first
 embedding_dir = ''                   # '' = embed the enroll.p files now; else enroll.py's output
 chunk_sec = 0.0                      # cut test utterances into pieces of this many s; 0 = whole
+                                     # (trial mode: keep each entry's first chunk_sec s)
 trials = ''                          # trial list 'label enroll test' per line ('' = tutorial mode;
                                      # an entry 'a.p+b.p' is the files as one recording)
 feat_dir = ''                        # root folder that the trial list's paths are relative to
@@ -61,6 +71,10 @@ thres = 0.0                          # the chosen threshold, marked in the table
 store_threshold = False              # store the EER threshold of these trials in the checkpoint
                                      # (verification.py's default threshold for this model)
 p_targets = [0.01, 0.05]             # target priors for minDCF (C_miss = C_fa = 1)
+p_target = DEFAULT_P_TARGET          # a calibrated model's operating point: the prior of a
+c_miss = DEFAULT_C_MISS              # target trial and the costs of a miss and a false accept
+c_fa = DEFAULT_C_FA                  # (verification.py's defaults; dvector/calibration.py)
+duration_bands = [2, 4, 8, 16]       # band edges (s of speech, the shorter side) for the table
 table_thres = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # thresholds in the table (exercise 4)
 n_threads = 4                        # threads reading feature files
 # ------------------------------------------------------------------------------------------
@@ -72,7 +86,10 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'as_norm': cli.at_least(0), 'thres': cli.NUMBER, 'test_wav_dir': cli.TEXT,
     'vad': cli.FLAG, 'store_threshold': cli.FLAG, 'wav_log_dir': cli.NAME,
     'p_targets': cli.each(cli.Rule(lambda p: 0 < p < 1, 'a number > 0 and < 1')),
-    'table_thres': cli.each(cli.NUMBER), 'n_threads': cli.at_least(1)}
+    'table_thres': cli.each(cli.NUMBER), 'n_threads': cli.at_least(1),
+    'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),
+    'c_miss': cli.above(0, 1e9), 'c_fa': cli.above(0, 1e9),
+    'duration_bands': cli.each(cli.above(0, 1e6))}
 
 FRAMES_PER_SECOND = round(1 / c.HOP_SECONDS)  # 100: a 10 ms hop
 
@@ -116,10 +133,11 @@ def tutorial_ext() -> str:
 
 
 def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
-    """(speakers, (N, E) embeddings): from enroll.py's folder, or by embedding enroll.p now."""
+    """(speakers, (N, E) embeddings, {speaker: seconds of speech} or None): from enroll.py's
+    folder (whose lengths are not known), or by embedding enroll.p now."""
     if embedding_dir:
         embeddings = load_enroll_embeddings(embedding_dir, checkpoint)
-        return select_speakers(embeddings, [], embedding_dir)
+        return (*select_speakers(embeddings, [], embedding_dir), None)
     if enroll_table.empty:
         raise cli.SetupError(f'{tutorial_dir()}: no enroll{tutorial_ext()} files to enroll')
     files = list(enroll_table['filename'])
@@ -127,7 +145,10 @@ def enrolled_speakers(model, checkpoint: dict, enroll_table, device) -> tuple:
     embeddings = embed_utterances(model, feats, test_frames, device)
     sums = sum_per_speaker(list(enroll_table['speaker_id']), embeddings)
     speakers = sorted(sums)
-    return speakers, torch.cat([sums[s] for s in speakers])  # (N, E)
+    seconds = defaultdict(float)
+    for speaker, feat in zip(enroll_table['speaker_id'], feats):
+        seconds[speaker] += len(feat) / FRAMES_PER_SECOND
+    return speakers, torch.cat([sums[s] for s in speakers]), seconds  # (N, E)
 
 
 def test_utterances(model, test_table) -> tuple:
@@ -195,7 +216,8 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     enroll_table, test_table = split_enroll_and_test(tutorial_dir(), tutorial_ext())
     if test_wav_dir:
         check_extraction_settings(checkpoint)
-    speakers, enrolled = enrolled_speakers(model, checkpoint, enroll_table, device)
+    speakers, enrolled, enroll_seconds = enrolled_speakers(model, checkpoint, enroll_table,
+                                                           device)
     names, pieces, test_speakers = test_utterances(model, test_table)
     tests = embed_utterances(model, pieces, test_frames, device, progress='embedding tests')
     scores = scoring.cosine_scores(tests, enrolled).numpy()
@@ -208,7 +230,10 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
                                         checkpoint[COHORT_KEY], as_norm).numpy()
     rows = [(float(scores[m, n]), int(test_speakers[m] == spk), spk, name)
             for m, name in enumerate(names) for n, spk in enumerate(speakers)]
-    return rows, scoring.cosine_scores(enrolled, enrolled).numpy(), speakers
+    seconds = None if enroll_seconds is None else np.array(
+        [(enroll_seconds[spk], len(piece) / FRAMES_PER_SECOND)
+         for piece in pieces for spk in speakers])  # (trials, 2), in the order of rows
+    return rows, scoring.cosine_scores(enrolled, enrolled).numpy(), speakers, seconds
 
 
 # ---- trial-list mode --------------------------------------------------------------------------
@@ -286,8 +311,9 @@ def resolve_files(root: str, rels: list) -> dict:
 
 def embed_trial_files(model, checkpoint: dict, rels: list, device) -> tuple:
     """Each distinct trial entry embedded once: ((n, E) embeddings, speakers), rows as
-    ``rels``. An entry 'a.p+b.p+c.p' is one longer recording: its files' trimmed features
-    one after another (the speaker is the first file's)."""
+    ``rels``, and their seconds of speech. An entry 'a.p+b.p+c.p' is one longer recording:
+    its files' trimmed features one after another (the speaker is the first file's); with
+    chunk_sec, its first chunk_sec seconds."""
     parts = {rel: rel.split(JOIN) for rel in rels}
     resolved = resolve_files(feat_dir, sorted({p for ps in parts.values() for p in ps}))
     paths = sorted(set(resolved.values()))
@@ -296,9 +322,13 @@ def embed_trial_files(model, checkpoint: dict, rels: list, device) -> tuple:
     feats, speakers = read_all(model, paths)
     by_path = {p: (f, s) for p, f, s in zip(paths, feats, speakers)}
     joined = [np.concatenate([by_path[resolved[p]][0] for p in parts[rel]]) for rel in rels]
+    if chunk_sec > 0:
+        joined = [feat[:int(round(chunk_sec * FRAMES_PER_SECOND))] for feat in joined]
+        print(f'Each entry cut to its first {chunk_sec:g} s (shorter ones kept whole)')
     print(f'Embedding {len(rels)} distinct entries ({len(paths)} files)')
     return (embed_utterances(model, joined, test_frames, device, progress='embedding'),
-            [by_path[resolved[parts[rel][0]]][1] for rel in rels])
+            [by_path[resolved[parts[rel][0]]][1] for rel in rels],
+            np.array([len(feat) / FRAMES_PER_SECOND for feat in joined]))
 
 
 def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list) -> tuple:
@@ -327,7 +357,7 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
     trial_rows = read_trials(trials)
     check_trials(np.zeros(len(trial_rows)), [r[0] for r in trial_rows])  # before embedding
     rels = sorted({p for _, e, t in trial_rows for p in (e, t)})
-    embeddings, speakers = embed_trial_files(model, checkpoint, rels, device)
+    embeddings, speakers, entry_seconds = embed_trial_files(model, checkpoint, rels, device)
     index = {rel: i for i, rel in enumerate(rels)}
     enroll = [index[e] for _, e, _ in trial_rows]
     test = [index[t] for _, _, t in trial_rows]
@@ -339,10 +369,11 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
     kind = 'recordings' if any(JOIN in rel for rel in rels) else 'files'
     print(f'\n=== Trial list {trials}: {len(trial_rows)} trials, {len(rels)} {kind} ===')
     rows = [(s, label, e, t) for s, (label, e, t) in zip(scores, trial_rows)]
+    seconds = np.stack([entry_seconds[enroll], entry_seconds[test]], axis=1)  # (trials, 2)
     if ident_enroll > 0:
         _, similarity, spk_list = identification_protocol(rels, embeddings, speakers)
-        return rows, similarity, spk_list
-    return rows, None, []
+        return rows, similarity, spk_list, seconds
+    return rows, None, [], seconds
 
 
 # ---- reporting --------------------------------------------------------------------------------
@@ -370,6 +401,61 @@ def report_verification(scores: np.ndarray, labels: np.ndarray, chosen) -> float
     return eer_thres
 
 
+def calibration_row(llrs: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                    p_dcf: float) -> dict:
+    """EER, the errors at the operating point, Cllr, min Cllr, actual and minimum DCF(p_dcf)."""
+    point = check_operating_point(p_target, c_miss, c_fa)
+    _, miss, fa = actual_dcf(llrs, labels, *point)
+    return {'eer': 100 * compute_eer(scores, labels)[0], 'fa': 100 * fa, 'fr': 100 * miss,
+            'cllr': cllr(llrs, labels), 'min_cllr': min_cllr(scores, labels),
+            'act_dcf': actual_dcf(llrs, labels, p_dcf)[0],
+            'min_dcf': compute_min_dcf(scores, labels, p_dcf)}
+
+
+def report_bands(llrs: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                 shorter: np.ndarray, p_dcf: float) -> None:
+    """The calibration table, by band of the shorter side's seconds of speech, and overall."""
+    edges = [0.0] + sorted(float_list('duration_bands', duration_bands)) + [np.inf]
+    print(f'\n=== Calibration by seconds of speech (shorter side); operating point '
+          f'{describe_point(check_operating_point(p_target, c_miss, c_fa))} ===')
+    print(f'{"Band (s)":>11}  {"Trials":>6}  {"EER %":>6}  {"FA %":>6}  {"FR %":>6}  '
+          f'{"Cllr":>6}  {"minCllr":>7}  {"actDCF":>6}  {"minDCF":>6}  (DCF at p_target '
+          f'{p_dcf:g})')
+    bands = [(f'{lo:g}-{hi:g}', (shorter >= lo) & (shorter < hi))
+             for lo, hi in zip(edges[:-1], edges[1:])] + [('all', np.ones_like(labels, bool))]
+    for name, keep in bands:
+        if labels[keep].all() or not labels[keep].any():
+            continue  # a band without both kinds of trial has no EER
+        r = calibration_row(llrs[keep], scores[keep], labels[keep], p_dcf)
+        print(f'{name:>11}  {int(keep.sum()):6d}  {r["eer"]:6.2f}  {r["fa"]:6.2f}  '
+              f'{r["fr"]:6.2f}  {r["cllr"]:6.3f}  {r["min_cllr"]:7.3f}  {r["act_dcf"]:6.3f}  '
+              f'{r["min_dcf"]:6.3f}')
+
+
+def report_calibration(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
+                       seconds) -> object:
+    """A calibrated model's LLRs of these trials, Cllr, DCFs and the band table; None (with a
+    note) for a model without calibration or trials whose lengths are unknown."""
+    record = model_calibration(checkpoint, as_norm)
+    if record is None:
+        print('\nnote: this model has no score calibration (python tools/calibrate.py --log_dir '
+              '<model> fits one): no Cllr or actual DCF')
+        return None
+    if seconds is None:
+        print('\nnote: the enrollments of embedding_dir carry no lengths: no calibrated metrics')
+        return None
+    scores, labels = check_trials(scores, labels)
+    llrs = apply_calibration(record, scores, seconds[:, 0], seconds[:, 1])
+    print(f'\nLLRs of this model\'s calibration ({describe_calibration(record)})')
+    print(f'Cllr: {cllr(llrs, labels):.4f} bits (min Cllr {min_cllr(scores, labels):.4f})')
+    for p in float_list('p_targets', p_targets):
+        print(f'actual DCF (p_target {p:g}): {actual_dcf(llrs, labels, p)[0]:.4f} '
+              f'(minDCF {compute_min_dcf(scores, labels, p):.4f})')
+    dcf_prior = float_list('p_targets', p_targets)[0] if p_targets else 0.01
+    report_bands(llrs, scores, labels, seconds.min(axis=1), dcf_prior)
+    return llrs
+
+
 def save_threshold(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
                    eer_thres: float) -> None:
     """Store the EER threshold and its error rates in the checkpoint (store_threshold)."""
@@ -394,7 +480,7 @@ def write_scores(path: str, rows: list) -> None:
     print(f'Scores of {len(rows)} trials written to {path}')
 
 
-def write_plots(scores, labels, similarity, speakers: list, chosen) -> None:
+def write_plots(scores, labels, similarity, speakers: list, chosen, llrs=None) -> None:
     from dvector import plots  # matplotlib only when plots are asked for
     data = (f'trial list {os.path.basename(trials)}' if trials else 'tutorial test set'
             + (f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''))
@@ -403,6 +489,9 @@ def write_plots(scores, labels, similarity, speakers: list, chosen) -> None:
                plots.plot_score_histograms(scores, labels,
                                            os.path.join(plot_dir, 'score_histogram.png'), chosen,
                                            title=f'Target and non-target scores ({data})')]
+    if llrs is not None:
+        written.append(plots.plot_ape(llrs, labels, os.path.join(plot_dir, 'calibration.png'),
+                                      title=f'Calibration: applied probability of error ({data})'))
     if similarity is not None:
         written.append(plots.plot_similarity_heatmap(
             similarity, speakers, os.path.join(plot_dir, 'speaker_similarity.png')))
@@ -425,11 +514,12 @@ def main() -> None:
     if as_norm:  # a missing cohort or a bad top_k is refused before anything is embedded
         score_cohort(checkpoint, as_norm, model_dir)
     evaluate = evaluate_trials if trials else evaluate_test_set
-    rows, similarity, speakers = evaluate(model, checkpoint, device)
+    rows, similarity, speakers, seconds = evaluate(model, checkpoint, device)
     scores = np.array([r[0] for r in rows])
     labels = np.array([r[1] for r in rows])
     chosen = thres or (model_threshold(checkpoint, as_norm) or {}).get('threshold')
     eer_thres = report_verification(scores, labels, chosen)
+    llrs = report_calibration(checkpoint, scores, labels, seconds)
     if similarity is not None:
         report_similar_voices(similarity, speakers)
     if store_threshold:
@@ -437,7 +527,7 @@ def main() -> None:
     if scores_out:
         write_scores(scores_out, rows)
     if plot_dir:
-        write_plots(scores, labels, similarity, speakers, chosen)
+        write_plots(scores, labels, similarity, speakers, chosen, llrs)
 
 
 if __name__ == '__main__':

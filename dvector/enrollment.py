@@ -420,20 +420,3 @@ def find_test_file(test_dir: str, speaker: str, name: str = 'test.p') -> str:
                          + (', '.join(have) or f'none ({test_dir} has none)'))
     return path
 
-
-def enrolled_seconds(embedding_dir: str) -> dict:
-    """{speaker: seconds of speech} of the enrollments whose length was recorded in
-    SECONDS_FILE ({} for a set without it): a calibrated model's LLR depends on them."""
-    path = os.path.join(embedding_dir, SECONDS_FILE)
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path, encoding='utf-8') as f:
-            seconds = {name: float(value) for name, value in
-                       (line.split() for line in f if line.strip())}
-    except (UnicodeDecodeError, ValueError):
-        raise SetupError(f'{path}: not the lengths enroll.py writes; run enroll.py again') \
-            from None
-    if not all(0 < t < float('inf') for t in seconds.values()):
-        raise SetupError(f'{path}: a length that is not a positive number; run enroll.py again')
-    return seconds

@@ -96,3 +96,48 @@ def identification_accuracy(scores, true_index) -> float:
     if scores.ndim != 2 or scores.shape[0] != true_index.size or true_index.size == 0:
         raise SetupError('identification needs at least one test of an enrolled speaker')
     return 100.0 * float(np.mean(scores.argmax(axis=1) == true_index))
+
+
+# ---- calibration: how well LLRs (dvector/calibration.py) support decisions ------------------
+
+def cllr(llrs, labels) -> float:
+    """The log-likelihood-ratio cost (Brummer), in bits: 0 perfect, 1 an LLR of 0 everywhere;
+    the mean over targets of log2(1 + e^-llr) and over non-targets of log2(1 + e^llr),
+    averaged."""
+    llrs, labels = check_trials(llrs, labels)
+    target = np.mean(np.logaddexp(0.0, -llrs[labels]))
+    nontarget = np.mean(np.logaddexp(0.0, llrs[~labels]))
+    return float((target + nontarget) / (2 * np.log(2)))
+
+
+def pav_llrs(scores, labels) -> np.ndarray:
+    """The LLRs of the best monotone map of the scores on these very trials (pool adjacent
+    violators, scipy's isotonic regression; tied scores share one value)."""
+    from scipy.optimize import isotonic_regression
+    scores, labels = check_trials(scores, labels)
+    unique, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    share = np.bincount(inverse, weights=labels.astype(np.float64)) / counts
+    posterior = isotonic_regression(share, weights=counts.astype(np.float64)).x[inverse]
+    with np.errstate(divide='ignore'):
+        log_odds = np.log(posterior) - np.log1p(-posterior)
+    prior_odds = np.log(labels.sum()) - np.log((~labels).sum())
+    return log_odds - prior_odds
+
+
+def min_cllr(scores, labels) -> float:
+    """Cllr after the best monotone calibration (PAV): what is lost to discrimination alone;
+    Cllr - min Cllr is what is lost to calibration."""
+    return cllr(pav_llrs(scores, labels), labels)
+
+
+def actual_dcf(llrs, labels, p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> tuple:
+    """(normalised DCF, miss rate, false-alarm rate) of the decisions the LLRs make at their
+    Bayes threshold (accept when llr > -logit(p_target) + log(c_fa / c_miss))."""
+    if not 0 < p_target < 1:
+        raise SetupError(f'p_target={p_target}: must be between 0 and 1')
+    llrs, labels = check_trials(llrs, labels)
+    threshold = -np.log(p_target / (1 - p_target)) + np.log(c_fa / c_miss)
+    accept = llrs > threshold
+    miss, fa = float(np.mean(~accept[labels])), float(np.mean(accept[~labels]))
+    dcf = c_miss * miss * p_target + c_fa * fa * (1 - p_target)
+    return float(dcf / min(c_miss * p_target, c_fa * (1 - p_target))), miss, fa

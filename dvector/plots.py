@@ -141,3 +141,25 @@ def plot_similarity_heatmap(similarity, speakers: list, path: str,
     ax.set_ylabel('enrolled speaker')
     ax.set_title(title)
     return save_figure(fig, path)
+
+
+def plot_ape(llrs, labels, path: str, title: str = 'Calibration') -> str:
+    """An applied-probability-of-error plot (Brummer): over prior log-odds -7..7, the
+    normalised DCF of the LLRs' own Bayes decisions (actual) against the best threshold's
+    (minimum) and the trivial system's (1); the gap between the first two is calibration loss."""
+    from dvector.metrics import actual_dcf, compute_min_dcf
+    log_odds = np.linspace(-7, 7, 57)
+    priors = 1 / (1 + np.exp(-log_odds))
+    actual = [actual_dcf(llrs, labels, p)[0] for p in priors]
+    minimum = [compute_min_dcf(llrs, labels, p) for p in priors]
+    fig = plt.figure(figsize=(7, 5))
+    plt.plot(log_odds, actual, label='actual DCF (the calibrated LLRs\' decisions)')
+    plt.plot(log_odds, minimum, '--', label='minimum DCF (the best threshold)')
+    plt.axhline(1.0, color='grey', linewidth=0.8, label='no system (always one answer)')
+    plt.xlabel('prior log-odds  log(p_target / (1 - p_target))')
+    plt.ylabel('normalised detection cost')
+    plt.ylim(0, 1.2)
+    plt.title(title)
+    plt.grid(True)
+    plt.legend()
+    return save_figure(fig, path)

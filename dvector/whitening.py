@@ -45,6 +45,7 @@ from dvector.checkpoint import (COHORT_KEY, WHITENING_KEY, inference_model, read
                                 save_checkpoint)
 from dvector.embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
 from dvector.enrollment import sum_per_speaker
+from dvector.calibration import CALIBRATION_KEY
 from dvector.threshold import THRESHOLD_KEY
 from model.fuse import whitened_fc0
 from SR_Dataset import load_features
@@ -169,5 +170,9 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
     if checkpoint.pop(THRESHOLD_KEY, None):  # measured on the old scores' scale
         print('note: the threshold stored with this model was measured before this whitening and '
               'is dropped; measure it again with evaluate.py --store_threshold true')
+    if checkpoint.pop(CALIBRATION_KEY, None):  # fitted on the old scores too
+        print('note: the score calibration stored with this model was fitted before this '
+              f'whitening and is dropped; fit it again with python tools/calibrate.py --log_dir '
+              f'{log_dir}')
     return save_checkpoint(log_dir, epoch, checkpoint)
 
