@@ -3,7 +3,7 @@
 A tree is ``<dataset>/<speaker>/<utterance>.<ext>``: the speaker is the name of the file's parent
 folder and the dataset the name of the folder above it (as in the tutorial).
 """
-import glob
+import fnmatch
 import os
 import warnings
 from fractions import Fraction
@@ -22,9 +22,58 @@ _rates_noted = set()
 
 
 def find_files(directory: str, pattern: str = '**/*.wav') -> list:
-    """Sorted recursive search (the original's order was whatever glob returned); glob leaves
-    out hidden files and folders (a killed run's temporary files)."""
-    return sorted(glob.glob(os.path.join(directory, pattern), recursive=True))
+    """Sorted recursive search for files whose name matches ``pattern``'s last part, each real
+    file once. Hidden files and folders (a killed run's temporary files) are left out. A link
+    to a folder outside the tree is followed (tools/split_heldout.py links speakers); a link to
+    a folder of the tree itself (``spk/again -> .``, ``spk/loop -> ..``) is an alias and is
+    not, so it adds no speaker and no copy. SetupError for a folder that cannot be read (its
+    files would be missed without a word), a broken link or a file that is not a plain file."""
+    if not os.path.isdir(directory):
+        return []
+    name_pattern = pattern.replace('\\', '/').split('/')[-1]
+    files = {}  # real path -> (reached through a link, path)
+    for path, real, linked in walk_matching(directory, name_pattern):
+        if real not in files or (linked, path) < files[real]:  # the real name wins over links
+            files[real] = (linked, path)
+    return sorted(path for _, path in files.values())
+
+
+def walk_matching(directory: str, name_pattern: str):
+    """(path, real path, reached through a link) of each matching name under ``directory``;
+    see find_files."""
+    root = os.path.realpath(directory)
+    seen, stack = {root}, [(directory, root, False)]
+    while stack:
+        folder, folder_real, linked = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as err:
+            raise SetupError(f'{folder}: cannot read the folder ({err.strerror})') from None
+        for entry in entries:
+            if entry.name.startswith('.'):
+                continue
+            is_link = entry.is_symlink()
+            real = os.path.realpath(entry.path) if is_link \
+                else os.path.join(folder_real, entry.name)
+            if entry.is_dir():
+                inside = real == root or real.startswith(root + os.sep)
+                if real not in seen and not (is_link and inside):
+                    seen.add(real)
+                    stack.append((entry.path, real, linked or is_link))
+            elif fnmatch.fnmatch(entry.name, name_pattern):
+                check_plain_file(entry)
+                yield entry.path, real, linked or is_link
+
+
+def check_plain_file(entry: os.DirEntry) -> None:
+    """SetupError for a broken link or a FIFO, device or socket (reading one would block or
+    fail later, far from its name)."""
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        raise SetupError(f'{entry.path}: a broken link (its target {os.readlink(entry.path)} '
+                         'does not exist)')
+    if not entry.is_file():
+        raise SetupError(f'{entry.path}: not a plain file (a FIFO, device or socket); move it '
+                         'out of the folder')
 
 
 def feature_name(path: str) -> tuple:
@@ -41,18 +90,38 @@ def feature_name(path: str) -> tuple:
     return parts[-2], '/'.join(parts[:-1] + [stem + '.p'])
 
 
-def read_DB_structure(directory: str, pattern: str = '**/*.wav') -> pd.DataFrame:
-    """DataFrame with columns filename, speaker_id, dataset_id for every matching file."""
+def read_DB_structure(directory: str, pattern: str = '**/*.wav',
+                      depth: int = 0) -> pd.DataFrame:
+    """DataFrame with columns filename, speaker_id, dataset_id for every matching file.
+    ``depth`` (0: any): the number of names below ``directory`` each file must have (2:
+    ``<speaker>/<file>``); SetupError naming an example of a file at another depth."""
     files = [f.replace('\\', '/') for f in find_files(directory, pattern)]
+    if depth:
+        check_depth(directory, files, depth)
     rows = [(f, f.split('/')[-2], f.split('/')[-3] if f.count('/') >= 2 else '') for f in files]
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def check_depth(directory: str, files: list, depth: int) -> None:
+    """SetupError unless every file is ``depth`` names below ``directory`` (a speaker is a
+    folder at one depth: the parent of a corpus's train and test folders would make its test
+    speakers training speakers, and ``<speaker>/<sub>/<file>`` a speaker named ``sub``)."""
+    prefix = directory.replace('\\', '/').rstrip('/') + '/'
+    levels = [f[len(prefix):].count('/') + 1 if f.startswith(prefix) else depth for f in files]
+    odd = [(f, n) for f, n in zip(files, levels) if n != depth]
+    if odd:
+        example, n = odd[0]
+        raise SetupError(f'{directory}: {len(odd)} of {len(files)} files are not at '
+                         f'<folder>/<speaker>/<file> (e.g. {example}, {n} names below the '
+                         'folder); give the folder that holds the speaker folders, and move '
+                         'files in other places out')
 
 
 def read_feats_structure(directory: str) -> pd.DataFrame:
     """All ``*.p`` feature files under ``directory``; SetupError when there are none."""
     if not os.path.isdir(directory):
         raise SetupError(f'{directory}: feature folder not found')
-    table = read_DB_structure(directory, '**/*.p')
+    table = read_DB_structure(directory, '**/*.p', depth=2)
     if table.empty:
         raise SetupError(f'{directory}: no feature files (*.p) in this folder')
     return table

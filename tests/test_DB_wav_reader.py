@@ -124,3 +124,54 @@ def test_training_folders_refuse_a_speaker_in_two_and_bad_lists(tmp_path):
         read_training_folders(f'{first},{first}/')
     with pytest.raises(SetupError, match='missing: feature folder not found'):
         read_training_folders(f'{first},{tmp_path}/missing')
+
+
+def test_links_inside_the_tree_add_no_copies_and_no_phantom_speakers(tmp_path):
+    """Issue 27 case 7: spkA/loop -> .. counted every file again and again (validation files
+    became copies of training files); spkA/again -> . made a speaker 'again'."""
+    root = tmp_path / 'T'
+    feature_tree(root, {'spkA': 2, 'spkB': 2})
+    os.symlink('..', root / 'spkA' / 'loop')
+    os.symlink('.', root / 'spkA' / 'again')
+    os.symlink('spkB', root / 'alias')                         # a second name of a speaker
+    os.symlink(root / 'spkB' / '0.p', root / 'spkA' / 'b0.p')  # a file of spkB under spkA
+    outside = feature_tree(tmp_path / 'outside', {'spkC': 1})  # links out are followed
+    os.symlink(os.path.join(outside, 'spkC'), root / 'spkC')
+    table = read_training_folders(str(root))
+    assert [os.path.relpath(f, root) for f in table['filename']] == [
+        'spkA/0.p', 'spkA/1.p', 'spkB/0.p', 'spkB/1.p', 'spkC/0.p']
+    assert sorted(table['speaker_id'].unique()) == ['spkA', 'spkB', 'spkC']
+
+
+def test_a_feature_folder_with_files_at_another_depth_is_refused_naming_one(tmp_path):
+    """Issue 27 case 8: the parent of train/ and test/ trained on the test speakers."""
+    feature_tree(tmp_path / 'feats' / 'train', {'spkA': 2})
+    feature_tree(tmp_path / 'feats' / 'test', {'spkT': 1})
+    with pytest.raises(SetupError, match=r'3 of 3 files are not at <folder>/<speaker>/<file> '
+                                         r'\(e\.g\. .*feats/test/spkT/0\.p, 3 names'):
+        read_training_folders(str(tmp_path / 'feats'))
+    (tmp_path / 'feats' / 'train' / 'loose.p').write_bytes(b'')
+    with pytest.raises(SetupError, match=r'1 of 3 files .*train/loose\.p, 1 names'):
+        read_training_folders(str(tmp_path / 'feats' / 'train'))
+
+
+def test_an_unreadable_folder_a_broken_link_and_a_fifo_are_one_line(tmp_path, monkeypatch):
+    root = tmp_path / 'T'
+    feature_tree(root, {'spkA': 1, 'spkB': 1})
+    os.symlink(tmp_path / 'gone.p', root / 'spkA' / 'gone.p')
+    with pytest.raises(SetupError, match='gone.p: a broken link'):
+        read_training_folders(str(root))
+    os.remove(root / 'spkA' / 'gone.p')
+    os.mkfifo(root / 'spkA' / 'pipe.p')
+    with pytest.raises(SetupError, match='pipe.p: not a plain file'):
+        read_training_folders(str(root))
+    os.remove(root / 'spkA' / 'pipe.p')
+    scandir = os.scandir
+
+    def unreadable(path):  # as chmod 0 would, for a user other than root
+        if str(path).endswith('spkB'):
+            raise PermissionError(13, 'Permission denied')
+        return scandir(path)
+    monkeypatch.setattr(os, 'scandir', unreadable)
+    with pytest.raises(SetupError, match='spkB: cannot read the folder'):
+        read_training_folders(str(root))

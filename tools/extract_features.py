@@ -60,12 +60,25 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_scale': cli.FLAG}
 
 DTYPES = ('float32', 'float64', 'float16')
+
+
+def check_layout(relative: str) -> None:
+    """ValueError unless ``relative`` is <speaker>/<name>.wav or <speaker>/<video>/<n>.wav
+    (any other depth would make a folder below the speaker a speaker, or a nested tree)."""
+    parts = relative.replace('\\', '/').split('/')
+    voxceleb = len(parts) == 3 and os.path.splitext(parts[-1])[0].isdigit()
+    if len(parts) > 2 and not voxceleb:
+        raise ValueError('not at <speaker>/<name>.wav or <speaker>/<video>/<n>.wav under '
+                         'wav_dir (give the folder that holds the speaker folders)')
+
+
 def plan_jobs(source: str, target: str, redo: bool) -> tuple:
     """(jobs to run as (wav, output, label), number skipped, failure messages)."""
     todo, skipped, failures, claimed = [], 0, [], {}
     for relative in [os.path.relpath(f, source) for f in find_files(source, '**/*.wav')]:
         wav = os.path.join(source, relative)
         try:
+            check_layout(relative)
             label, out_rel = feature_name(relative)
         except ValueError as err:
             failures.append(f'{wav}: {err}')
