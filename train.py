@@ -127,11 +127,36 @@ def split_train_dev(train_feat_dir: str, valid_ratio: int) -> tuple:
         raise cli.SetupError(f'{train_feat_dir}: {len(speakers)} speaker; a speaker classifier '
                              'needs two or more (one folder per speaker)')
     shuffled = table.sample(frac=1, random_state=seed).reset_index(drop=True)
-    train_table, valid_table = shuffled.iloc[:total - valid_len], shuffled.iloc[total - valid_len:]
+    train_table, valid_table = keep_every_speaker(shuffled, total - valid_len)
+    valid_len = len(valid_table)
+    if not valid_len:
+        raise cli.SetupError(f'{train_feat_dir}: every validation file would be the only one of '
+                             'its speaker; give the speakers more files or a lower val_ratio')
     log(f'\nTraining set {len(train_table)} utts ({len(train_table) / total * 100:0.1f}%)')
     log(f'Validation set {valid_len} utts ({valid_len / total * 100:0.1f}%)')
     log(f'Total {total} utts')
     return train_table, valid_table, speakers
+
+
+def keep_every_speaker(shuffled, n_train: int) -> tuple:
+    """(training, validation) tables: the first ``n_train`` rows of the shuffled table for
+    training, the rest for validation, except that a speaker whose files all fell in validation
+    keeps its first one for training (a speaker never trained on is a class the model never
+    learns); says which speakers."""
+    in_train, moved = set(shuffled['speaker_id'].iloc[:n_train]), []
+    for row in shuffled.index[n_train:]:
+        speaker = shuffled.at[row, 'speaker_id']
+        if speaker not in in_train:  # its first validation file goes to training
+            in_train.add(speaker)
+            moved.append(row)
+    if moved:
+        names = sorted(shuffled.loc[moved, 'speaker_id'])
+        log(f'note: {len(moved)} speakers had all their files in validation; one file of each '
+            'is trained on instead: ' + ', '.join(names[:10])
+            + (f' and {len(names) - 10} more' if len(names) > 10 else ''))
+    train_rows = list(shuffled.index[:n_train]) + moved
+    valid_rows = shuffled.index[n_train:].difference(moved, sort=False)
+    return shuffled.loc[train_rows], shuffled.loc[valid_rows]
 
 
 def load_dataset(val_ratio: int) -> tuple:

@@ -227,3 +227,27 @@ def test_extract_features_plans_each_real_wav_once_at_the_speaker_depth(tmp_path
     outputs = sorted(os.path.relpath(out, tmp_path / 'feats') for _, out, _ in todo)
     assert outputs == ['id1/vid_00001.p', 'spkA/a.p', 'spkB/b.p'] and skipped == 0
     assert len(failures) == 1 and 'spkA/sub/c.wav: not at <speaker>/<name>.wav' in failures[0]
+
+
+def empty_feature_files(root, speakers: dict) -> str:
+    """<root>/<speaker>/<n>.p for {speaker: n_files} (the split reads only the names)."""
+    for speaker, n_files in speakers.items():
+        os.makedirs(os.path.join(root, speaker))
+        for n in range(n_files):
+            open(os.path.join(root, speaker, f'{n}.p'), 'wb').close()
+    return str(root)
+
+
+def test_the_split_trains_on_every_speaker_or_says_it_cannot(tmp_path, monkeypatch, capsys):
+    """Issue 27 case 9: a speaker whose only file landed in validation was never trained on."""
+    folder = empty_feature_files(tmp_path / 'a', {**{f'solo{i}': 1 for i in range(6)},
+                                                  'many': 14})
+    monkeypatch.setattr(train, 'seed', 1)
+    train_table, valid_table, speakers = train.split_train_dev(folder, 50)
+    assert set(train_table['speaker_id']) == set(speakers) and len(speakers) == 7
+    assert len(train_table) + len(valid_table) == 20 and len(valid_table) > 0
+    assert not set(train_table['filename']) & set(valid_table['filename'])
+    assert 'speakers had all their files in validation' in capsys.readouterr().out
+    folder = empty_feature_files(tmp_path / 'b', {'one': 1, 'two': 1})
+    with pytest.raises(SetupError, match='every validation file would be the only one'):
+        train.split_train_dev(folder, 50)
