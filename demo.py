@@ -137,7 +137,7 @@ def enroll_tab(gr, speakers) -> None:
         name = gr.Textbox(label='Name · 이름', elem_id='enroll_name')
         recording = clip_input('Recording · 녹음', 'enroll_clip')
         uploads = gr.File(label='More clips (wav) · 추가 녹음 (wav)', file_count='multiple',
-                          file_types=['.wav'], elem_id='enroll_files')
+                          file_types=['.wav'], height=120, elem_id='enroll_files')
         replace = gr.Checkbox(label='Replace if the name is enrolled · 같은 이름이면 바꾸기')
         button = gr.Button('Enroll · 등록', variant='primary', elem_id='enroll_button')
         message = gr.Markdown(elem_id='enroll_result')
@@ -172,7 +172,7 @@ def verify_tab(gr, claimed) -> None:
 
 
 def compare_tab(gr) -> None:
-    with gr.Tab('Compare two clips · 두 녹음 비교', id='compare'):
+    with gr.Tab('Compare · 두 녹음 비교', id='compare'):
         with gr.Row():
             clip_a = clip_input('First clip · 첫 녹음', 'compare_a')
             clip_b = clip_input('Second clip · 둘째 녹음', 'compare_b')
@@ -182,7 +182,7 @@ def compare_tab(gr) -> None:
 
 
 def voices_tab(gr, last_clip) -> None:
-    with gr.Tab('See the voices · 목소리 지도', id='voices'):
+    with gr.Tab('See the voices · 목소리 보기', id='voices'):
         button = gr.Button('Show the enrolled voices · 등록된 목소리 보기', variant='primary',
                            elem_id='voices_button')
         message = gr.Markdown(elem_id='voices_result')
@@ -196,7 +196,7 @@ def voices_tab(gr, last_clip) -> None:
 def build_page():
     """The page: one tab per step."""
     import gradio as gr
-    with gr.Blocks(title='d-vector live demo', analytics_enabled=False) as page:
+    with gr.Blocks(title='d-vector live demo', analytics_enabled=False, fill_width=True) as page:
         gr.Markdown('# d-vector speaker recognition, live · 실시간 화자 인식')
         last_clip = gr.State('')  # the last clip identified, for the map
         claimed = gr.Dropdown(label='Claimed speaker · 주장한 화자', elem_id='verify_speaker',
