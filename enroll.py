@@ -13,12 +13,12 @@ import os
 import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
-from dvector.embedding import get_embeddings
 from dvector.enrollment import (check_enrollment_dir, plan_enrollment_set, save_enrollment_set,
                                 some, speakers_word, split_enroll_and_test)
 from dvector.fileio import check_writable_dir
-from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, embed_wavs, \
-    note_wav_model, speakers_and_wavs
+from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, \
+    embed_test_with_seconds, embed_wavs_with_seconds, note_wav_model, speakers_and_wavs
+from dvector.recordings import check_enrollment, print_warnings
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -47,9 +47,12 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME, 'start_anew': cli.FLAG}
 
 
-def save_and_say(embeddings: dict, embedding_dir: str, checkpoint: dict) -> dict:
-    """Save the run's speakers into embedding_dir's set; say which speakers it now holds."""
-    enrolled = save_enrollment_set(embeddings, embedding_dir, checkpoint, start_anew=start_anew)
+def save_and_say(embeddings: dict, embedding_dir: str, checkpoint: dict,
+                 seconds: dict = None) -> dict:
+    """Save the run's speakers (and their seconds of speech, which a calibrated model's LLR
+    depends on) into embedding_dir's set; say which speakers it now holds."""
+    enrolled = save_enrollment_set(embeddings, embedding_dir, checkpoint, seconds,
+                                   start_anew=start_anew)
     print(f'{speakers_word(len(enrolled))} enrolled in {embedding_dir}: '
           + some(enrolled, shown=10))
     return enrolled
@@ -62,12 +65,14 @@ def enroll_per_spk(model, enroll_DB, embedding_dir: str, checkpoint: dict, devic
     if enroll_DB.empty:
         raise cli.SetupError(f'{test_dir}: no enrollment files (enroll.p) to enroll')
     print('Start to aggregate all the d-vectors per enroll speaker')
-    embeddings = {}
+    embeddings, seconds = {}, {}
     for filename, spk in zip(enroll_DB['filename'], enroll_DB['speaker_id']):
-        activation = get_embeddings(model, filename, test_frames, device)  # (1, E)
+        activation, length = embed_test_with_seconds(model, filename, test_frames,
+                                                     device)  # (1, E)
         embeddings[spk] = embeddings.get(spk, 0) + activation
+        seconds[spk] = seconds.get(spk, 0.0) + length
         print(f'Aggregates the activation (spk : {spk})')
-    return save_and_say(embeddings, embedding_dir, checkpoint)
+    return save_and_say(embeddings, embedding_dir, checkpoint, seconds)
 
 
 def enroll_recordings(model, speaker_wavs: dict, embedding_dir: str, checkpoint: dict,
@@ -75,14 +80,16 @@ def enroll_recordings(model, speaker_wavs: dict, embedding_dir: str, checkpoint:
     """Each speaker's wav files embedded and summed ({speaker: (1, E)}), added to the speakers
     this model enrolled in embedding_dir before (one of the same name is replaced); returns the
     set now there."""
-    embeddings = {}
+    embeddings, seconds = {}, {}
     print('Start to aggregate all the d-vectors per enroll speaker')
     for spk, files in speaker_wavs.items():
-        activations = embed_wavs(model, files, device, vad, test_frames)  # (n_files, E)
-        embeddings[spk] = activations.sum(dim=0, keepdim=True)              # (1, E)
+        activations, lengths = embed_wavs_with_seconds(model, files, device, vad,
+                                                       test_frames)      # (n_files, E)
+        embeddings[spk] = activations.sum(dim=0, keepdim=True)           # (1, E)
+        seconds[spk] = sum(lengths)
         print(f'Aggregates the activation (spk : {spk}, {len(files)} wav file'
               f'{"s" if len(files) > 1 else ""})')
-    return save_and_say(embeddings, embedding_dir, checkpoint)
+    return save_and_say(embeddings, embedding_dir, checkpoint, seconds)
 
 
 def main() -> None:
@@ -101,10 +108,13 @@ def main() -> None:
     if enroll_wav:
         note_wav_model(log_dir, wav_log_dir)
         speaker_wavs = speakers_and_wavs(enroll_wav, wav_pattern, speaker)  # before the model
+        files = [path for paths in speaker_wavs.values() for path in paths]
+        check_enrollment(files)  # enough speech in each file, before the model
         model, checkpoint = load_model(model_dir, cp_num, device)
         check_extraction_settings(checkpoint)
         plan_enrollment_set(out_dir, checkpoint, list(speaker_wavs), start_anew)  # before work
         enroll_recordings(model, speaker_wavs, out_dir, checkpoint, device)
+        print_warnings(files)
         return
     enroll_DB, _ = split_enroll_and_test(test_dir)
     model, checkpoint = load_model(log_dir, cp_num, device)

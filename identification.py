@@ -2,6 +2,10 @@
 
 Embeds ``<test_dir>/<test_speaker>/test.p`` and picks the enrolled speaker with the highest
 cosine similarity. Try another speaker: python identification.py --test_speaker X
+Open set: with a model calibrated by tools/calibrate.py (or with a stored threshold) the answer
+is "none of the enrolled speakers" when even the best speaker's LLR is below the default
+operating point's threshold (its score below the stored threshold); a model with neither (the
+demo model) always names the closest speaker, as the tutorial did.
 A recording (enrolled with enroll.py --enroll_wav; the real-speech model):
     python identification.py --test_wav me_again.wav
 """
@@ -10,11 +14,13 @@ import os
 import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
-from dvector.enrollment import find_test_file, load_enroll_embeddings, select_speakers
+from dvector.calibration import identify
+from dvector.enrollment import enrolled_seconds, find_test_file, load_enroll_embeddings, \
+    select_speakers
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, check_wav_input, \
-    embed_test_file, note_wav_model
+    embed_test_with_seconds, note_wav_model
 from dvector.scoring import cosine_scores
-from dvector.threshold import describe, model_threshold
+from dvector.recordings import print_warnings
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -38,26 +44,32 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME}
 
 
-def report_score(checkpoint: dict, best_score: float) -> None:
-    """For recordings: the winner's score against the model's threshold (open set: the voice
-    may be nobody enrolled)."""
-    record = model_threshold(checkpoint)
-    print(f'Score : {best_score:.4f}')
-    if record is not None:
-        print(f'Threshold : {describe(record)}')
-        if best_score <= record['threshold']:
-            print('note: the score is not above the threshold: the voice may be none of the '
-                  'enrolled speakers')
+NONE = 'none of the enrolled speakers'
+
+
+def report_decision(decision, best_spk: str) -> None:
+    """What the open-set answer rests on: the best speaker's score, LLR and threshold."""
+    print(f'Best match : {best_spk}\nScore : {decision.score:.4f}')
+    if decision.llr is not None:
+        print(f'LLR : {decision.llr:.2f} ({decision.meaning})')
+    print(f'Threshold : {decision.basis}')
+    if not decision.accept:
+        print('note: even the best match is below the threshold: the voice is likely none of '
+              'the enrolled speakers')
 
 
 def perform_identification(model, embeddings: dict, test_filename: str, device,
                            embedding_dir: str = embedding_dir, checkpoint: dict = None) -> str:
-    """The enrolled speaker (of spk_list) whose d-vector is closest, by cosine similarity, to
-    the test utterance's; prints the slides' result (and for a recording, the score)."""
-    test_embedding = embed_test_file(model, test_filename, test_frames, device, vad)  # (1, E)
+    """The enrolled speaker (of spk_list) whose d-vector is closest to the test utterance's,
+    or NONE when the model's threshold rejects even that one (dvector/calibration.identify);
+    prints the slides' result (and what the answer rests on)."""
+    test_embedding, test_seconds = embed_test_with_seconds(model, test_filename, test_frames,
+                                                           device, vad)              # (1, E)
     speakers, enrolled = select_speakers(embeddings, spk_list, embedding_dir)        # (N, E)
     scores = cosine_scores(test_embedding, enrolled)[0]                               # (N,)
-    best_spk = speakers[int(scores.argmax())]
+    best, decision = identify(scores.tolist(), speakers, checkpoint or {},
+                              (test_seconds, enrolled_seconds(embedding_dir)))
+    best_spk = best if decision is None or decision.accept else NONE
     true_spk = os.path.basename(os.path.dirname(os.path.abspath(test_filename)))
     print('\n=== Speaker identification ===')
     if test_filename.endswith('.p') or true_spk in speakers:
@@ -68,8 +80,8 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
     if true_spk not in speakers and test_filename.endswith('.p'):
         print(f'note: {true_spk} is not among the enrolled speakers, so the result '
               'cannot be True')
-    if not test_filename.endswith('.p'):
-        report_score(checkpoint or {}, float(scores.max()))
+    if decision is not None:
+        report_decision(decision, best)
     return best_spk
 
 
@@ -87,6 +99,7 @@ def main() -> None:
     if test_wav:
         check_extraction_settings(checkpoint)
     perform_identification(model, embeddings, test_path, device, enrolled_dir, checkpoint)
+    print_warnings([test_wav])  # the recording's quality (dvector/quality.py)
 
 
 if __name__ == '__main__':

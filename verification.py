@@ -1,8 +1,11 @@
 """Speaker verification: is this utterance from the speaker it claims to be?
 
 Scores ``<test_dir>/<test_speaker>/test.p`` against the enrolled ``enroll_speaker`` by cosine
-similarity: Accept when the score is above ``thres``, else Reject. ``thres = 0`` takes the
-model's own threshold (its EER threshold, stored with it by evaluate.py --store_threshold).
+similarity: Accept when the score is above ``thres``, else Reject. ``thres = 0`` lets the model
+decide: a model calibrated by tools/calibrate.py turns the score and both sides' seconds of
+speech into a log-likelihood ratio (LLR) and accepts above the Bayes threshold of ``p_target``
+(and the costs c_miss, c_fa); a model without calibration uses its own stored threshold (its
+EER threshold, stored with it by evaluate.py --store_threshold).
     python verification.py --enroll_speaker X --test_speaker Y --thres 0.8
 Recordings (the real-speech model): a wav against a speaker enrolled with enroll.py
 --enroll_wav, or two wav files compared directly:
@@ -14,12 +17,16 @@ tools/whitening.py stored in the checkpoint; ``thres`` is then on that scale (ev
 """
 import configure as c
 from dvector import cli
+from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET, decide,
+                                 check_operating_point, posterior)
 from dvector.checkpoint import WHITENING_KEY, load_model, score_cohort, select_device
-from dvector.enrollment import find_test_file, load_enroll_embeddings, select_speakers
+from dvector.enrollment import enrolled_seconds, find_test_file, load_enroll_embeddings, \
+    select_speakers
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, check_wav_input, \
-    embed_test_file, note_wav_model
-from dvector.scoring import as_norm_matrix, cosine_scores, verify
-from dvector.threshold import choose_threshold, model_threshold
+    embed_test_with_seconds, note_wav_model
+from dvector.scoring import as_norm_matrix, cosine_scores
+from dvector.threshold import model_threshold
+from dvector.recordings import print_warnings
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
@@ -35,6 +42,10 @@ thres = 0.0                          # accept when the score is above this; 0 = 
                                      # class used 0.95: a threshold belongs to its model
 as_norm = 0                          # AS-norm the score with the top as_norm cohort scores
                                      # (tools/whitening.py's); 0 = plain cosine
+p_target = DEFAULT_P_TARGET          # a calibrated model's operating point: how likely the
+                                     # claim is true before the score (0.5: as likely as not)
+c_miss = DEFAULT_C_MISS              # the cost of rejecting the true speaker ...
+c_fa = DEFAULT_C_FA                  # ... and of accepting another (equal by default)
 # wav input (your own recordings): used instead of test_dir when test_wav is given
 test_wav = ''                        # the wav file that makes the claim
 enroll_wav = ''                      # compare test_wav with this wav file (no enrollment)
@@ -47,36 +58,49 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'enroll_speaker': cli.NAME, 'test_speaker': cli.NAME, 'thres': cli.NUMBER,
     'as_norm': cli.at_least(0), 'test_wav': cli.TEXT, 'enroll_wav': cli.TEXT, 'vad': cli.FLAG,
-    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME}
+    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME,
+    'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),
+    'c_miss': cli.above(0, 1e9), 'c_fa': cli.above(0, 1e9)}
 
 
-def perform_verification(model, enrolled, test_filename: str, checkpoint: dict, device,
-                         threshold: tuple) -> float:
-    """The cosine score of the test utterance against the claimed speaker's (1, E) enrollment
-    (AS-normalised when as_norm), compared with the (value, description) threshold; prints
-    the slides' result."""
-    test_embedding = embed_test_file(model, test_filename, test_frames, device, vad)  # (1, E)
-    scores = cosine_scores(test_embedding, enrolled)                                   # (1, 1)
+def perform_verification(model, enrolled: tuple, test_filename: str, checkpoint: dict,
+                         device) -> float:
+    """The cosine score of the test utterance against the claimed speaker's enrollment
+    ((1, E), seconds of speech or None), AS-normalised when as_norm, and the decision
+    (dvector/calibration.decide); prints the slides' result, the LLR and what the threshold
+    rests on."""
+    test_embedding, test_seconds = embed_test_with_seconds(model, test_filename, test_frames,
+                                                           device, vad)              # (1, E)
+    scores = cosine_scores(test_embedding, enrolled[0])                               # (1, 1)
     if as_norm:
         cohort = score_cohort(checkpoint, as_norm, checkpoint.get('path', log_dir))
-        scores = as_norm_matrix(scores, test_embedding, enrolled, cohort, as_norm)
+        scores = as_norm_matrix(scores, test_embedding, enrolled[0], cohort, as_norm)
     score = float(scores[0, 0])
+    point = check_operating_point(p_target, c_miss, c_fa)
+    decision = decide(score, checkpoint, (enrolled[1], test_seconds), thres, point, as_norm)
     claimed = enroll_wav or enroll_speaker
     true_spk = test_wav or test_speaker
     print('\n=== Speaker verification ===')
     print(f'Claimed speaker : {claimed}\nTrue speaker : {true_spk}\n\n'
-          f'Result : {verify(score, threshold[0])}\n')
-    print(f'Score : {score:0.4f}\nThreshold : {threshold[1]}\n')
+          f'Result : {"Accept" if decision.accept else "Reject"}\n')
+    print(f'Score : {score:0.4f}')
+    if decision.llr is not None:
+        print(f'LLR : {decision.llr:.2f} ({decision.meaning}; at p_target {p_target:g}, '
+              f'{100 * posterior(decision.llr, p_target):.1f} % that it is {claimed})')
+    print(f'Threshold : {decision.threshold:0.4f} on the score: {decision.basis}\n'
+          if decision.llr is not None and thres == 0 else f'Threshold : {decision.basis}\n')
     return score
 
 
-def claimed_enrollment(model, checkpoint: dict, device):
-    """(1, E): the enrolled speaker's d-vector, or enroll_wav's own."""
+def claimed_enrollment(model, checkpoint: dict, device) -> tuple:
+    """((1, E) d-vector, seconds of speech or None if not recorded): the enrolled speaker's,
+    or enroll_wav's own."""
     if enroll_wav:
-        return embed_test_file(model, enroll_wav, test_frames, device, vad)
+        return embed_test_with_seconds(model, enroll_wav, test_frames, device, vad)
     folder = wav_embedding_dir if test_wav else embedding_dir
     embeddings = load_enroll_embeddings(folder, checkpoint)
-    return select_speakers(embeddings, [enroll_speaker], folder)[1]  # (1, E)
+    return (select_speakers(embeddings, [enroll_speaker], folder)[1],        # (1, E)
+            enrolled_seconds(folder).get(enroll_speaker))
 
 
 def main() -> None:
@@ -97,13 +121,16 @@ def main() -> None:
     model, checkpoint = load_model(wav_log_dir if test_wav else log_dir, cp_num, device)
     if test_wav:
         check_extraction_settings(checkpoint)
-    threshold = choose_threshold(thres, checkpoint, as_norm)
+    if thres == 0:  # the model's own decision: an AS-norm scoring without one is refused now
+        decide(0.0, checkpoint, (1.0, 1.0), 0.0, check_operating_point(p_target, c_miss, c_fa),
+               as_norm)
     enrolled = claimed_enrollment(model, checkpoint, device)
     own = thres == 0 and model_threshold(checkpoint) is not None
     if checkpoint.get(WHITENING_KEY) and not as_norm and not own:
         print('note: this model is whitened (tools/whitening.py): its scores are lower than the '
               "plain model's, so choose thres anew (evaluate.py prints the EER threshold)")
-    perform_verification(model, enrolled, test_path, checkpoint, device, threshold)
+    perform_verification(model, enrolled, test_path, checkpoint, device)
+    print_warnings([enroll_wav, test_wav])  # the recordings' quality (dvector/quality.py)
 
 
 if __name__ == '__main__':

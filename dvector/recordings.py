@@ -13,7 +13,7 @@ default):
 import fnmatch
 import functools
 import os
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -24,9 +24,9 @@ from DB_wav_reader import read_audio
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features, get_embeddings
 from dvector.features import fast_logfbank, feature_settings
-from dvector.threshold import choose_threshold
+from dvector.calibration import DEFAULT_P_TARGET, check_operating_point, decide
 from dvector.vad import MIN_SPEECH_SECONDS, keep_speech
-from SR_Dataset import trim_silence
+from SR_Dataset import read_MFB, trim_silence
 
 REAL_MODEL_DIR = 'model_real'  # the shipped model trained on the tutorial's real speech
 # the same folder wherever a program runs from (the scripts' settings are relative to the root)
@@ -116,8 +116,28 @@ def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> d
 def embed_wavs(model: torch.nn.Module, files: list, device: torch.device, vad: bool = True,
                test_frames: int = TEST_FRAMES) -> torch.Tensor:
     """(n_files, E) L2-normalised d-vectors of wav files (the tutorial's get_embeddings)."""
-    return embed_features(model, [wav_features(f, vad) for f in files], files, test_frames,
-                          device)
+    return embed_wavs_with_seconds(model, files, device, vad, test_frames)[0]
+
+
+def embed_wavs_with_seconds(model: torch.nn.Module, files: list, device: torch.device,
+                            vad: bool = True, test_frames: int = TEST_FRAMES) -> tuple:
+    """((n_files, E) d-vectors, [seconds of speech of each file]): what a calibrated model's
+    LLR needs (dvector/calibration.py)."""
+    feats = [wav_features(f, vad) for f in files]
+    return (embed_features(model, feats, files, test_frames, device),
+            [len(f) * c.HOP_SECONDS for f in feats])
+
+
+def embed_test_with_seconds(model: torch.nn.Module, path: str, test_frames: int,
+                            device: torch.device, vad: bool = True) -> tuple:
+    """((1, E) d-vector, seconds of speech) of a feature file (.p, trimmed as the tutorial
+    reads it) or a wav file (silences cut)."""
+    if path.endswith('.p'):
+        feat = read_MFB(path)[0]
+        return embed_features(model, [feat], [path], test_frames, device), \
+            len(feat) * c.HOP_SECONDS
+    embedding, seconds = embed_wavs_with_seconds(model, [path], device, vad, test_frames)
+    return embedding, seconds[0]
 
 
 def embed_test_file(model: torch.nn.Module, path: str, test_frames: int, device: torch.device,
@@ -151,6 +171,9 @@ class Comparison(NamedTuple):
     score: float
     threshold: float
     same_speaker: bool
+    llr: Optional[float] = None       # a calibrated model's log-likelihood ratio, else None
+    meaning: str = ''                 # the LLR in words ('40 times more likely ...')
+    decided_on: str = ''              # the threshold and what it rests on (operating point)
 
 
 @functools.lru_cache(maxsize=4)
@@ -176,14 +199,22 @@ def embed_wav(path: str, log_dir: str = REAL_MODEL_PATH, vad: bool = True) -> to
 
 
 def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH,
-               vad: bool = True) -> Comparison:
-    """Are two wav files of the same speaker? Comparison(score, threshold, same_speaker).
+               vad: bool = True, p_target: float = DEFAULT_P_TARGET, c_miss: float = 1.0,
+               c_fa: float = 1.0, thres: float = 0.0) -> Comparison:
+    """Are two wav files of the same speaker? Comparison(score, threshold, same_speaker, ...).
 
-    The score is the cosine similarity of their d-vectors (-1 to 1); same_speaker is whether
-    it is above the model's threshold (its EER threshold, stored with it by evaluate.py)."""
+    The score is the cosine similarity of their d-vectors (-1 to 1). A calibrated model
+    (tools/calibrate.py) turns it and both files' seconds of speech into an LLR (``llr``, in
+    words ``meaning``) and decides at the Bayes threshold of p_target, c_miss, c_fa (the
+    default p_target 0.5: as likely the same speaker as not); ``threshold`` is then the score
+    that LLR threshold means for these lengths. Without calibration, the model's stored
+    threshold (its EER threshold); ``thres`` (not 0) is the caller's own, on the score.
+    ``decided_on`` says which."""
     model, checkpoint = cached_model(log_dir)
-    threshold, _ = choose_threshold(0, checkpoint)
+    point = check_operating_point(p_target, c_miss, c_fa)
     device = next(model.parameters()).device
-    a, b = embed_wavs(model, [path_a, path_b], device, vad)
+    (a, b), seconds = embed_wavs_with_seconds(model, [path_a, path_b], device, vad)
     score = float(torch.dot(a, b))
-    return Comparison(score, threshold, score > threshold)
+    decision = decide(score, checkpoint, tuple(seconds), thres, point)
+    return Comparison(score, decision.threshold, decision.accept, decision.llr,
+                      decision.meaning, decision.basis)
