@@ -7,11 +7,12 @@ line by the same name: ``--n_epochs 2`` or ``--n_epochs=2``, after an optional r
 lines, applied first. Values are checked against the type of the default and against the
 script's ``SETTING_RULES`` (a range per setting, made with the Rule helpers below) before any
 work; unknown names are refused with the list of valid ones; ``--help`` prints every setting
-with its current value.
+with its current value, its comment in the script and its allowed values (SETTING_RULES).
 """
 import ast
 import math
 import sys
+import textwrap
 from typing import Any, Callable, NamedTuple
 
 from configure import SetupError  # noqa: F401  (the scripts' one error type, re-exported)
@@ -36,7 +37,7 @@ def parse_value(name: str, text: str, default: Any) -> Any:
             return False
         raise SetupError(f'--{name}: expected true or false, got {brief(text)}')
     if isinstance(default, list):
-        return [item for item in text.split(',') if item]
+        return list_value(name, text, default)
     if default is None or isinstance(default, str):
         return None if default is None and text.lower() == 'none' else text
     try:
@@ -48,12 +49,61 @@ def parse_value(name: str, text: str, default: Any) -> Any:
         raise SetupError(f'--{name}: expected {kind}, got {brief(text)}') from None
 
 
-def format_help(settings: dict, doc: str = '') -> str:
+def list_value(name: str, text: str, default: list) -> list:
+    """Comma-separated items, typed by the default's items: numbers when those are numbers
+    (an int as int, else a float), else text (an empty default: text)."""
+    items = [item for item in text.split(',') if item]
+    if not default or not all(is_number(v) for v in default):
+        return items
+    try:
+        return [int(item) if item.strip().lstrip('+-').isdigit() else float(item)
+                for item in items]
+    except ValueError:
+        raise SetupError(f'--{name}: expected comma-separated numbers, got {brief(text)}') \
+            from None
+
+
+def setting_comments(path: str) -> dict:
+    """{setting: its comment} from a script's source: the comment on the line of ``name =
+    value`` (or, when it has none, the comment line just above it) and the comment-only lines
+    that continue it (the source is parsed, nothing in it is executed)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+        tree = ast.parse('\n'.join(lines))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return {}
+    comments = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name) and node.lineno == node.end_lineno:
+            line = lines[node.lineno - 1]
+            parts = [line[node.end_col_offset:].strip().lstrip('#').strip()]
+            for more in lines[node.lineno:]:
+                if not more.startswith(' ') or not more.strip().startswith('#'):
+                    break  # a continuation is an indented comment-only line
+                parts.append(more.strip().lstrip('#').strip())
+            if not parts[0] and node.lineno > 1:  # else the comment line just above it
+                above = lines[node.lineno - 2]  # a comment of its own, not a continuation
+                if above.startswith('#') and not above.startswith('# ---'):
+                    parts[0] = above.lstrip('#').strip()
+            comments[node.targets[0].id] = ' '.join(p for p in parts if p)
+    return comments
+
+
+def format_help(settings: dict, doc: str = '', rules: dict = None,
+                comments: dict = None) -> str:
+    """Every setting with its value, its comment in the script and its allowed values."""
     lines = [doc.strip(), '', 'Settings (override with --name value):'] if doc else ['Settings:']
-    width = max((len(k) for k in settings), default=0)
     for name, value in settings.items():
-        shown = ','.join(map(str, value)) if isinstance(value, list) else repr(value)
-        lines.append(f'  --{name:<{width}}  {shown}')
+        shown_value = ','.join(map(str, value)) if isinstance(value, list) else repr(value)
+        lines.append(f'  --{name} {shown_value}')
+        rule = (rules or {}).get(name)
+        about = (comments or {}).get(name, '')
+        about += ('; ' if about else '') + (f'allowed: {rule.allowed}' if rule else '')
+        if about:
+            lines += textwrap.wrap(about, 96, initial_indent='      ',
+                                   subsequent_indent='      ')
     return '\n'.join(lines)
 
 
@@ -131,7 +181,8 @@ def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict
     while i < len(argv):
         arg = argv[i]
         if arg in ('-h', '--help'):
-            print(format_help(settings, doc))
+            print(format_help(settings, doc, namespace.get('SETTING_RULES', {}),
+                              setting_comments(namespace.get('__file__', ''))))
             sys.exit(0)
         if not arg.startswith('--'):
             raise SetupError(f'unexpected argument {brief(arg)}: settings are given as --name value')

@@ -125,3 +125,51 @@ def test_a_message_never_holds_an_unbounded_value(tmp_path):
     with pytest.raises(SetupError) as err:
         override_settings(namespace(), ['--n_epochs', '9' * 5000 + 'x'])
     assert len(str(err.value)) < 300
+
+
+def test_help_shows_each_settings_comment_and_range_from_the_script(tmp_path, capsys):
+    from dvector import cli
+    script = tmp_path / 'script.py'
+    script.write_text("n_epochs = 30                 # number of epochs\n"
+                      "lr = 0.1                      # initial learning rate, a long comment\n"
+                      "                              #   continued on the next line\n"
+                      "spk_list = []\n"
+                      "x = 1\n# not about x\n")
+    ns = {'n_epochs': 30, 'lr': 0.1, 'spk_list': [], '__file__': str(script),
+          'SETTING_RULES': {'n_epochs': cli.at_least(1), 'lr': cli.above(0, 10)}}
+    with pytest.raises(SystemExit):
+        override_settings(ns, ['--help'])
+    out = capsys.readouterr().out.splitlines()
+    assert out[out.index('  --n_epochs 30') + 1] == \
+        '      number of epochs; allowed: a number >= 1'
+    about_lr = ' '.join(line.strip() for line in out[out.index('  --lr 0.1') + 1:-1])
+    assert about_lr == ('initial learning rate, a long comment continued on the next line; '
+                        'allowed: a number > 0 and <= 10')
+    assert out[-1] == '  --spk_list '  # no comment, no rule: nothing made up
+    assert cli.setting_comments(str(tmp_path / 'none.py')) == {}
+
+
+def test_every_script_setting_has_a_comment_in_its_help():
+    import glob
+    import os
+    from dvector import cli
+    from conftest import ROOT
+    for path in glob.glob(os.path.join(ROOT, '*.py')) + glob.glob(os.path.join(ROOT, 'tools',
+                                                                               '*.py')):
+        with open(path, encoding='utf-8') as f:
+            if 'override_settings(globals()' not in f.read():
+                continue
+        comments = {k: v for k, v in cli.setting_comments(path).items()
+                    if k.islower() and not k.startswith('_')}
+        assert comments, path
+        assert not [name for name, about in comments.items() if not about], path
+
+
+def test_list_items_take_the_type_of_the_defaults_items():
+    ns = {'bands': [2, 4], 'priors': [0.01], 'names': ['a'], 'empty': []}
+    override_settings(ns, ['--bands', '1,2.5', '--priors', '0.1,1', '--names', '7,x',
+                           '--empty', '5'])
+    assert ns == {'bands': [1, 2.5], 'priors': [0.1, 1], 'names': ['7', 'x'], 'empty': ['5']}
+    assert [type(v) for v in ns['bands']] == [int, float]
+    with pytest.raises(SetupError, match="--bands: expected comma-separated numbers, got '1,x'"):
+        override_settings({'bands': [2, 4]}, ['--bands', '1,x'])

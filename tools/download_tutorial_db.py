@@ -25,6 +25,7 @@ from dvector.fileio import atomic_path
 from SR_Dataset import load_pickle
 
 # ---- settings (override on the command line, e.g. --dest data/tutorial_db) ----
+# the tutorial's repository as a zip archive (the DB is in it), or a local file or file:// URL
 url = 'https://github.com/jymsuper/SpeakerRecognition_tutorial/archive/refs/heads/master.zip'
 dest = 'data/tutorial_db'    # the DB is unpacked here: <dest>/feat_logfbank_nfilt40/{train,test}
 keep_archive = False         # keep the downloaded zip after a successful unpack (3 GB)

@@ -42,6 +42,7 @@ from dvector.fileio import remove_stale_temporaries, save_pickle  # noqa: E402
 wav_dir = c.TEST_WAV_DIR             # <wav_dir>/<speaker>/<name>.wav or .../<video>/<n>.wav
 feat_dir = c.TEST_FEAT_DIR           # outputs: <feat_dir>/<speaker>/<name>.p
 dtype = 'float32'                    # stored features: float32 (half the size), float64, float16
+# worker processes: one per CPU this process may use
 jobs = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 chunk_size = 0                       # files per task sent to a worker; 0 = automatic
 overwrite = False                    # recompute files whose output already exists
