@@ -185,10 +185,13 @@ def store_calibration(path: str, record: dict, as_norm: int = 0) -> None:
 
 
 def describe_calibration(record: dict) -> str:
-    """'fitted on 6000 trials of data X (1.0-20.0 s of speech), 2026-12-02'."""
+    """'calibrated on 6000 trials of X (1.0-20.0 s of speech)[, rescaled on ...], date'."""
     low, high = record['seconds_range']
+    second = (f", rescaled on {record['stage2_trials']} trials of "
+              f"{record.get('stage2_utterances', '?')} utterances it was not trained on"
+              if isinstance(record.get('stage2_trials'), int) else '')
     return (f"calibrated on {record['n_target'] + record['n_nontarget']} trials of "
-            f"{record.get('data', '?')} ({low:.1f}-{high:.1f} s of speech), "
+            f"{record.get('data', '?')} ({low:.1f}-{high:.1f} s of speech){second}, "
             f"{record.get('date', '?')}")
 
 

@@ -4,15 +4,17 @@ checkpoint; run it again to refit (a retrained model, other data).
     python tools/calibrate.py                       # model_real, on its own training folders
     python tools/calibrate.py --log_dir runs/mine --train_feat_dir runs/heldout_full/train
 
-The trials are made from the training speakers' utterances, never from the speakers it is
-measured on (docs/RESULTS.md: the held-out speakers and the tutorial's test speakers): each
-speaker's utterances (trimmed as for training) are joined and cut into segments of 1-20 s of
-speech (lengths drawn evenly on a log scale), each utterance in one segment at most; every
-pair of one speaker's segments is a target trial, and pairs of segments of two speakers of one
-folder are the non-targets. Why not train.py's validation utterances: the split is a random 2 %
-of the joined table (about two files per speaker), too few to join into 20 s on both sides of
-a target trial, so the calibration sees utterances the model was trained on (its scores there
-are a little more confident than on new speakers; docs/RESULTS.md measures the effect).
+The trials are never of the speakers it is measured on (docs/RESULTS.md: the held-out speakers
+and the tutorial's test speakers). Stage 1 learns how scores move with length: each training
+speaker's utterances (trimmed as for training; train.py's validation files left out) are joined
+and cut into segments of 1-20 s of speech (lengths drawn evenly on a log scale), each utterance
+in one segment at most; every pair of one speaker's segments is a target trial, and pairs of
+segments of two speakers of one folder are the non-targets. The model was trained on these
+utterances, so its scores there are more confident than on new ones: stage 2 refits the scale
+and offset of the LLRs on train.py's validation utterances (recovered from the run's seed and
+folders, as split_train_dev draws them; each whole and cut to 1.5 s and 3 s), which the model
+never trained on. They are too few (about two per speaker) to make 20-s trials of their own,
+hence the two stages.
 Segment embeddings are kept in ``cache_dir`` so that a refit does not embed again.
 """
 import hashlib
@@ -87,7 +89,11 @@ def validation_files(checkpoint: dict, folders: list) -> set:
     table = read_training_folders(','.join(folders))
     valid_len = int(len(table) * settings['val_ratio'] / 100.0)
     shuffled = table.sample(frac=1, random_state=settings['seed']).reset_index(drop=True)
-    return set(shuffled['filename'].iloc[len(table) - valid_len:])
+    trained, held = shuffled.iloc[:len(table) - valid_len], shuffled.iloc[len(table) - valid_len:]
+    # a speaker with all its files drawn for validation trains on one of them (train.py's
+    # keep_every_speaker); such speakers' files are left out of both lists here
+    held = held[held['speaker_id'].isin(set(trained['speaker_id']))]
+    return set(held['filename'])
 
 
 def plan_segments(folder: str, rng: np.random.Generator, leave_out: set = frozenset()) -> list:
@@ -271,8 +277,7 @@ def main() -> None:
     emb = segments['embeddings']
     scores = (emb[enroll] * emb[test]).sum(dim=1).numpy()  # normalised: dot = cosine
     seconds = np.asarray(segments['seconds'])
-    data = ','.join(folders) + ' (training speakers: training utterances' + \
-        (', then validation utterances)' if held else ')')
+    data = ','.join(folders) + ' (training speakers)'
     record = fit_calibration(scores, labels, seconds[enroll], seconds[test],
                              {'data': data, 'n_segments': len(seconds)})
     print(f'Stage 1 on {record["n_target"]} target and {record["n_nontarget"]} non-target '
