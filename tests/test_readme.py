@@ -16,7 +16,8 @@ from conftest import ROOT
 # commands that need what a test cannot have: the network, the 3 GB DB, espeak-ng, a
 # microphone, itself; and "Your own voice", which tests/test_own_voice.py runs with recordings
 SKIP = ('pip install', 'git ', 'python -m pytest', 'torchrun', 'data/tutorial_db',
-        'tools/make_demo_db.py', 'tools/download_tutorial_db.py', 'arecord ', '_wav ')
+        'tools/make_demo_db.py', 'tools/download_tutorial_db.py', 'arecord ', '_wav ',
+        'demo.py')  # demo.py serves its page until stopped: tests/test_demo_browser.py runs it
 # training in a test: one epoch on 12 of the demo DB's training speakers, 8 utterances each
 SMALL_TRAIN_DIR = 'small_train'
 SHORT_TRAINING = ['--n_epochs', '1', '--train_feat_dir', SMALL_TRAIN_DIR]
