@@ -10,6 +10,8 @@ dvector/live.py: this file only lays out the page and writes the answers.
 """
 import os
 
+import torch
+
 from dvector import cli, live
 from dvector.fileio import check_writable_dir
 from dvector.recordings import REAL_MODEL_DIR, cached_model
@@ -20,10 +22,12 @@ port = 7860                           # the port of the page
 log_dir = REAL_MODEL_DIR              # the model (trained on real speech)
 embedding_dir = 'enroll_embeddings_demo'  # the demo's own enrollments (kept between runs)
 files_dir = 'demo_files'              # recordings, uploads and figures of the page
+threads = 1                           # CPU threads of the model: one answers a clip fastest on
+                                      # a busy 2-core CPU and leaves a core to the page
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'host': cli.NAME, 'port': cli.between(1, 65535), 'log_dir': cli.NAME,
-    'embedding_dir': cli.NAME, 'files_dir': cli.NAME}
+    'embedding_dir': cli.NAME, 'files_dir': cli.NAME, 'threads': cli.at_least(1)}
 SCRIPTS_SETS = ('enroll_embeddings', 'enroll_embeddings_real')  # enroll.py's; never touched
 
 ERROR = '**Error · 오류**: '
@@ -220,6 +224,7 @@ def main() -> None:
                              '(enroll.py); give the demo a folder of its own')
     check_writable_dir(embedding_dir, 'embedding_dir')
     check_writable_dir(files_dir, 'files_dir')
+    torch.set_num_threads(threads)
     cached_model(log_dir)            # load the model now, not at the first clip
     live.enrolled(embedding_dir, log_dir)  # a folder it cannot use is refused before the page
     os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no telemetry, no version check

@@ -31,10 +31,12 @@ from dvector import browser, cli  # noqa: E402
 # ---- settings ----
 tries = 10               # recordings timed
 record_seconds = 5.0     # length of each recording
+threads = 1              # demo.py --threads (the model's CPU threads), also for the baseline
 work_dir = ''            # clips, enrollments and uploads; '' = a temporary folder, removed after
 # ----
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'tries': cli.at_least(1), 'record_seconds': cli.above(0, 60), 'work_dir': cli.TEXT}
+    'tries': cli.at_least(1), 'record_seconds': cli.above(0, 60), 'threads': cli.at_least(1),
+    'work_dir': cli.TEXT}
 
 VOICES = {  # file: (voice, text)
     'alice.wav': ('en-us+f3', 'The quick brown fox jumps over the lazy dog while the sun is '
@@ -61,7 +63,8 @@ def start_up(driver, root: str) -> tuple:
     """(process, port, s to HTTP 200, s to a usable page) of demo.py launched now."""
     port = browser.free_port()
     process = browser.launch_demo(REPO, ['--embedding_dir', os.path.join(root, 'enrolled'),
-                                         '--files_dir', os.path.join(root, 'files')], port)
+                                         '--files_dir', os.path.join(root, 'files'),
+                                         '--threads', str(threads)], port)
     to_http = browser.wait_until_up(process, port)
     driver.get(f'http://127.0.0.1:{port}/')
     browser.wait_for(lambda: browser.element(driver, '#enroll_clip button.record-button'), 60,
@@ -90,8 +93,11 @@ def one_try(driver, url: str) -> tuple:
 def baseline(root: str, repeats: int) -> list:
     """Seconds of live.identify_clip (the one call behind the Identify button) on the page's
     last recording, in this process, after one untimed call that loads the model."""
+    import torch
+
     from dvector import live
     from dvector.recordings import REAL_MODEL_PATH
+    torch.set_num_threads(threads)
     enrolled = os.path.join(root, 'enrolled')
     newest = max(glob.glob(os.path.join(root, 'files', 'uploads', '**', '*.wav'),
                            recursive=True), key=os.path.getmtime)
