@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root, a small synthetic feature tree, the real DB slice."""
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -71,19 +72,43 @@ def shipped_files_stay_as_they_are():
     assert listing() == before, 'a test changed ' + ', '.join(SHIPPED)
 
 
+def made_once(tmp_path_factory, name: str, make) -> str:
+    """A folder ``make(folder)`` fills, made once per test session: under pytest-xdist
+    (``-n 2``) the first worker makes it in the folder the workers share, the others wait for
+    it (a file lock) and use it. Tests only read it (they copy it to change it)."""
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent  # .../pytest-N/, above each worker's popen-gwK/
+    folder, done = base / name, base / (name + '.done')
+    with FileLock(str(base / (name + '.lock'))):
+        if not done.exists():
+            if folder.exists():  # a worker stopped half-way: start again
+                shutil.rmtree(folder)
+            folder.mkdir()
+            make(str(folder))
+            done.touch()
+    return str(folder)
+
+
 @pytest.fixture(scope='session')
 def feature_tree(tmp_path_factory):
-    return make_feature_tree(str(tmp_path_factory.mktemp('feats')))
+    folder = made_once(tmp_path_factory, 'feats', make_feature_tree)
+    return os.path.join(folder, 'train'), os.path.join(folder, 'test')
+
+
+def train_tiny_model(log_dir: str, train_dir: str) -> None:
+    result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '2',
+                        '--log_dir', log_dir, '--batch_size', '8', '--val_ratio', '25')
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture(scope='session')
 def trained_run(tmp_path_factory, feature_tree):
-    """A model trained 2 epochs on the synthetic tree: (log_dir, train_dir, test_dir)."""
+    """A model trained 2 epochs on the synthetic tree, once per session (all workers share
+    it): (log_dir, train_dir, test_dir)."""
     train_dir, test_dir = feature_tree
-    log_dir = str(tmp_path_factory.mktemp('run'))
-    result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '2',
-                        '--log_dir', log_dir, '--batch_size', '8', '--val_ratio', '25')
-    assert result.returncode == 0, result.stderr
+    log_dir = made_once(tmp_path_factory, 'run', lambda d: train_tiny_model(d, train_dir))
     return log_dir, train_dir, test_dir
 
 

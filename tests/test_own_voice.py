@@ -58,7 +58,8 @@ def clone(tmp_path_factory):
     dest = tmp_path_factory.mktemp('own_voice') / 'repo'
     shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(
         '.git', '__pycache__', '.pytest_cache', 'runs', 'data', '*.pyc', 'tests',
-        'feat_logfbank_nfilt40', 'test_wavs', 'docs', 'enroll_embeddings_real'))
+        'feat_logfbank_nfilt40', 'test_wavs', 'docs', 'enroll_embeddings_real', '.hypothesis',
+        '*.tmp', '.*.lock'))  # the last three: what tests running beside this one may write
     for rel, (voice, text) in SENTENCES.items():
         speak(voice, text, str(dest / rel))
     return dest

@@ -51,7 +51,8 @@ def repo_copy(tmp_path_factory):
     """The repository's files (not its history or caches) in a temporary folder."""
     dest = tmp_path_factory.mktemp('clone') / 'repo'
     shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(
-        '.git', '__pycache__', '.pytest_cache', 'runs', 'data', '*.pyc'))
+        '.git', '__pycache__', '.pytest_cache', 'runs', 'data', '*.pyc',
+        '.hypothesis', '*.tmp', '.*.lock'))  # what tests running beside this one may write
     train_dir = dest / 'feat_logfbank_nfilt40' / 'train'
     for speaker in sorted(os.listdir(train_dir))[:12]:
         os.makedirs(dest / SMALL_TRAIN_DIR / speaker)
@@ -122,3 +123,13 @@ def test_the_korean_readme_uses_the_english_readmes_commands():
     english = set(commands(os.path.join(ROOT, 'README.md')))
     korean = commands(os.path.join(ROOT, 'README.ko.md'))
     assert korean and set(korean) <= english, set(korean) - english
+
+
+def test_the_readmes_test_command_is_the_one_ci_runs():
+    """README's and README.ko.md's test command are .ci/run's (the interpreter's name aside)."""
+    with open(os.path.join(ROOT, '.ci', 'run'), encoding='utf-8') as f:
+        ci = [line.split()[1:] for line in f if ' -m pytest ' in line]
+    for readme in ('README.md', 'README.ko.md'):
+        documented = [c.split()[1:] for c in commands(os.path.join(ROOT, readme))
+                      if ' -m pytest ' in c]
+        assert documented == ci, readme
