@@ -1,64 +1,105 @@
-"""Energy-based voice activity detection for recordings: keep the speech, drop the silence.
+"""Voice activity detection for recordings: keep the speech, drop everything else.
 
 Recordings made for enrollment or testing start and end with silence and have pauses; the
 model was trained on read speech that is mostly voice, and the tutorial's features drop a fixed
-0.5 s at each end instead. ``keep_speech`` drops leading and trailing silence and shortens every
-pause to at most ``2 * PAD_SECONDS``.
+0.5 s at each end instead. ``keep_speech`` keeps the stretches that Silero VAD (the
+``silero-vad`` package, a small neural network shipped inside its wheel) calls speech, each
+with PAD_SECONDS of audio around it, so that every pause is at most ``2 * PAD_SECONDS``.
 
-Why energy, not a package: a 10 ms frame's energy against the recording's own loudest speech is
-enough for recordings made to be recognised (one speaker, close to the microphone), works at any
-sample rate, needs nothing beyond numpy, and a student can read it in one screen. WebRTC's VAD
-(webrtcvad) is a C extension whose last release is from 2017 and which takes 8-48 kHz 16-bit
-audio only; Silero's needs a neural network runtime.
+Why Silero, not the energy rule this module had before nor WebRTC's VAD: on a labelled set of
+speech, noise, tones, music and silence (tools/benchmarks/vad_compare.py, docs/RESULTS.md
+section 9) the energy rule kept most of the noise, tone and music files as speech (it judges
+each file against its own loudest part) and WebRTC's kept tones and music; Silero kept none.
+
+Silero runs on the CPU through onnxruntime, in a session of one thread of its own: it never
+changes torch's thread count (importing ``silero_vad`` sets torch to one thread, so the count is
+restored around the import), and each thread gets its own model because the model holds state.
 """
+import threading
+import warnings
+
 import numpy as np
+import torch
+from scipy.signal import resample_poly
 
 from configure import SetupError
 
-FRAME_SECONDS = 0.01     # energy frames of 10 ms (the features' hop)
-RANGE_DB = 40.0          # speech: within this many dB of the loudest speech ...
-NOISE_SHARE = 0.3        # ... and this share of the way from the noise floor up to it
-PAD_SECONDS = 0.1        # speech keeps this much audio on each side (soft onsets and endings)
-FLOOR_DB = -100.0        # digital silence counts as this level (log of zero)
+DETECTOR_RATE = 16000     # Silero's rate (it also takes 8 kHz; other rates are resampled)
+WINDOW = 512              # samples per speech probability at 16 kHz (32 ms)
+SPEECH_THRESHOLD = 0.5    # Silero's default: a window above this probability is speech
+PAD_SECONDS = 0.1         # speech keeps this much audio on each side (soft onsets and endings)
+MIN_SPEECH_MS = 250       # shorter bursts are not speech (Silero's default: clicks, coughs)
+MIN_SILENCE_MS = 100      # a pause shorter than this does not end a stretch of speech
 MIN_SPEECH_SECONDS = 0.5  # less speech than this cannot be recognised: an error
+# Enrolling needs more: decisions on shorter enrollments are unreliable (the EER per length of
+# speech, docs/RESULTS.md section 9, tools/benchmarks/speech_length.py); a test this short is
+# still scored, with a warning (dvector/quality.py).
+MIN_ENROLL_SECONDS = 3.0
+SHORT_TEST_SECONDS = 2.0
+
+_models = threading.local()  # one Silero model per thread: it keeps state between windows
 
 
-def frame_length(rate: int) -> int:
-    """Samples in one energy frame."""
-    return max(1, int(round(FRAME_SECONDS * rate)))
+def silero():
+    """The ``silero_vad`` package, imported with torch's thread count kept as it was."""
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad  # its first import sets torch to one thread for the whole process
+    finally:
+        torch.set_num_threads(threads)
+    return silero_vad
 
 
-def frame_energies(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Energy in dB of each consecutive ``FRAME_SECONDS`` frame: (n_frames,)."""
-    hop = frame_length(rate)
-    n_frames = max(1, len(audio) // hop)
-    frames = np.resize(audio, n_frames * hop).reshape(n_frames, hop)  # (n_frames, hop)
-    power = np.mean(frames.astype(np.float64) ** 2, axis=1)
-    return np.maximum(10 * np.log10(power + 1e-20), FLOOR_DB)
+def silero_model():
+    """This thread's Silero VAD model (ONNX, CPU, one onnxruntime thread), loaded once."""
+    model = getattr(_models, 'model', None)
+    if model is None:
+        with warnings.catch_warnings():  # its loader uses a deprecated importlib call
+            warnings.simplefilter('ignore', DeprecationWarning)
+            model = _models.model = silero().load_silero_vad(onnx=True)
+    return model
 
 
-def speech_mask(energies: np.ndarray) -> np.ndarray:
-    """True for the frames that are speech, padded by PAD_SECONDS on each side."""
-    loud = np.percentile(energies, 99)    # the loudest speech, not one click
-    floor = np.percentile(energies, 10)   # the noise floor (or the silence)
-    threshold = max(loud - RANGE_DB, floor + NOISE_SHARE * (loud - floor))
-    speech = energies > threshold
-    pad = int(round(PAD_SECONDS / FRAME_SECONDS))
-    # a frame is kept when a speech frame lies within `pad` frames of it
-    kept = np.convolve(speech.astype(np.int32), np.ones(2 * pad + 1, dtype=np.int32), 'same')
-    return kept > 0
+def speech_probabilities(audio: np.ndarray) -> np.ndarray:
+    """Silero's speech probability of each WINDOW of 16 kHz ``audio``: (n_windows,)."""
+    if len(audio) < WINDOW:  # Silero refuses less than one window
+        audio = np.pad(audio, (0, WINDOW - len(audio)))
+    samples = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]  # (1, N)
+    with torch.inference_mode():
+        return silero_model().audio_forward(samples, DETECTOR_RATE)[0].numpy()  # (n_windows,)
 
 
-def keep_speech(audio: np.ndarray, rate: int, name: str = 'the recording') -> np.ndarray:
-    """The speech of ``audio`` (mono samples at ``rate`` Hz), its silences cut out; SetupError
-    naming ``name`` when under MIN_SPEECH_SECONDS of speech is left."""
-    hop = frame_length(rate)
-    mask = speech_mask(frame_energies(audio, rate))  # digital silence: no frame is speech
-    samples = np.repeat(mask, hop)[:len(audio)]
-    samples = np.pad(samples, (0, len(audio) - len(samples)), mode='edge')
-    speech = audio[samples]
-    if len(speech) < MIN_SPEECH_SECONDS * rate:
-        raise SetupError(f'{name}: only {len(speech) / rate:.2f} s of speech found (of '
-                         f'{len(audio) / rate:.2f} s); at least {MIN_SPEECH_SECONDS:g} s is '
-                         'needed: record again closer to the microphone, or set --vad false')
+def speech_segments(audio: np.ndarray, rate: int) -> list:
+    """[(start, end)] sample ranges of ``audio`` (mono, ``rate`` Hz) that are speech, padded."""
+    detect = audio if rate == DETECTOR_RATE else \
+        resample_poly(audio, DETECTOR_RATE, rate).astype(np.float32)
+    stamps = silero().get_speech_timestamps_from_probs(
+        speech_probabilities(detect).tolist(), sampling_rate=DETECTOR_RATE,
+        threshold=SPEECH_THRESHOLD, min_speech_duration_ms=MIN_SPEECH_MS,
+        min_silence_duration_ms=MIN_SILENCE_MS, speech_pad_ms=int(PAD_SECONDS * 1000),
+        audio_length_samples=len(detect))
+    scale = rate / DETECTOR_RATE
+    return [(int(s['start'] * scale), min(len(audio), round(s['end'] * scale)))
+            for s in stamps]
+
+
+def check_speech_length(speech_seconds: float, audio_seconds: float, name: str,
+                        min_seconds: float = MIN_SPEECH_SECONDS, purpose: str = '') -> None:
+    """SetupError naming ``name`` when no speech, or under ``min_seconds`` of it (needed for
+    ``purpose``, e.g. ' to enroll'), was found."""
+    if speech_seconds == 0:
+        raise SetupError(f'no speech found in {name} ({audio_seconds:.2f} s of audio: noise, '
+                         'music or silence); record again, speaking close to the microphone')
+    if speech_seconds < min_seconds:
+        raise SetupError(f'{name}: only {speech_seconds:.2f} s of speech found (of '
+                         f'{audio_seconds:.2f} s); at least {min_seconds:g} s is needed{purpose}: '
+                         'record again, speaking for longer')
+
+
+def keep_speech(audio: np.ndarray, rate: int, name: str = 'the recording',
+                min_seconds: float = MIN_SPEECH_SECONDS) -> np.ndarray:
+    """The speech of ``audio`` (mono samples at ``rate`` Hz), the rest cut out; SetupError
+    naming ``name`` when no speech, or under ``min_seconds`` of it, is found."""
+    speech = np.concatenate([audio[:0]] + [audio[s:e] for s, e in speech_segments(audio, rate)])
+    check_speech_length(len(speech) / rate, len(audio) / rate, name, min_seconds)
     return speech
