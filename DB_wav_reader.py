@@ -11,7 +11,6 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 from scipy.io import wavfile
-from scipy.signal import resample_poly
 
 import configure as c
 from configure import SetupError
@@ -185,6 +184,7 @@ def to_mono(audio: np.ndarray, rate: int, sample_rate: int = c.SAMPLE_RATE,
         if rate not in _rates_noted:
             _rates_noted.add(rate)
             print(f'note: resampling {rate} Hz audio to {sample_rate} Hz (first: {name})')
+        from scipy.signal import resample_poly  # here: importing scipy.signal takes ~1 s
         ratio = Fraction(sample_rate, rate)
         audio = resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
     return audio
