@@ -8,6 +8,7 @@ default):
     from dvector import embed_wav, score_wavs
     result = score_wavs('me_1.wav', 'me_2.wav')
     print(result.score, result.same_speaker, result.threshold)
+    print(result.quality_b.speech_seconds, result.quality_b.warnings)  # dvector/quality.py
     d_vector = embed_wav('me_1.wav')        # (E,) tensor, L2-normalised
 """
 import fnmatch
@@ -25,7 +26,9 @@ from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features, get_embeddings
 from dvector.features import fast_logfbank, feature_settings
 from dvector.calibration import DEFAULT_P_TARGET, check_operating_point, decide
-from dvector.vad import MIN_SPEECH_SECONDS, keep_speech
+from dvector.quality import RecordingQuality, measure_quality
+from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, \
+    speech_segments
 from SR_Dataset import read_MFB, trim_silence
 
 REAL_MODEL_DIR = 'model_real'  # the shipped model trained on the tutorial's real speech
@@ -47,15 +50,57 @@ def check_extraction_settings(checkpoint: dict) -> None:
                          'feature settings or give extracted .p files')
 
 
-def wav_features(path: str, vad: bool = True) -> np.ndarray:
-    """(frames, bands) float32 features of one wav file. With ``vad`` its silences are cut
-    first; without, 0.5 s is dropped at each end, as the tutorial's feature files are read."""
+@functools.lru_cache(maxsize=32)
+def analyse_wav(path: str, stamp: tuple) -> tuple:
+    """(speech samples at 16 kHz, RecordingQuality) of a wav file; ``stamp`` (the file's
+    modification time and size) makes a changed file be read again."""
     audio = read_audio(path, c.SAMPLE_RATE)
+    speech = np.concatenate([audio[:0]] + [audio[s:e] for s, e in
+                                           speech_segments(audio, c.SAMPLE_RATE)])
+    return speech, measure_quality(audio, c.SAMPLE_RATE, speech, path)
+
+
+def wav_speech(path: str) -> tuple:
+    """(speech samples at 16 kHz, RecordingQuality) of a wav file, found once per process."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise SetupError(f'{path}: cannot read the file ({err.strerror})') from None
+    return analyse_wav(path, (info.st_mtime_ns, info.st_size))
+
+
+def wav_quality(path: str) -> RecordingQuality:
+    """The speech found in a wav file and its quality warnings (dvector/quality.py)."""
+    return wav_speech(path)[1]
+
+
+def check_enrollment(files: list) -> None:
+    """Before enrolling: every wav file has MIN_ENROLL_SECONDS of speech, else one line naming
+    it (decisions on shorter enrollments are unreliable)."""
+    for path in files:
+        quality = wav_quality(path)
+        check_speech_length(quality.speech_seconds, quality.audio_seconds, path,
+                            MIN_ENROLL_SECONDS, ' to enroll (decisions on shorter enrollments '
+                            'are unreliable)')
+
+
+def print_warnings(paths: list) -> None:
+    """For the scripts: each wav file's quality warnings, one line each ('' and .p skipped)."""
+    for path in paths:
+        if path and not path.endswith('.p'):
+            for line in wav_quality(path).warnings:
+                print(f'warning: {line}')
+
+
+def wav_features(path: str, vad: bool = True) -> np.ndarray:
+    """(frames, bands) float32 features of one wav file. With ``vad`` only its speech is kept
+    (dvector/vad.py); without, 0.5 s is dropped at each end, as the tutorial's feature files
+    are read."""
     if vad:
-        audio = keep_speech(audio, c.SAMPLE_RATE, path)
-    feat = fast_logfbank(audio).astype(np.float32)
-    if vad:  # keep_speech has checked the length
-        return feat
+        speech, quality = wav_speech(path)
+        check_speech_length(quality.speech_seconds, quality.audio_seconds, path)
+        return fast_logfbank(speech).astype(np.float32)
+    feat = fast_logfbank(read_audio(path, c.SAMPLE_RATE)).astype(np.float32)
     feat = trim_silence(feat)
     if len(feat) * c.HOP_SECONDS < MIN_SPEECH_SECONDS:  # too little to recognise anyone by
         raise SetupError(f'{path}: too short ({len(feat) * c.HOP_SECONDS:.2f} s of audio, '
@@ -167,10 +212,13 @@ def note_wav_model(log_dir: str, wav_log_dir: str) -> None:
 # ---- for programs ---------------------------------------------------------------------------
 
 class Comparison(NamedTuple):
-    """score_wavs' answer: the cosine score, the model's threshold, and the decision."""
+    """score_wavs' answer: the cosine score, the model's threshold, and the decision; the
+    quality of each recording (dvector/quality.py: speech found, warnings)."""
     score: float
     threshold: float
     same_speaker: bool
+    quality_a: Optional[RecordingQuality] = None
+    quality_b: Optional[RecordingQuality] = None
     llr: Optional[float] = None       # a calibrated model's log-likelihood ratio, else None
     meaning: str = ''                 # the LLR in words ('40 times more likely ...')
     decided_on: str = ''              # the threshold and what it rests on (operating point)
@@ -190,7 +238,7 @@ def embed_wav(path: str, log_dir: str = REAL_MODEL_PATH, vad: bool = True) -> to
     Args:
         path: a WAV file of one speaker (any rate, any number of channels).
         log_dir: the model's folder (the real-speech model by default).
-        vad: cut silences first (energy-based, dvector/vad.py).
+        vad: keep only the speech (Silero VAD, dvector/vad.py).
     Raises SetupError (one line naming the file) for an unreadable file or too little speech.
     """
     model, _ = cached_model(log_dir)
@@ -216,5 +264,5 @@ def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH,
     (a, b), seconds = embed_wavs_with_seconds(model, [path_a, path_b], device, vad)
     score = float(torch.dot(a, b))
     decision = decide(score, checkpoint, tuple(seconds), thres, point)
-    return Comparison(score, decision.threshold, decision.accept, decision.llr,
-                      decision.meaning, decision.basis)
+    return Comparison(score, decision.threshold, decision.accept, wav_quality(path_a),
+                      wav_quality(path_b), decision.llr, decision.meaning, decision.basis)
