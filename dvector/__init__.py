@@ -12,12 +12,20 @@ DB_wav_reader.py, SR_Dataset.py, model/), which never import it.
 - distributed, fileio: several processes; atomic writes and safe loading
 - recordings, vad, threshold: wav files in (silences cut), the threshold stored with a model
 
-For programs: ``from dvector import embed_wav, score_wavs`` (dvector/recordings.py).
+For programs: ``dvector.Encoder(model_dir=..., device=...)`` with ``.embed(path or samples,
+sample_rate)`` and ``.score(path_a, path_b)`` (dvector/encoder.py); ``embed_wav`` and
+``score_wavs`` (dvector/recordings.py) for one call each; ``SetupError`` (a ValueError) for
+bad input. The repository's root must be on the import path (README: "Python API").
 """
+from configure import SetupError  # noqa: F401  (the project's one error type)
 
 
 def __getattr__(name: str):
-    """embed_wav and score_wavs, imported on first use (the scripts need not load them)."""
+    """Encoder, embed_wav and score_wavs, imported on first use (the scripts need not load
+    them)."""
+    if name == 'Encoder':
+        from dvector.encoder import Encoder
+        return Encoder
     if name in ('embed_wav', 'score_wavs'):
         from dvector import recordings
         return getattr(recordings, name)

@@ -100,10 +100,15 @@ def wav_features(path: str, vad: bool = True) -> np.ndarray:
         speech, quality = wav_speech(path)
         check_speech_length(quality.speech_seconds, quality.audio_seconds, path)
         return fast_logfbank(speech).astype(np.float32)
-    feat = fast_logfbank(read_audio(path, c.SAMPLE_RATE)).astype(np.float32)
-    feat = trim_silence(feat)
+    return trimmed_features(read_audio(path, c.SAMPLE_RATE), path)
+
+
+def trimmed_features(audio: np.ndarray, name: str) -> np.ndarray:
+    """(frames, bands) features of 16 kHz samples without the detector: 0.5 s dropped at each
+    end, as the tutorial's feature files are read; SetupError naming ``name`` if too short."""
+    feat = trim_silence(fast_logfbank(audio).astype(np.float32))
     if len(feat) * c.HOP_SECONDS < MIN_SPEECH_SECONDS:  # too little to recognise anyone by
-        raise SetupError(f'{path}: too short ({len(feat) * c.HOP_SECONDS:.2f} s of audio, '
+        raise SetupError(f'{name}: too short ({len(feat) * c.HOP_SECONDS:.2f} s of audio, '
                          f'trimmed); at least {MIN_SPEECH_SECONDS:g} s is needed')
     return feat
 
@@ -259,6 +264,14 @@ def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH,
     threshold (its EER threshold); ``thres`` (not 0) is the caller's own, on the score.
     ``decided_on`` says which."""
     model, checkpoint = cached_model(log_dir)
+    return compare_wavs(model, checkpoint, path_a, path_b, vad, p_target, c_miss, c_fa, thres)
+
+
+def compare_wavs(model: torch.nn.Module, checkpoint: dict, path_a: str, path_b: str,
+                 vad: bool = True, p_target: float = DEFAULT_P_TARGET, c_miss: float = 1.0,
+                 c_fa: float = 1.0, thres: float = 0.0) -> Comparison:
+    """score_wavs with a model already loaded (its inference_model and checkpoint): what
+    score_wavs and dvector.Encoder.score share."""
     point = check_operating_point(p_target, c_miss, c_fa)
     device = next(model.parameters()).device
     (a, b), seconds = embed_wavs_with_seconds(model, [path_a, path_b], device, vad)
