@@ -8,6 +8,7 @@ on this computer only (bound to 127.0.0.1, telemetry off, nothing fetched from o
 enrollments go to a folder of their own, never the scripts' sets. Every step is a call of
 dvector/live.py: this file only lays out the page and writes the answers.
 """
+import math
 import os
 
 import torch
@@ -33,19 +34,33 @@ SCRIPTS_SETS = ('enroll_embeddings', 'enroll_embeddings_real')  # enroll.py's; n
 ERROR = '**Error · 오류**: '
 
 
-def shown_error(err: Exception, clips: list) -> str:
-    """The error line for the page, each clip named by its file name (not the upload path)."""
-    text = str(err)
+def named(text: str, clips: list) -> str:
+    """``text`` with each clip named by its file name (not the folder it was uploaded to)."""
     for clip in clips:
         if clip:
             text = text.replace(clip, os.path.basename(clip))
-    return ERROR + text
+    return text
 
 
-def decision_lines(decision: live.Decision) -> str:
-    return (f'Score · 점수: **{decision.score:.4f}**  \n'
-            f'Confidence · 확신: {decision.confidence}  \n'
-            f'Threshold · 임계값: {decision.basis}')
+def shown_error(err: Exception, clips: list) -> str:
+    """The error line for the page."""
+    return ERROR + named(str(err), clips)
+
+
+def decision_lines(found: live.Verdict, clips: list) -> str:
+    """The score, LLR, how sure, what the decision rests on, and the clips' quality."""
+    decision = found.decision
+    lines = [f'Score · 점수: **{decision.score:.4f}**']
+    if decision.llr is not None:
+        lines.append(f'LLR · 로그 우도비: **{decision.llr:+.2f}**')
+    lines += [f'Confidence · 확신: {found.confidence}',
+              f'Decided at · 판정 기준: {decision.basis}' + (
+                  f' (for these lengths: a score of {decision.threshold:.4f})'
+                  if decision.llr is not None and math.isfinite(decision.threshold) else ''),
+              f'Speech in the clip · 녹음 속 음성: {found.speech_seconds:.1f} s',
+              'Quality · 녹음 품질: ' + ('; '.join(named(w, clips) for w in found.warnings)
+                                     or 'no warnings · 경고 없음')]
+    return '  \n'.join(lines)
 
 
 def uploaded_paths(uploads) -> list:
@@ -60,12 +75,14 @@ def enroll(name: str, recording: str, uploads, replace: bool) -> tuple:
     """(message, enrolled speakers) after enrolling the recording and uploaded clips."""
     clips = [recording] + uploaded_paths(uploads)
     try:
-        speakers = live.enroll_clips(name, clips, embedding_dir, log_dir, replace)
+        speakers, warnings = live.enroll_clips(name, clips, embedding_dir, log_dir, replace)
     except cli.SetupError as err:
         return shown_error(err, clips), current_speakers()
     count = len([c for c in clips if c])
-    return (f'Enrolled · 등록됨: **{name.strip()}** ({count} clip{"s" if count > 1 else ""}).  \n'
-            f'Enrolled speakers · 등록된 화자: {", ".join(speakers)}'), speakers
+    return '  \n'.join(
+        [f'Enrolled · 등록됨: **{name.strip()}** ({count} clip{"s" if count > 1 else ""}).',
+         f'Enrolled speakers · 등록된 화자: {", ".join(speakers)}']
+        + [f'Warning · 경고: {named(w, clips)}' for w in warnings]), speakers
 
 
 def current_speakers() -> list:
@@ -83,32 +100,38 @@ def identify(clip: str) -> str:
         return shown_error(err, [clip])
     answer = (f'### Identified · 식별: **{found.speaker}**' if found.speaker else
               '### None of the enrolled speakers · 등록된 화자가 아님')
-    rows = '\n'.join(f'| {rank} | {speaker} | {score:.4f} |'
-                     for rank, (speaker, score) in enumerate(found.ranking, 1))
-    return (f'{answer}\n\n| rank · 순위 | speaker · 화자 | score · 점수 |\n|---|---|---|\n'
-            f'{rows}\n\nThe best speaker · 1위 화자:  \n' + decision_lines(found.decision))
+    rows = '\n'.join(f'| {rank} | {speaker} | {score:.4f} | '
+                     + (f'{llr:+.2f}' if llr is not None else '') + ' |'
+                     for rank, (speaker, score, llr) in enumerate(found.ranking, 1))
+    table = ('| rank · 순위 | speaker · 화자 | score · 점수 | LLR |\n|---|---|---|---|\n'
+             + rows)
+    if found.verdict is None:
+        return (f'{answer}\n\n{table}\n\nThe model has no threshold: the best speaker is '
+                'always the answer (closed set) · 임계값이 없어 항상 1위 화자를 답합니다')
+    return (f'{answer}\n\n{table}\n\nThe best speaker, {found.ranking[0][0]} · 1위 화자:  \n'
+            + decision_lines(found.verdict, [clip]))
 
 
 def verify(claimed: str, clip: str) -> str:
     """Accept or Reject the claim, with the score and what the decision rests on."""
     try:
-        decision = live.verify_clip(claimed, clip, embedding_dir, log_dir)
+        found = live.verify_clip(claimed, clip, embedding_dir, log_dir)
     except cli.SetupError as err:
         return shown_error(err, [clip])
-    answer = '### Accept · 수락' if decision.accepted else '### Reject · 거부'
+    answer = '### Accept · 수락' if found.decision.accept else '### Reject · 거부'
     return f'{answer}\n\nClaimed speaker · 주장한 화자: **{claimed}**  \n' + \
-        decision_lines(decision)
+        decision_lines(found, [clip])
 
 
 def compare(clip_a: str, clip_b: str) -> str:
     """Same speaker or not, for two clips."""
     try:
-        decision = live.compare_clips(clip_a, clip_b, log_dir)
+        found = live.compare_clips(clip_a, clip_b, log_dir)
     except cli.SetupError as err:
         return shown_error(err, [clip_a, clip_b])
-    answer = ('### Same speaker · 같은 화자' if decision.accepted else
+    answer = ('### Same speaker · 같은 화자' if found.decision.accept else
               '### Different speakers · 다른 화자')
-    return f'{answer}\n\n' + decision_lines(decision)
+    return f'{answer}\n\n' + decision_lines(found, [clip_a, clip_b])
 
 
 def see_voices(clip: str) -> tuple:

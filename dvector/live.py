@@ -2,9 +2,11 @@
 speakers, verify a claim, compare two clips, and map the enrolled voices.
 
 Each step is one call that takes wav paths and an enrollment folder and returns what the page
-shows; every decision goes through ``decide`` (one place, so the page follows the model's
-threshold, or its calibration). Nothing is written unless a whole step succeeds: an enrollment
-embeds every clip first and then replaces the set at once (dvector/enrollment.py).
+shows. The decisions are the project's own: dvector/calibration.py's ``decide`` and
+``identify`` (a calibrated model's LLR at the default operating point, else the model's stored
+threshold) and ``score_wavs``; each clip's quality warnings come from dvector/quality.py.
+Nothing is written unless a whole step succeeds: an enrollment checks and embeds every clip
+first, then saves the set at once (dvector/enrollment.py).
 """
 import os
 from typing import NamedTuple, Optional
@@ -13,36 +15,39 @@ import numpy as np
 import torch
 
 from configure import SetupError
-from dvector.enrollment import load_enroll_embeddings, save_enrollment_set
-from dvector.recordings import REAL_MODEL_PATH, cached_model, embed_wavs, score_wavs
+from dvector import calibration
+from dvector.enrollment import enrolled_seconds, load_enroll_embeddings, save_enrollment_set
+from dvector.recordings import REAL_MODEL_PATH, cached_model, check_enrollment, \
+    embed_wavs_with_seconds, score_wavs, wav_quality
 from dvector.scoring import cosine_scores
-from dvector.threshold import choose_threshold
 
-CLEAR_MARGIN = 0.15  # cosine units from the threshold: beyond it a decision is called clear
+CLEAR_MARGIN = 0.15  # without calibration, cosine units from the threshold of a clear decision
 NEAR_MARGIN = 0.05   # within it, a close call (a little noise could turn it)
 
 
-class Decision(NamedTuple):
-    """A score against the model's threshold: the answer, how sure, and what it rests on."""
-    accepted: bool
-    score: float
-    threshold: float
-    basis: str       # the threshold and what it was measured on
-    confidence: str  # the margin in words
+class Verdict(NamedTuple):
+    """A decision as the page shows it: the project's Decision (score, accept, threshold, llr,
+    meaning, basis), how sure it is in words, and the clips' quality warnings."""
+    decision: calibration.Decision
+    confidence: str
+    warnings: tuple
+    speech_seconds: float  # of the clip decided on
 
 
 class Identification(NamedTuple):
-    """Every enrolled speaker with its score, best first, and the decision on the best one:
-    ``speaker`` is None when it is not above the threshold ("none of them")."""
-    ranking: list    # [(speaker, score)]
+    """Every enrolled speaker with its score and LLR (None without calibration), best first,
+    and the verdict on the best one: ``speaker`` is None when it is rejected ("none of them")."""
+    ranking: list    # [(speaker, score, llr)]
     speaker: Optional[str]
-    decision: Decision
+    verdict: Optional[Verdict]  # None: a model with neither calibration nor threshold
 
 
-def confidence_words(score: float, threshold: float) -> str:
-    """How far the score lies from the threshold, in words (the model is not calibrated: this
-    is a margin in cosine units, not a probability)."""
-    margin = score - threshold
+def confidence_words(decision: calibration.Decision) -> str:
+    """How sure the decision is: the LLR in words for a calibrated model; else how far the
+    score lies from the threshold (a margin in cosine units, not a probability)."""
+    if decision.llr is not None:
+        return f'{decision.meaning} (LLR {decision.llr:+.2f})'
+    margin = decision.score - decision.threshold
     side = 'above' if margin > 0 else 'below'
     if abs(margin) >= CLEAR_MARGIN:
         words = 'clear'
@@ -50,26 +55,25 @@ def confidence_words(score: float, threshold: float) -> str:
         words = 'fairly clear'
     else:
         words = 'close call: near the threshold, record a longer clip to be sure'
-    return f'{words} ({abs(margin):.2f} {side} the threshold)'
+    return f'{words} ({abs(margin):.2f} {side} the threshold; the model is not calibrated)'
 
 
-def decide(score: float, log_dir: str = REAL_MODEL_PATH) -> Decision:
-    """The model's decision on one cosine score: above its stored threshold is the same
-    speaker."""
-    _, checkpoint = cached_model(log_dir)
-    threshold, basis = choose_threshold(0, checkpoint)
-    return Decision(score > threshold, score, threshold, basis,
-                    confidence_words(score, threshold))
+def verdict(decision: calibration.Decision, clips: list) -> Verdict:
+    """The page's view of a decision on the last of ``clips`` (warnings of all of them)."""
+    qualities = [wav_quality(clip) for clip in clips]
+    return Verdict(decision, confidence_words(decision),
+                   tuple(line for q in qualities for line in q.warnings),
+                   qualities[-1].speech_seconds)
 
 
-def embed_clips(paths: list, log_dir: str = REAL_MODEL_PATH) -> torch.Tensor:
-    """(n, E) d-vectors of wav clips; SetupError naming the clip for an unreadable file or too
-    little speech."""
+def embed_clips(paths: list, log_dir: str = REAL_MODEL_PATH) -> tuple:
+    """((n, E) d-vectors, [seconds of speech]) of wav clips; SetupError naming the clip for an
+    unreadable file or one without enough speech."""
     paths = [p for p in paths if p]
     if not paths:
         raise SetupError('no clip given: record one with the microphone or upload a wav file')
     model, _ = cached_model(log_dir)
-    return embed_wavs(model, paths, next(model.parameters()).device)  # (n, E)
+    return embed_wavs_with_seconds(model, paths, next(model.parameters()).device)
 
 
 def check_speaker_name(name: str) -> str:
@@ -93,59 +97,77 @@ def enrolled(embedding_dir: str, log_dir: str = REAL_MODEL_PATH) -> dict:
 
 
 def enroll_clips(name: str, paths: list, embedding_dir: str, log_dir: str = REAL_MODEL_PATH,
-                 replace: bool = False) -> list:
+                 replace: bool = False) -> tuple:
     """Enroll the clips as one speaker (the sum of their d-vectors, as enroll.py) into
-    ``embedding_dir``, beside the speakers there; returns the enrolled speakers. A name already
-    enrolled is refused unless ``replace``."""
+    ``embedding_dir``, beside the speakers there: (the enrolled speakers, the clips' quality
+    warnings). A name already enrolled is refused unless ``replace``; so is a clip with too
+    little speech to enroll (recordings.check_enrollment)."""
     name = check_speaker_name(name)
-    _, checkpoint = cached_model(log_dir)
-    embeddings = enrolled(embedding_dir, log_dir)
-    if name in embeddings and not replace:
+    paths = [p for p in paths if p]
+    if name in enrolled(embedding_dir, log_dir) and not replace:
         raise SetupError(f'{name} is already enrolled: choose another name, or tick "replace" '
                          'to enroll these clips in its place')
-    embeddings[name] = embed_clips(paths, log_dir).sum(dim=0, keepdim=True)  # (1, E)
-    save_enrollment_set(embeddings, embedding_dir, checkpoint)
-    return sorted(embeddings)
+    check_enrollment(paths)  # enough speech in every clip (found once, kept for embedding)
+    vectors, seconds = embed_clips(paths, log_dir)  # (n, E)
+    saved = save_enrollment_set({name: vectors.sum(dim=0, keepdim=True)}, embedding_dir,
+                                cached_model(log_dir)[1], {name: sum(seconds)})
+    return sorted(saved), tuple(line for p in paths for line in wav_quality(p).warnings)
 
 
 def enrolled_matrix(embedding_dir: str, log_dir: str) -> tuple:
-    """(speakers, (N, E) enrollments); SetupError when nobody is enrolled yet."""
+    """(speakers, (N, E) enrollments, {speaker: seconds of speech}); SetupError when nobody
+    is enrolled yet."""
     embeddings = enrolled(embedding_dir, log_dir)
     if not embeddings:
         raise SetupError('nobody is enrolled yet: enroll a speaker first (the Enroll tab)')
     speakers = sorted(embeddings)
-    return speakers, torch.cat([embeddings[s] for s in speakers])  # (N, E)
+    return speakers, torch.cat([embeddings[s] for s in speakers]), \
+        enrolled_seconds(embedding_dir)  # (N, E)
 
 
 def identify_clip(path: str, embedding_dir: str,
                   log_dir: str = REAL_MODEL_PATH) -> Identification:
-    """Whose voice is the clip? All enrolled speakers ranked by cosine score; the best one
-    if the model's decision accepts it, else None (open set: none of them)."""
-    speakers, matrix = enrolled_matrix(embedding_dir, log_dir)
-    scores = cosine_scores(embed_clips([path], log_dir), matrix)[0]  # (N,)
-    ranking = sorted(zip(speakers, scores.tolist()), key=lambda pair: -pair[1])
-    decision = decide(ranking[0][1], log_dir)
-    return Identification(ranking, ranking[0][0] if decision.accepted else None, decision)
+    """Whose voice is the clip? calibration.identify's answer (open set: the best speaker, or
+    none of them), with every enrolled speaker's score and LLR, best first."""
+    speakers, matrix, seconds = enrolled_matrix(embedding_dir, log_dir)
+    vectors, (test_seconds,) = embed_clips([path], log_dir)
+    scores = cosine_scores(vectors, matrix)[0].tolist()  # (N,)
+    checkpoint = cached_model(log_dir)[1]
+    best, decision = calibration.identify(scores, speakers, checkpoint, (test_seconds, seconds))
+    llrs = [calibration.decide(score, checkpoint, (seconds.get(s), test_seconds)).llr
+            for s, score in zip(speakers, scores)]
+    ranking = sorted(zip(speakers, scores, llrs),
+                     key=lambda row: -(row[2] if row[2] is not None else row[1]))
+    if decision is None:  # closed set: the model has no threshold to say "none of them" by
+        return Identification(ranking, best, None)
+    return Identification(ranking, best if decision.accept else None,
+                          verdict(decision, [path]))
 
 
 def verify_clip(claimed: str, path: str, embedding_dir: str,
-                log_dir: str = REAL_MODEL_PATH) -> Decision:
-    """Is the clip the claimed enrolled speaker? The model's decision on its cosine score."""
-    speakers, matrix = enrolled_matrix(embedding_dir, log_dir)
+                log_dir: str = REAL_MODEL_PATH) -> Verdict:
+    """Is the clip the claimed enrolled speaker? calibration.decide on its cosine score and
+    both sides' seconds of speech."""
+    speakers, matrix, seconds = enrolled_matrix(embedding_dir, log_dir)
     if not claimed:
         raise SetupError('no claimed speaker: choose one of the enrolled speakers')
     if claimed not in speakers:
         raise SetupError(f'{claimed} is not enrolled; enrolled: ' + ', '.join(speakers))
+    vectors, (test_seconds,) = embed_clips([path], log_dir)
     enrollment = matrix[speakers.index(claimed)][None]  # (1, E)
-    score = float(cosine_scores(embed_clips([path], log_dir), enrollment)[0, 0])
-    return decide(score, log_dir)
+    score = float(cosine_scores(vectors, enrollment)[0, 0])
+    return verdict(calibration.decide(score, cached_model(log_dir)[1],
+                                      (seconds.get(claimed), test_seconds)), [path])
 
 
-def compare_clips(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH) -> Decision:
-    """Are two clips of the same speaker? score_wavs' score, decided by ``decide``."""
+def compare_clips(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH) -> Verdict:
+    """Are two clips of the same speaker? score_wavs' decision, with both clips' warnings."""
     if not path_a or not path_b:
         raise SetupError('give two clips to compare (record or upload both)')
-    return decide(score_wavs(path_a, path_b, log_dir).score, log_dir)
+    found = score_wavs(path_a, path_b, log_dir)
+    decision = calibration.Decision(found.score, found.same_speaker, found.threshold,
+                                    found.llr, found.meaning, found.decided_on)
+    return verdict(decision, [path_a, path_b])
 
 
 class VoiceMap(NamedTuple):
@@ -168,12 +190,12 @@ def principal_components(vectors: np.ndarray, n: int = 2) -> np.ndarray:
 
 def voice_map(embedding_dir: str, clip: str = '', log_dir: str = REAL_MODEL_PATH) -> VoiceMap:
     """The map of the enrolled voices (at least two) and of ``clip`` (a wav) among them."""
-    speakers, matrix = enrolled_matrix(embedding_dir, log_dir)  # (N, E)
+    speakers, matrix, _ = enrolled_matrix(embedding_dir, log_dir)  # (N, E)
     if len(speakers) < 2:
         raise SetupError(f'only {speakers[0]} is enrolled: enroll a second speaker to compare '
                          'voices')
     matrix = torch.nn.functional.normalize(matrix, dim=1)
-    vectors = torch.cat([matrix, embed_clips([clip], log_dir)]) if clip else matrix  # (M, E)
+    vectors = torch.cat([matrix, embed_clips([clip], log_dir)[0]]) if clip else matrix  # (M, E)
     coords = principal_components(vectors.numpy().astype(np.float64))
     similarity = cosine_scores(matrix, matrix).numpy()  # (N, N)
     return VoiceMap(speakers, similarity, coords[:len(speakers)],

@@ -42,6 +42,9 @@ def espeak_clips(folder) -> dict:
     os.rename(clips['short'], full)
     subprocess.run(['sox', full, clips['short'], 'silence', '1', '0.01', '1%', 'trim', '0',
                     '0.4'], check=True)
+    clips['alice_8k'] = os.path.join(folder, 'alice_8k.wav')  # as from a phone
+    subprocess.run(['sox', clips['alice_3'], '-r', '8000', '-b', '8', clips['alice_8k']],
+                   check=True)
     clips['silence'] = os.path.join(folder, 'silence.wav')
     wavfile.write(clips['silence'], 16000, np.zeros(32000, dtype=np.int16))
     clips['bad'] = os.path.join(folder, 'notes.wav')
@@ -78,12 +81,16 @@ def test_enroll_identify_verify_compare(page, clips):
     rows = [line for line in answer.splitlines() if line.startswith('| 1 ') or
             line.startswith('| 2 ')]
     assert [row.split('|')[2].strip() for row in rows] == ['alice', 'bob']
-    assert 'Threshold' in answer and "EER threshold" in answer
+    assert 'LLR' in answer and 'Bayes threshold' in answer  # the calibrated decision
+    assert 'Quality · 녹음 품질: no warnings' in answer
 
     genuine, impostor = page.verify('alice', clips['alice_3']), page.verify('bob', clips['alice_3'])
     assert genuine.startswith('### Accept') and impostor.startswith('### Reject'), (genuine,
                                                                                     impostor)
-    assert 'clear' in genuine and 'above the threshold' in genuine
+    assert 'times more likely the claimed speaker' in genuine
+    assert 'times more likely another speaker' in impostor
+    narrow = page.verify('alice', clips['alice_8k'])
+    assert 'alice_8k.wav: narrowband audio' in narrow and clips['alice_8k'] not in narrow
     assert page.compare(clips['bob_1'], clips['bob_2']).startswith('### Same speaker')
     assert page.compare(clips['bob_1'], clips['alice_1']).startswith('### Different speakers')
 
@@ -92,7 +99,7 @@ def test_a_stranger_is_none_of_them(page, clips):
     page.enroll('alice', clips['alice_1'], None, False)
     answer = page.identify(clips['bob_2'])
     assert answer.startswith('### None of the enrolled speakers'), answer
-    assert '| 1 | alice |' in answer and 'below the threshold' in answer
+    assert '| 1 | alice |' in answer and 'more likely another speaker' in answer
 
 
 def test_voice_map(page, clips):

@@ -25,7 +25,8 @@ VOICES = {  # file: (voice, text); the microphone loops the file, so any length 
     'bob_again.wav': ('en-gb+m3', 'She can scoop these things into three red bags, and we will '
                                   'go meet her Wednesday at the train station.'),
 }
-RECORD_S = 3.0  # seconds recorded from the microphone per clip
+ENROLL_S = 4.5  # seconds recorded to enroll (enrolling needs 3 s of speech)
+TEST_S = 3.0    # seconds recorded to identify
 
 
 @pytest.fixture(scope='module')
@@ -57,7 +58,7 @@ def enroll_by_microphone(url: str, wav: str, name: str) -> str:
     driver = page_with_microphone(url, wav)
     try:
         browser.type_into(driver, 'enroll_name', name)
-        browser.record(driver, 'enroll_clip', RECORD_S)
+        browser.record(driver, 'enroll_clip', ENROLL_S)
         browser.click(driver, 'enroll_button')
         return browser.answer(driver, 'enroll_result', 'Enrolled')
     finally:
@@ -69,12 +70,12 @@ def test_record_enroll_identify_verify_in_chromium(server):
     assert 'Enrolled speakers · 등록된 화자: alice' in enroll_by_microphone(
         url, str(folder / 'alice_mic.wav'), 'alice')
     assert 'alice, bob' in enroll_by_microphone(url, str(folder / 'bob_mic.wav'), 'bob')
-    assert sorted(os.listdir(folder / 'enrolled')) == ['alice.pth', 'bob.pth', 'enrolled_with.txt']
+    assert {'alice.pth', 'bob.pth'} <= set(os.listdir(folder / 'enrolled'))
 
     driver = page_with_microphone(url, str(folder / 'alice_again.wav'))
     try:
         browser.open_tab(driver, 'Identify')
-        browser.record(driver, 'identify_clip', RECORD_S)
+        browser.record(driver, 'identify_clip', TEST_S)
         browser.click(driver, 'identify_button')
         identified = browser.answer(driver, 'identify_result', 'Identified')
         assert 'Identified · 식별: alice' in identified, identified
@@ -89,7 +90,7 @@ def test_record_enroll_identify_verify_in_chromium(server):
         browser.upload(driver, 'verify_clip', str(folder / 'bob_again.wav'))
         browser.click(driver, 'verify_button')
         impostor = browser.answer(driver, 'verify_result', 'Reject')
-        assert 'EER threshold' in impostor and 'below the threshold' in impostor
+        assert 'Bayes threshold' in impostor and 'more likely another speaker' in impostor
 
         browser.open_tab(driver, 'See the voices')
         browser.click(driver, 'voices_button')
