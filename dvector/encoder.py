@@ -14,9 +14,7 @@ on ``device``; every recording is mixed to mono, resampled to 16 kHz and its sil
 what the project notes on the way (resampling, a model's settings) goes to stderr, never to
 stdout, so a program's own output stays its own.
 """
-import contextlib
 import os
-import sys
 from typing import Optional, Union
 
 import numpy as np
@@ -30,16 +28,11 @@ from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features
 from dvector.features import fast_logfbank
 from dvector.recordings import (REAL_MODEL_PATH, TEST_FRAMES, Comparison,
-                                check_extraction_settings, compare_wavs, trimmed_features,
-                                wav_features)
+                                check_extraction_settings, compare_wavs, notes_to_stderr,
+                                trimmed_features, wav_features)
 from dvector.vad import check_speech_length, speech_segments
 
 Audio = Union[str, os.PathLike, np.ndarray]
-
-
-def notes_to_stderr():
-    """The project's notes (printed for the scripts' users) sent to stderr instead."""
-    return contextlib.redirect_stdout(sys.stderr)
 
 
 def samples_of(audio: np.ndarray, sample_rate: Optional[int]) -> np.ndarray:

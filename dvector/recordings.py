@@ -11,9 +11,11 @@ default):
     print(result.quality_b.speech_seconds, result.quality_b.warnings)  # dvector/quality.py
     d_vector = embed_wav('me_1.wav')        # (E,) tensor, L2-normalised
 """
+import contextlib
 import fnmatch
 import functools
 import os
+import sys
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -229,6 +231,12 @@ class Comparison(NamedTuple):
     decided_on: str = ''              # the threshold and what it rests on (operating point)
 
 
+def notes_to_stderr() -> contextlib.AbstractContextManager:
+    """For programs: the notes printed for the scripts' users (resampling, a model's settings)
+    go to stderr, so that a program's stdout stays its own."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 @functools.lru_cache(maxsize=4)
 def cached_model(log_dir: str, use_cuda: bool = True) -> tuple:
     """(model, checkpoint) of ``log_dir``'s best checkpoint, loaded once per process."""
@@ -246,9 +254,10 @@ def embed_wav(path: str, log_dir: str = REAL_MODEL_PATH, vad: bool = True) -> to
         vad: keep only the speech (Silero VAD, dvector/vad.py).
     Raises SetupError (one line naming the file) for an unreadable file or too little speech.
     """
-    model, _ = cached_model(log_dir)
-    device = next(model.parameters()).device
-    return embed_wavs(model, [path], device, vad)[0].cpu()
+    with notes_to_stderr():
+        model, _ = cached_model(log_dir)
+        device = next(model.parameters()).device
+        return embed_wavs(model, [path], device, vad)[0].cpu()
 
 
 def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH,
@@ -263,8 +272,10 @@ def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH,
     that LLR threshold means for these lengths. Without calibration, the model's stored
     threshold (its EER threshold); ``thres`` (not 0) is the caller's own, on the score.
     ``decided_on`` says which."""
-    model, checkpoint = cached_model(log_dir)
-    return compare_wavs(model, checkpoint, path_a, path_b, vad, p_target, c_miss, c_fa, thres)
+    with notes_to_stderr():
+        model, checkpoint = cached_model(log_dir)
+        return compare_wavs(model, checkpoint, path_a, path_b, vad, p_target, c_miss, c_fa,
+                            thres)
 
 
 def compare_wavs(model: torch.nn.Module, checkpoint: dict, path_a: str, path_b: str,

@@ -76,14 +76,18 @@ def test_bad_input_is_one_line(tmp_path, encoder):
 
 
 def test_from_any_folder_with_the_notes_on_stderr(tmp_path):
-    """The shipped real-speech model from another folder; resampling's note is not stdout."""
+    """The shipped real-speech model from another folder; resampling's notes (for the file
+    through embed_wav, for samples through the Encoder) are not on stdout."""
     rate, pcm = wavfile.read(ENROLL)
     path = write_wav(tmp_path / 'a.wav', resample_poly(pcm, 441, 320).astype(np.int16), 22050)
-    code = ('import dvector; encoder = dvector.Encoder(device="cpu"); '
-            f'print(tuple(encoder.embed({path!r}).shape), encoder.score({path!r}, {path!r})'
-            '.same_speaker)')
+    code = ('import dvector, numpy as np; a = dvector.embed_wav(%r); '
+            'encoder = dvector.Encoder(device="cpu"); '
+            'b = encoder.embed(np.repeat(np.load(%r), 2), 32000); '
+            'print(tuple(a.shape), float(a @ b) > 0.95, encoder.score(%r, %r).same_speaker)'
+            % (path, str(tmp_path / 'pcm.npy'), path, ENROLL))
+    np.save(tmp_path / 'pcm.npy', pcm)
     result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, env={**os.environ, 'PYTHONPATH': ROOT})
     assert result.returncode == 0, result.stderr
-    assert result.stdout == '(256,) True\n'
-    assert 'resampling 22050 Hz audio' in result.stderr
+    assert result.stdout == '(256,) True True\n'
+    assert 'resampling 22050 Hz' in result.stderr and 'resampling 32000 Hz' in result.stderr
