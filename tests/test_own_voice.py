@@ -95,16 +95,20 @@ def test_your_own_voice_commands_as_written(clone):
         out = run(clone, command)
         if command.startswith('python identification.py'):
             assert 'Predicted speaker : me\n' in out and want not in out, out
-            assert "Threshold : " in out and "this model's EER threshold" in out
+            assert "Threshold : LLR 0.00, the Bayes threshold of p_target 0.5" in out
         else:
             assert want in out, f'{command}\n{out}'
         if command.startswith('python verification.py'):
-            assert re.search(r"Threshold : -?\d\.\d{4} \(this model's EER threshold on ", out)
+            assert re.search(r'LLR : -?\d+\.\d\d \(', out), out
+            assert re.search(r'Threshold : -?\d\.\d{4} on the score: LLR 0\.00, the Bayes '
+                             r'threshold of p_target 0\.5, c_miss 1, c_fa 1 \(the default\); '
+                             r'calibrated on ', out), out
             scores.append(float(re.search(r'Score : (-?\d\.\d{4})', out).group(1)))
-    # the other voice is rejected at the model's threshold, the same voice's third file accepted
+    # the other voice is rejected at the model's operating point, the same voice's third file
+    # accepted
     assert scores[1] < scores[0] and scores[2] < scores[0]
     assert sorted(os.listdir(clone / 'enroll_embeddings_real')) == [
-        'enrolled_with.txt', 'friend.pth', 'me.pth']
+        'enrolled_with.txt', 'friend.pth', 'me.pth', 'speech_seconds.txt']
 
 
 def test_the_python_example_as_written(clone):
