@@ -46,6 +46,9 @@ class OperatingPoint(NamedTuple):
     c_fa: float = DEFAULT_C_FA
 
 
+DEFAULT_POINT = OperatingPoint()
+
+
 def check_operating_point(p_target: float, c_miss: float = 1.0,
                           c_fa: float = 1.0) -> OperatingPoint:
     """The operating point, or SetupError naming the setting outside its range."""
@@ -240,7 +243,7 @@ def score_threshold(record: dict, llr_threshold: float, seconds_a: float,
 
 
 def decide(score: float, checkpoint: dict, seconds: tuple = (None, None), thres: float = 0.0,
-           point: OperatingPoint = OperatingPoint(), as_norm: int = 0) -> Decision:
+           point: OperatingPoint = DEFAULT_POINT, as_norm: int = 0) -> Decision:
     """Accept or reject a score of the (enrolled, test) sides of ``seconds`` seconds of speech:
     ``thres`` when the user gives one (not 0); else, for a calibrated model, its LLR against
     the Bayes threshold of ``point``; else the model's stored threshold (or the class's 0.95),
@@ -265,7 +268,7 @@ def decide(score: float, checkpoint: dict, seconds: tuple = (None, None), thres:
         return Decision(score, score > threshold, threshold, None, '',
                         how + '; this model has no calibration (tools/calibrate.py fits one)')
     llr_threshold = bayes_threshold(*point)
-    default = ' (the default)' if point == OperatingPoint() else ''
+    default = ' (the default)' if point == DEFAULT_POINT else ''
     basis = (f'LLR {llr_threshold:.2f}, the Bayes threshold of {point_text(point)}'
              f'{default}; {describe_calibration(record)}{note}')
     return Decision(score, llr > llr_threshold,

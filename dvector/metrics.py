@@ -115,7 +115,7 @@ def pav_llrs(scores, labels) -> np.ndarray:
     violators, scipy's isotonic regression; tied scores share one value)."""
     from scipy.optimize import isotonic_regression
     scores, labels = check_trials(scores, labels)
-    unique, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     share = np.bincount(inverse, weights=labels.astype(np.float64)) / counts
     posterior = isotonic_regression(share, weights=counts.astype(np.float64)).x[inverse]
     with np.errstate(divide='ignore'):
