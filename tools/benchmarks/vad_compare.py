@@ -8,7 +8,9 @@ installed), all in the same run.
 The set (16 kHz, 16-bit, made with espeak-ng and sox into a temporary folder):
 - speech: two espeak-ng sentences in each of VOICES (English, German, Spanish, French,
   Japanese, Korean; male and female), 1 s of silence before, between and after. The truth
-  is the clean clip's frames within 40 dB of its loudest, widened by 0.1 s on each side.
+  is the clean clip's frames within 40 dB of its loudest, widened by 0.1 s on each side: an
+  energy rule on digital silence, so on the clean, clipped and quiet files it favours the
+  energy rule (which sees the same thing); the noisy files and the non-speech are the test.
 - the same speech in pink noise at 20, 10 and 0 dB SNR, clipped (+20 dB, cut at full scale)
   and quiet (peak at -45 dB of full scale); the same truth.
 - non-speech, 10 s each: dithered silence, zeros, white, pink and brown noise at three levels,
@@ -228,7 +230,7 @@ def report(items: list) -> None:
     print(f'{len(items) - len(non)} speech files ({len(VOICES)} voices x {len(kinds)} kinds), '
           f'{len(non)} non-speech files of 10 s ({10 * len(non)} s)')
     print('| detector | non-speech kept as speech (files keeping >= 0.5 s) | frame accuracy: '
-          + ' / '.join(kinds) + ' | time per minute of audio |')
+          + ' / '.join(kinds) + ' | CPU time per minute of audio |')
     print('|---|---|---|---|')
     for name, detect in detectors().items():
         found = evaluate(detect, items)
