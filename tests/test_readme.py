@@ -42,8 +42,8 @@ def commands(path: str) -> list:
 def inline_commands(path: str) -> list:
     """Commands quoted inline (`python ...`) in a Markdown file."""
     with open(path, encoding='utf-8') as f:
-        text = f.read().replace('\n', ' ')
-    return [c for c in re.findall(r'`(python [^`]+)`', text)]
+        text = re.sub(r'```.*?```', ' ', f.read(), flags=re.S)  # not the fenced blocks
+    return [c for c in re.findall(r'`(python [^`]+)`', text.replace('\n', ' '))]
 
 
 @pytest.fixture(scope='module')
