@@ -61,9 +61,9 @@ def read_feature_file(filename: str) -> tuple:
         raise SetupError(f"{filename}: not a feature file (expected a dict with 'feat' and "
                          f"'label', got {type(data).__name__})")
     feat = np.asarray(data['feat'])
-    if feat.ndim != 2 or feat.shape[0] == 0 or not np.issubdtype(feat.dtype, np.number):
-        raise SetupError(f'{filename}: features must be a non-empty (frames, bands) array, '
-                         f'got shape {feat.shape} dtype {feat.dtype}')
+    if feat.ndim != 2 or 0 in feat.shape or feat.dtype.kind not in 'fiu':
+        raise SetupError(f'{filename}: features must be a non-empty (frames, bands) array of '
+                         f'real numbers, got shape {feat.shape} dtype {feat.dtype}')
     feat = feat.astype(np.float32)
     if not np.isfinite(feat).all():
         raise SetupError(f'{filename}: features contain NaN or infinite values')

@@ -42,7 +42,7 @@ start_anew = False                   # True: the folder's set is replaced by thi
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
-    'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
+    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'enroll_wav': cli.TEXT, 'speaker': cli.TEXT, 'wav_pattern': cli.NAME, 'vad': cli.FLAG,
     'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME, 'start_anew': cli.FLAG}
 

@@ -33,7 +33,7 @@ from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET,
                                  apply_calibration, check_operating_point,
                                  describe_calibration, describe_point, model_calibration)
 from dvector.checkpoint import COHORT_KEY, load_model, score_cohort, select_device
-from dvector.embedding import check_feature_dims, embed_utterances, split_pieces
+from dvector.embedding import check_feature_dims, check_lengths, embed_utterances, split_pieces
 from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
                                 sum_per_speaker)
 from dvector.fileio import atomic_path, check_writable_dir, check_writable_file
@@ -80,8 +80,8 @@ n_threads = 4                        # threads reading feature files
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
-    'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.TEXT,
-    'chunk_sec': cli.at_least(0), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
+    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.TEXT,
+    'chunk_sec': cli.zero_or_at_least(0.5), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
     'ident_enroll': cli.at_least(0), 'scores_out': cli.TEXT, 'plot_dir': cli.TEXT,
     'as_norm': cli.at_least(0), 'thres': cli.NUMBER, 'test_wav_dir': cli.TEXT,
     'vad': cli.FLAG, 'store_threshold': cli.FLAG, 'wav_log_dir': cli.NAME,
@@ -119,6 +119,7 @@ def read_all(model, paths: list) -> tuple:
         results = list(pool.map(read_any, paths))
     feats = [f for f, _ in results]
     check_feature_dims(model, feats, paths)
+    check_lengths(feats, paths)  # a test too short to recognise anyone by is not scored
     return feats, [s for _, s in results]
 
 

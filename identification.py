@@ -39,7 +39,7 @@ wav_embedding_dir = 'enroll_embeddings_real'  # written by enroll.py --enroll_wa
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
-    'test_frames': cli.at_least(0), 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
+    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'spk_list': cli.NAMES, 'test_speaker': cli.NAME, 'test_wav': cli.TEXT, 'vad': cli.FLAG,
     'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME}
 

@@ -79,12 +79,13 @@ whole_utterance = False              # embed each utterance whole, not as a sum 
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'train_feat_dir': cli.NAME, 'val_ratio': cli.between(1, 99),
-    'embedding_size': cli.at_least(1), 'backbone': cli.one_of(*BACKBONES),
+    'embedding_size': cli.at_least(2), 'backbone': cli.one_of(*BACKBONES),
     'pooling': cli.one_of(*POOLINGS), 'stem_stride': cli.one_of(1, 2),
     'loss_type': cli.one_of(*LOSSES), 'margin': cli.at_least(0), 'scale': cli.at_least(0),
     'center_weight': cli.at_least(0), 'spec_augment': cli.FLAG, 'freq_mask': cli.at_least(0),
     'time_mask': cli.at_least(0), 'speed_perturb': cli.FLAG, 'speed_factors': cli.NAME,
-    'win_size': cli.at_least(1), 'start': cli.at_least(1), 'n_epochs': cli.at_least(1),
+    'win_size': cli.at_least(cli.MIN_PIECE_FRAMES), 'start': cli.at_least(1),
+    'n_epochs': cli.at_least(1),
     'lr': cli.above(0, 10), 'wd': cli.between(0, 1),
     'optimizer_type': cli.one_of('sgd', 'adam', 'adagrad'),
     'lr_schedule': cli.one_of('plateau', 'cosine'), 'batch_size': cli.at_least(2),

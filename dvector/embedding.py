@@ -13,8 +13,14 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+import configure as c
 from configure import SetupError
+from dvector.vad import MIN_SPEECH_SECONDS
 from SR_Dataset import load_features, to_input
+
+# a test or enrollment shorter than this (after the trim) is refused: too little to recognise
+# anyone by (the wav path's limit, dvector/vad.py)
+MIN_FRAMES = round(MIN_SPEECH_SECONDS / c.HOP_SECONDS)  # 50 frames
 
 
 def l2_norm(x: torch.Tensor) -> torch.Tensor:
@@ -65,11 +71,39 @@ def embed_pieces(model: nn.Module, feats: list, test_frames: int, device: torch.
 
 
 def embed_utterances(model: nn.Module, feats: list, test_frames: int, device: torch.device,
-                     batch_size: int = 0, progress: str = '') -> torch.Tensor:
+                     batch_size: int = 0, progress: str = '', names: list = None) -> torch.Tensor:
     """(n_utterances, E) L2-normalised embeddings of (frames, bands) feature arrays: the sum
-    of each utterance's piece embeddings, normalised."""
+    of each utterance's piece embeddings, normalised. SetupError (naming the utterance by
+    ``names``, else by number) for an embedding that is zero or not finite: absurd feature
+    values, which would otherwise score alike against everyone."""
     pieces, owners = embed_pieces(model, feats, test_frames, device, batch_size, progress)
-    return sum_pieces(pieces, owners, len(feats))
+    embeddings = sum_pieces(pieces, owners, len(feats))
+    check_embeddings(embeddings, names)
+    return embeddings
+
+
+def check_embeddings(embeddings: torch.Tensor, names: list = None) -> None:
+    """SetupError for the first (E,) row of ``embeddings`` that is zero or not finite."""
+    norms = embeddings.norm(dim=1)  # 1 once normalised; about 0 for a sum that was about 0
+    bad = ~torch.isfinite(norms) | (norms < 0.5)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        name = names[first] if names else f'utterance {first + 1}'
+        kind = 'zero' if torch.isfinite(embeddings[first]).all() else 'not finite'
+        raise SetupError(f'{name}: its d-vector is {kind} '
+                         f'({int(bad.sum())} of {len(bad)} utterances): the features are not '
+                         'what the model was trained on (values far out of range?); extract '
+                         'them again with tools/extract_features.py')
+
+
+def check_lengths(feats: list, names: list, minimum: int = MIN_FRAMES) -> None:
+    """SetupError naming the first feature array shorter than ``minimum`` frames."""
+    short = [(n, len(f)) for n, f in zip(names, feats) if len(f) < minimum]
+    if short:
+        raise SetupError(f'{short[0][0]}: too short to recognise a speaker by ({short[0][1]} '
+                         f'frames after the trim, {short[0][1] * c.HOP_SECONDS:.2f} s; at '
+                         f'least {minimum} frames, {minimum * c.HOP_SECONDS:g} s; '
+                         f'{len(short)} of {len(names)} files)')
 
 
 def sum_pieces(pieces: torch.Tensor, owners: torch.Tensor, n_utterances: int) -> torch.Tensor:
@@ -96,7 +130,8 @@ def embed_features(model: nn.Module, feats: list, names: list, test_frames: int,
     """(n, E) embeddings of (frames, bands) arrays, refused (naming the file in ``names``) when
     their width is not the model's."""
     check_feature_dims(model, feats, names)
-    return embed_utterances(model, feats, test_frames, device)
+    check_lengths(feats, names)
+    return embed_utterances(model, feats, test_frames, device, names=names)
 
 
 def embed_files(model: nn.Module, files: list, test_frames: int,

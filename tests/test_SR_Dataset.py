@@ -39,6 +39,10 @@ def test_too_short_to_trim_is_kept_whole():
     ({'feat': np.zeros((0, 40)), 'label': 'x'}, 'non-empty'),
     ({'feat': np.array([[1.0, np.nan]]), 'label': 'x'}, 'NaN or infinite'),
     ({'feat': np.array([[1.0, np.inf]]), 'label': 'x'}, 'NaN or infinite'),
+    # issue 27 case 10: a complex array lost its imaginary part with only numpy's warning
+    ({'feat': np.ones((5, 40)) * (1 + 2j), 'label': 'x'}, 'real numbers, .* dtype complex128'),
+    ({'feat': np.ones((5, 40), bool), 'label': 'x'}, 'real numbers, .* dtype bool'),
+    ({'feat': np.zeros((5, 0)), 'label': 'x'}, 'non-empty'),
 ])
 def test_bad_feature_files_name_the_file(tmp_path, obj, message):
     path = write(tmp_path, obj)

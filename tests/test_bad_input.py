@@ -36,7 +36,7 @@ def settings_of(module) -> dict:
     ('batch_size', '0', '>= 2'), ('batch_size', '-4', '>= 2'), ('batch_size', '1', '>= 2'),
     ('valid_batch_size', '0', '>= 1'), ('lr', '-0.1', '> 0'), ('lr', 'nan', '> 0'),
     ('lr', '1e6', '<= 10'), ('wd', '-1', 'from 0 to 1'), ('log_interval', '0', '>= 1'),
-    ('seed', '-1', 'from 0 to'), ('num_workers', '-1', '>= 0'), ('embedding_size', '0', '>= 1'),
+    ('seed', '-1', 'from 0 to'), ('num_workers', '-1', '>= 0'), ('embedding_size', '0', '>= 2'),
     ('n_epochs', '0', '>= 1'), ('val_ratio', '100', 'from 1 to 99'),
 ])
 def test_train_settings_out_of_range_name_the_setting_and_the_range(name, value, allowed):
@@ -251,3 +251,38 @@ def test_the_split_trains_on_every_speaker_or_says_it_cannot(tmp_path, monkeypat
     folder = empty_feature_files(tmp_path / 'b', {'one': 1, 'two': 1})
     with pytest.raises(SetupError, match='every validation file would be the only one'):
         train.split_train_dev(folder, 50)
+
+
+def test_a_zero_or_not_finite_d_vector_and_a_too_short_test_are_refused():
+    """Issue 27 case 10: features x 1e20 gave an all-zero d-vector (identification then named
+    the alphabetically first speaker); a 1-frame test file was scored."""
+    from dvector.embedding import MIN_FRAMES, embed_features
+    torch.manual_seed(0)
+    model = build_model('resnet18', 16, 3).eval()
+    feat = np.random.default_rng(0).normal(size=(300, 40)).astype(np.float32)
+    cpu = torch.device('cpu')
+    assert torch.isfinite(embed_features(model, [feat], ['ok.p'], 100, cpu)).all()
+    for scale, kind in ((1e20, 'zero'), (np.float32(3e38), 'not finite')):
+        with pytest.raises(SetupError, match=f'big.p: its d-vector is {kind}'):
+            with np.errstate(over='ignore'):
+                embed_features(model, [feat, feat * scale], ['ok.p', 'big.p'], 100, cpu)
+    with pytest.raises(SetupError, match=r'short.p: too short .*1 frames after the trim'):
+        embed_features(model, [feat, feat[:1]], ['ok.p', 'short.p'], 100, cpu)
+    assert len(embed_features(model, [feat[:MIN_FRAMES]], ['edge.p'], 100, cpu)) == 1
+
+
+@pytest.mark.parametrize('script, name, value', [
+    ('evaluate', 'test_frames', '1'), ('evaluate', 'test_frames', '9'),
+    ('evaluate', 'chunk_sec', '0.01'), ('verification', 'test_frames', '2'),
+    ('identification', 'test_frames', '1'), ('enroll', 'test_frames', '5'),
+    ('tools.whitening', 'test_frames', '1'), ('train', 'embedding_size', '1'),
+    ('train', 'win_size', '1')])
+def test_settings_that_make_every_score_alike_are_refused(script, name, value):
+    """Issue 27 case 11: --test_frames 1 or --embedding_size 1 made every score 1.0 (an
+    impostor was accepted)."""
+    import importlib
+    module = importlib.import_module(script)
+    with pytest.raises(SetupError, match=f'--{name} {value}: expected'):
+        cli.override_settings(settings_of(module), [f'--{name}', value])
+    for fine in ('0', '10') if name == 'test_frames' else ():
+        cli.override_settings(settings_of(module), [f'--{name}', fine])
