@@ -11,6 +11,8 @@ DB_wav_reader.py, SR_Dataset.py, model/), which never import it.
 - whitening: within-speaker whitening fitted on the training speakers
 - distributed, fileio: several processes; atomic writes and safe loading
 - recordings, vad, threshold: wav files in (silences cut), the threshold stored with a model
+- live, browser: demo.py's steps (enroll, identify, verify, compare, the voice map); its page
+  driven in headless Chromium (its browser test and benchmark)
 
 For programs: ``dvector.Encoder(model_dir=..., device=...)`` with ``.embed(path or samples,
 sample_rate)`` and ``.score(path_a, path_b)`` (dvector/encoder.py); ``embed_wav`` and
