@@ -31,16 +31,22 @@ def save_figure(fig: plt.Figure, path: str) -> str:
 
 def loss_axis_top(train_loss: list, valid_loss: list) -> float:
     """The top of the loss axis: the slides' 3.5, or a little above the highest finite loss
-    when a curve goes higher (in half units)."""
-    top = max((v for v in list(train_loss) + list(valid_loss) if math.isfinite(v)), default=0.0)
+    when a curve goes higher (in half units). Validation losses over 3 times the training
+    curve's highest (the first epochs', before BatchNorm's running statistics settle) do not
+    stretch it, or the rest of the curves would be flat lines at 0: plot_losses writes them
+    at the top edge."""
+    train = [v for v in train_loss if math.isfinite(v)]
+    limit = 3 * max(train + [3.5])
+    top = max(train + [v for v in valid_loss if math.isfinite(v) and v <= limit], default=0.0)
     return 3.5 if top <= 3.5 else math.ceil(top * 1.05 * 2) / 2
 
 
 def plot_losses(epochs: list, train_loss: list, valid_loss: list, best: int, path: str) -> str:
     """The slides' loss plot: training and validation loss per epoch and a red dashed line at
     the epoch of the lowest validation loss (the checkpoint that enroll.py's cp_num = 0 loads).
-    The y range is the slides' 0-3.5, grown only when a curve would leave it, so both curves
-    show from epoch 1; a short run gets markers so that single points show."""
+    The y range is the slides' 0-3.5, grown only when a curve would leave it (early validation
+    spikes far above the training loss are written at the top edge instead, so that the
+    curves stay readable); a short run gets markers so that single points show."""
     fig = plt.figure(figsize=(10, 8))
     marker = 'o' if len(epochs) < 5 else None
     plt.plot(epochs, train_loss, label='Training Loss', marker=marker)
@@ -48,7 +54,12 @@ def plot_losses(epochs: list, train_loss: list, valid_loss: list, best: int, pat
     plt.axvline(best, linestyle='--', color='r', label='Early Stopping Checkpoint')
     plt.xlabel('epochs')
     plt.ylabel('loss')
-    plt.ylim(0, loss_axis_top(train_loss, valid_loss))
+    top = loss_axis_top(train_loss, valid_loss)
+    plt.ylim(0, top)
+    off_scale = [(e, v) for e, v in zip(epochs, valid_loss) if math.isfinite(v) and v > top]
+    for k, (epoch, loss) in enumerate(off_scale):  # its value at the top edge, staggered
+        plt.annotate(f'{loss:.1f} \u2191', (epoch, top), xytext=(0, -14 * (1 + k % 2)),
+                     ha='center', textcoords='offset points', color='C1')
     plt.xlim(0, max(epochs) + 1)
     plt.grid(True)
     plt.legend()
