@@ -1,7 +1,8 @@
 """demo.py in a real browser: headless Chromium (Debian's chromium and chromium-driver, with
 selenium) whose fake microphone plays espeak-ng speech. Two voices are recorded and enrolled, a
 third clip of the first is identified, and a genuine and an impostor clip are verified; the
-answers are read off the page, and a screenshot is saved in the test's folder."""
+answers are read off the page, a screenshot is saved in the test's folder, and every file the
+page fetched came from demo.py itself."""
 import os
 import shutil
 import subprocess
@@ -96,6 +97,10 @@ def test_record_enroll_identify_verify_in_chromium(server):
         browser.click(driver, 'voices_button')
         assert 'star' in browser.answer(driver, 'voices_result', '2 enrolled speakers')
         driver.save_screenshot(str(folder / 'demo.png'))
+        fetched = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)")
+        outside = [u for u in fetched if not u.startswith((url, 'data:', 'blob:'))]
+        assert len(fetched) > 10 and not outside, outside  # nothing from outside the machine
     finally:
         driver.quit()
     with open(folder / 'demo.png', 'rb') as f:
