@@ -328,19 +328,46 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     trained_loss = {'center_weight': 0.0,  # older checkpoints: recorded for center loss only
                     **checkpoint.get('loss_args', {'loss_type': 'softmax', 'margin': 0.0,
                                                    'scale': 0.0})}
-    if (trained != now or trained_loss != loss_args() or checkpoint['speakers'] != speakers
+    if (trained != now or trained_loss != loss_args() or checkpoint.get('speakers') != speakers
             or checkpoint.get('speed_factors', []) != list(parsed_speed_factors())):
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
                              f'{trained_loss} on other speakers or settings; now {now} '
                              f'{loss_args()}')
-    if 'optimizer' not in checkpoint:
+    if 'optimizer' not in checkpoint or 'scheduler' not in checkpoint:
         raise cli.SetupError(f'resume: {checkpoints[last]} has no optimizer state')
-    model.load_state_dict(checkpoint['state_dict'])
-    criterion.load_state_dict(checkpoint.get('loss_state_dict', {}))
-    optimizer.load_state_dict(checkpoint['optimizer'])
-    scheduler.load_state_dict(checkpoint['scheduler'])
+    history = resumable_history(checkpoint, checkpoints[last])
+    try:
+        model.load_state_dict(checkpoint['state_dict'])
+        criterion.load_state_dict(checkpoint.get('loss_state_dict', {}))
+        optimizer.load_state_dict(checkpoint['optimizer'])
+        scheduler.load_state_dict(checkpoint['scheduler'])
+    except Exception as err:  # an untrusted file: any way its states fail is one line
+        raise cli.SetupError(f'resume: {checkpoints[last]}: its saved states do not fit this '
+                             f'run ({type(err).__name__}); train a new run (--resume false)') \
+            from None
     log(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
-    return checkpoint['epoch'], checkpoint['history']
+    return checkpoint['epoch'], history
+
+
+def resumable_history(checkpoint: dict, path: str) -> dict:
+    """The checkpoint's training history, checked: ``epoch`` (the next one) a whole number,
+    and the four lists of one number per epoch trained; SetupError otherwise (a checkpoint of
+    an older version, or another program's)."""
+    keys = ('epoch', 'train_loss', 'valid_loss', 'valid_acc')
+    history, epoch = checkpoint.get('history'), checkpoint.get('epoch')
+    if type(epoch) is not int or epoch < 2:
+        raise cli.SetupError(f'resume: {path} has no usable next epoch ({cli.brief(epoch)}); '
+                             'train a new run instead (--resume false)')
+    usable = isinstance(history, dict) and all(isinstance(history.get(k), list) for k in keys)
+    if usable:
+        lengths = {len(history[k]) for k in keys}
+        usable = len(lengths) == 1 and lengths.pop() > 0 and history['epoch'][-1] == epoch - 1 \
+            and all(cli.is_number(v) for k in keys for v in history[k])
+    if not usable:
+        raise cli.SetupError(f'resume: {path} has no complete training history (the epoch, '
+                             'losses and accuracy of each epoch); train a new run instead '
+                             '(--resume false)')
+    return {k: list(history[k]) for k in keys}
 
 
 def parsed_speed_factors() -> tuple:

@@ -286,3 +286,48 @@ def test_settings_that_make_every_score_alike_are_refused(script, name, value):
         cli.override_settings(settings_of(module), [f'--{name}', value])
     for fine in ('0', '10') if name == 'test_frames' else ():
         cli.override_settings(settings_of(module), [f'--{name}', fine])
+
+
+def saved_epoch(tmp_path, monkeypatch, **changes):
+    """A log_dir with train.py's checkpoint of epoch 1 of a tiny model, ``changes`` applied
+    (None deletes a key); returns what train.resume_state needs."""
+    from model.losses import ModelWithLoss, build_loss
+    monkeypatch.setattr(train, 'log_dir', str(tmp_path))
+    monkeypatch.setattr(train, 'embedding_size', 16)
+    monkeypatch.setattr(train, 'channels_last', False)
+    speakers = ['a', 'b', 'c']
+    model = train.build_model_for(3, 40, torch.device('cpu'))
+    criterion = build_loss(embedding_size=16, n_classes=3, **train.loss_args())
+    optimizer = train.create_optimizer(ModelWithLoss(model, criterion))
+    scheduler = train.create_scheduler(optimizer)
+    history = {'epoch': [1], 'train_loss': [2.0], 'valid_loss': [1.5], 'valid_acc': [40.0]}
+    train.save_epoch(model, criterion, optimizer, scheduler, speakers, 40, history)
+    path = str(tmp_path / 'checkpoint_1.pth')
+    checkpoint = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        if value is None:
+            del checkpoint[key]
+        else:
+            checkpoint[key] = value
+    torch.save(checkpoint, path)
+    return model, criterion, optimizer, scheduler, speakers, 40
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'history': None}, 'no complete training history'),
+    ({'history': {'epoch': [1], 'train_loss': [2.0]}}, 'no complete training history'),
+    ({'history': {'epoch': [1], 'train_loss': [], 'valid_loss': [1.0], 'valid_acc': [1.0]}},
+     'no complete training history'),
+    ({'epoch': '2'}, "no usable next epoch .'2'."),
+    ({'scheduler': None}, 'no optimizer state'),
+    ({'optimizer': {'state': 'x'}}, 'its saved states do not fit this run'),
+])
+def test_resume_on_a_checkpoint_without_a_usable_history_is_one_line(tmp_path, monkeypatch,
+                                                                      changes, message):
+    """Issue 27 case 14: no history, a partial one, or epoch as text were KeyError or
+    TypeError tracebacks."""
+    state = saved_epoch(tmp_path, monkeypatch)
+    assert train.resume_state(*state)[0] == 2  # as saved, it resumes at epoch 2
+    state = saved_epoch(tmp_path, monkeypatch, **changes)
+    with pytest.raises(SetupError, match=message):
+        train.resume_state(*state)
