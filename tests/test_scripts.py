@@ -76,8 +76,8 @@ def test_enroll_identify_verify(tmp_path, trained_run):
     assert '=> loading checkpoint' in result.stdout
     assert 'Aggregates the activation (spk : syn_t01)' in result.stdout
     assert 'Save the embeddings for syn_t02' in result.stdout
-    assert sorted(os.listdir(emb)) == ['enrolled_with.txt', 'syn_t00.pth', 'syn_t01.pth',
-                                       'syn_t02.pth']
+    assert sorted(os.listdir(emb)) == ['enrolled_with.txt', 'speech_seconds.txt', 'syn_t00.pth',
+                                       'syn_t01.pth', 'syn_t02.pth']
     assert load_torch(os.path.join(emb, 'syn_t00.pth')).shape == (1, 128)
     result = run_script('identification.py', *common(log_dir, test_dir, emb),
                         '--test_speaker', 'syn_t01')
@@ -89,7 +89,8 @@ def test_enroll_identify_verify(tmp_path, trained_run):
                         '--thres', '1')
     assert result.returncode == 0, result.stderr
     assert 'Claimed speaker : syn_t00\nTrue speaker : syn_t01\n\nResult : Reject' in result.stdout
-    assert re.search(r'Score : -?\d\.\d{4}\nThreshold : 1 \(--thres\)\n', result.stdout)
+    assert re.search(r"Score : -?\d\.\d{4}\nThreshold : 1 \(--thres\): the user's threshold, on "
+                     r'the score\n', result.stdout)
 
 
 def assert_one_line_error(result, *parts):
