@@ -143,6 +143,8 @@ def test_bad_input_is_one_message_and_nothing_lost(page, clips):
     assert 'carol is not enrolled; enrolled: alice' in page.verify('carol', clips['alice_3'])
     assert 'no claimed speaker' in page.verify(None, clips['alice_3'])
     assert 'no clip given' in page.identify(None)
+    too_short = page.identify(clips['short'])
+    assert too_short.startswith(demo.ERROR) and 'short.wav' in too_short, too_short
     assert 'notes.wav: not a readable WAV file' in page.compare(clips['bad'], clips['bob_1'])
     message, _ = page.enroll('alice', clips['alice_2'], None, True)  # replacing is asked for
     assert 'Enrolled' in message and folder_bytes(page.embedding_dir) != before
