@@ -11,7 +11,7 @@ dvector/vad.py keeps) and warned about when past its limit:
   trained on 16 kHz speech and scores such audio lower against 16 kHz enrollments;
 - clipping: samples at full scale (the input was too loud);
 - very low level: speech far under the level of the recordings the model knows.
-The limits and the measurements behind them: docs/RESULTS.md section 9.
+The limits and the measurements behind them: docs/RESULTS.md section 10.
 """
 from dataclasses import dataclass
 
@@ -29,7 +29,7 @@ CLIP_LEVEL = 0.99          # a sample at this share of full scale or more is cli
 CLIPPED_SHARE = 0.001      # more than this share of clipped speech samples: a warning
 # The model depends on the level: the tutorial's 20 recordings have their speech at -47.5 to
 # -40.8 dB of full scale, and 5 dB quieter (or louder) already rejects half of their genuine
-# pairs (docs/RESULTS.md section 9); under this, a warning.
+# pairs (docs/RESULTS.md section 10); under this, a warning.
 QUIET_DBFS = -50.0
 
 

@@ -8,13 +8,14 @@ with PAD_SECONDS of audio around it, so that every pause is at most ``2 * PAD_SE
 
 Why Silero, not the energy rule this module had before nor WebRTC's VAD: on a labelled set of
 speech, noise, tones, music and silence (tools/benchmarks/vad_compare.py, docs/RESULTS.md
-section 9) the energy rule kept most of the noise, tone and music files as speech (it judges
+section 10) the energy rule kept most of the noise, tone and music files as speech (it judges
 each file against its own loudest part) and WebRTC's kept tones and music; Silero kept none.
 
 Silero runs on the CPU through onnxruntime, in a session of one thread of its own: it never
 changes torch's thread count (importing ``silero_vad`` sets torch to one thread, so the count is
 restored around the import), and each thread gets its own model because the model holds state.
 """
+import sys
 import threading
 import warnings
 
@@ -32,7 +33,7 @@ MIN_SPEECH_MS = 250       # shorter bursts are not speech (Silero's default: cli
 MIN_SILENCE_MS = 100      # a pause shorter than this does not end a stretch of speech
 MIN_SPEECH_SECONDS = 0.5  # less speech than this cannot be recognised: an error
 # Enrolling needs more: decisions on shorter enrollments are unreliable (the EER per length of
-# speech, docs/RESULTS.md section 9, tools/benchmarks/speech_length.py); a test this short is
+# speech, docs/RESULTS.md section 10, tools/benchmarks/speech_length.py); a test this short is
 # still scored, with a warning (dvector/quality.py).
 MIN_ENROLL_SECONDS = 3.0
 SHORT_TEST_SECONDS = 2.0
@@ -42,6 +43,9 @@ _models = threading.local()  # one Silero model per thread: it keeps state betwe
 
 def silero():
     """The ``silero_vad`` package, imported with torch's thread count kept as it was."""
+    if 'silero_vad' in sys.modules:  # imported before (the import waits for one under way)
+        import silero_vad
+        return silero_vad
     threads = torch.get_num_threads()
     try:
         import silero_vad  # its first import sets torch to one thread for the whole process

@@ -4,8 +4,8 @@
     python tools/benchmarks/speech_length.py --wav_dir data/tutorial_db/test_wavs
 
 Protocol: the tutorial's test speakers' recordings (<wav_dir>/<speaker>/{enroll,test}.wav,
-10 speakers, about 16 s of speech each for enrollment, 9 s for the test), their speech kept by
-dvector/vad.py (Silero), cut into consecutive pieces of each length in ``lengths``. Every
+10 speakers, about 16 s of speech for enrollment and 15 s for the test), their speech kept
+by dvector/vad.py (Silero), cut into consecutive pieces of each length in ``lengths``. Every
 enrollment piece is scored (cosine) against every test piece of every speaker; genuine pairs
 are the same speaker's. Three ways per length: both sides that short; the whole enrollment
 against test pieces (how short a test may be); enrollment pieces against the whole test (how
