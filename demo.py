@@ -253,13 +253,15 @@ def main() -> None:
     os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no telemetry, no version check
     os.environ['GRADIO_TEMP_DIR'] = os.path.join(files_dir, 'uploads')  # read on import
     page = build_page()
-    print(f'The demo is at http://{host}:{port} (Ctrl+C stops it)', flush=True)
     try:
-        page.launch(server_name=host, server_port=port, share=False, ssr_mode=False,
-                    footer_links=[], allowed_paths=[files_dir], quiet=True)
+        _, address, _ = page.launch(server_name=host, server_port=port, share=False,
+                                    ssr_mode=False, footer_links=[], allowed_paths=[files_dir],
+                                    quiet=True, prevent_thread_lock=True)
     except OSError as err:
         raise cli.SetupError(f'--port {port}: cannot listen on {host}:{port} ({err}); give '
                              'another --port') from None
+    print(f'The demo is at {address} (Ctrl+C stops it)', flush=True)
+    page.block_thread()  # serve until Ctrl+C
 
 
 if __name__ == '__main__':
