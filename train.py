@@ -5,10 +5,12 @@ Edit the settings below, or give a recipe file and any setting on the command li
     python train.py recipes/best_slice.py --seed 2
 Several GPUs (or CPU processes): torchrun --nproc_per_node=4 train.py  (batch_size is per process)
 """
+import contextlib
 import math
 import os
 import random
 import time
+import uuid
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from dvector import distributed as dist
 from dvector.checkpoint import (list_checkpoints, read_checkpoint, save_checkpoint,
                                 set_aside_previous_run)
 from dvector.features import feature_settings
-from dvector.fileio import check_writable_dir
+from dvector.fileio import check_writable_dir, folder_lock
 from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
@@ -77,6 +79,7 @@ whole_utterance = False              # embed each utterance whole, not as a sum 
                                      # pieces (saved in the checkpoint: whitening, enroll and
                                      # scoring follow it; for stats pooling)
 # ------------------------------------------------------------------------------------------
+LOG_DIR_WAIT_S = 5  # a second run into a log_dir in use refuses after this: a run takes hours
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'train_feat_dir': cli.NAME, 'val_ratio': cli.between(1, 99),
     'embedding_size': cli.at_least(2), 'backbone': cli.one_of(*BACKBONES),
@@ -316,7 +319,8 @@ def visualize_the_losses(history: dict, best: int) -> str:
 
 def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
                  speakers: list, n_bands: int) -> tuple:
-    """Load the last checkpoint of log_dir into the model and optimizer; (next epoch, history)."""
+    """Load the last checkpoint of log_dir into the model and optimizer; (next epoch, history,
+    run id: the run it continues)."""
     checkpoints = list_checkpoints(log_dir)
     if not checkpoints:
         raise cli.SetupError(f'resume: no checkpoint in {log_dir} to resume from')
@@ -346,7 +350,7 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
                              f'run ({type(err).__name__}); train a new run (--resume false)') \
             from None
     log(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
-    return checkpoint['epoch'], history
+    return checkpoint['epoch'], history, checkpoint.get('run_id')
 
 
 def resumable_history(checkpoint: dict, path: str) -> dict:
@@ -460,8 +464,10 @@ def training_settings() -> dict:
 
 
 def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: int,
-               history: dict) -> None:
-    """Checkpoint of the epoch just finished (rank 0 only), written atomically."""
+               history: dict, run_id: str = None) -> None:
+    """Checkpoint of the epoch just finished (rank 0 only), written atomically. ``run_id``
+    marks the checkpoints of one run (a resumed run keeps its own), so that the lowest
+    validation loss is never chosen across runs."""
     if not dist.is_main_process():
         return
     epoch = history['epoch'][-1]
@@ -475,7 +481,8 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: 
         'win_size': win_size, 'speed_factors': list(parsed_speed_factors()),
         'whole_utterance': whole_utterance, 'train_settings': training_settings(),
         'valid_loss': history['valid_loss'][-1],
-        'valid_acc': history['valid_acc'][-1], 'history': history})
+        'valid_acc': history['valid_acc'][-1], 'history': history,
+        **({'run_id': run_id} if run_id else {})})
 
 
 def fit(device: torch.device) -> None:
@@ -494,8 +501,10 @@ def fit(device: torch.device) -> None:
     optimizer = create_optimizer(with_loss)
     scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
+    run_id = uuid.uuid4().hex
     if resume:
-        first, history = resume_state(model, criterion, optimizer, scheduler, speakers, n_bands)
+        first, history, run_id = resume_state(model, criterion, optimizer, scheduler, speakers,
+                                              n_bands)
     elif dist.is_main_process():  # only now: a run that fails to start moves nothing
         set_aside_previous_run(log_dir)
     net = wrap_distributed(with_loss, device)
@@ -506,7 +515,7 @@ def fit(device: torch.device) -> None:
         step_scheduler(scheduler, optimizer, valid_loss)
         for key, value in zip(history, (epoch, train_loss, valid_loss, valid_acc)):
             history[key].append(value)
-        save_epoch(model, criterion, optimizer, scheduler, speakers, n_bands, history)
+        save_epoch(model, criterion, optimizer, scheduler, speakers, n_bands, history, run_id)
     if not history['epoch'] or history['epoch'][-1] < first:
         raise cli.SetupError(f'start={start}, n_epochs={n_epochs}: the last epoch, '
                              f'{start + n_epochs - 1}, is already trained; nothing to do')
@@ -540,10 +549,20 @@ def main() -> None:
     log(f'Training on {device} ({dist.world_size()} process(es)); checkpoints and the loss '
         f'plot go to {log_dir}/')
     try:
-        fit(device)
+        with writing(log_dir):
+            fit(device)
         dist.wait_for_all()
     finally:
         dist.cleanup()
+
+
+def writing(folder: str):
+    """The lock of ``folder`` on rank 0 (the one that writes checkpoints), so that a second
+    train.py into the same log_dir refuses with one line instead of mixing its checkpoints
+    with this run's; a no-op on the other ranks."""
+    if not dist.is_main_process():
+        return contextlib.nullcontext()
+    return folder_lock(folder, 'checkpoints', timeout=LOG_DIR_WAIT_S)
 
 
 if __name__ == '__main__':

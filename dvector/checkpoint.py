@@ -123,15 +123,28 @@ def lowest_validation_loss(log_dir: str) -> tuple:
     if losses is not None:
         best = min(reversed(epochs), key=losses.get)  # min keeps the first: the latest
         checkpoint = last if best == epochs[-1] else load_torch(checkpoints[best])
-        if finite_loss(checkpoint) == losses[best]:
+        if finite_loss(checkpoint) == losses[best] and run_of(checkpoint) == run_of(last):
             return best, checkpoint
-    best = None
+    best, runs = None, {}  # runs: {run id: its epochs}
     for epoch, path in checkpoints.items():
         checkpoint = last if epoch == epochs[-1] else load_torch(path)
+        runs.setdefault(run_of(checkpoint), []).append(epoch)
         loss = finite_loss(checkpoint)
         if best is None or loss <= best[0]:
             best = (loss, epoch, checkpoint)
+    if len(runs) > 1:
+        listed = '; '.join(', '.join(map(str, e)) for e in runs.values())
+        raise SetupError(f'{log_dir}: holds the checkpoints of {len(runs)} training runs (epochs '
+                         f'{listed}); the lowest validation loss is never chosen across runs: '
+                         "move one run's checkpoints to another folder, or give cp_num")
     return best[1], best[2]
+
+
+def run_of(checkpoint: dict):
+    """The id of the training run that wrote a checkpoint (train.py's run_id; None: older
+    checkpoints, which have none)."""
+    run = checkpoint.get('run_id') if isinstance(checkpoint, dict) else None
+    return run if isinstance(run, str) else None
 
 
 def read_checkpoint(log_dir: str, cp_num: int = 0) -> dict:

@@ -149,3 +149,32 @@ def test_without_a_history_that_fits_every_file_is_read(tmp_path, monkeypatch):
         save_checkpoint(str(tmp_path), 3, last)
         read.clear()
         assert read_checkpoint(str(tmp_path))['cp_num'] == 3 and len(read) == 3
+
+
+def test_cp_num_0_never_chooses_across_runs(tmp_path):
+    """Issue 27 case 4: a folder with checkpoint_1 of one run and 2-3 of another (two train.py
+    at once) chose the lowest validation loss across them."""
+    args = {'backbone': 'resnet18', 'embedding_size': 16, 'n_classes': 3}
+    state = build_model(**args).state_dict()
+    history = {'epoch': [1, 2, 3], 'valid_loss': [1.0, 2.0, 3.0]}
+    for epoch, run, loss in ((1, 'run-a', 0.5), (2, 'run-b', 2.0), (3, 'run-b', 3.0)):
+        save_checkpoint(str(tmp_path), epoch, {'epoch': epoch + 1, 'state_dict': state,
+                                               'model_args': args, 'valid_loss': loss,
+                                               'history': history, 'run_id': run})
+    with pytest.raises(SetupError, match=r'2 training runs \(epochs 1; 2, 3\)'):
+        read_checkpoint(str(tmp_path))
+    assert read_checkpoint(str(tmp_path), 2)['run_id'] == 'run-b'  # a chosen epoch is read
+    os.remove(tmp_path / 'checkpoint_1.pth')
+    assert read_checkpoint(str(tmp_path))['cp_num'] == 2
+
+
+def test_a_second_train_py_into_a_log_dir_in_use_refuses(tmp_path, monkeypatch):
+    """Issue 27 case 4: two train.py --log_dir R at once both wrote R."""
+    import train
+    monkeypatch.setattr(train, 'LOG_DIR_WAIT_S', 0.1)
+    with train.writing(str(tmp_path / 'R')):
+        with pytest.raises(SetupError, match='R: another run is still writing checkpoints there'):
+            with train.writing(str(tmp_path / 'R')):
+                pass
+    with train.writing(str(tmp_path / 'R')):  # released when the run ends
+        pass
