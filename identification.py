@@ -14,7 +14,8 @@ import os
 import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
-from dvector.calibration import identify
+from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET,
+                                 check_operating_point, identify)
 from dvector.enrollment import enrolled_seconds, find_test_file, load_enroll_embeddings, \
     select_speakers
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, check_wav_input, \
@@ -36,12 +37,17 @@ test_wav = ''                        # the wav file to identify
 vad = True                           # cut leading, trailing and long silences first
 wav_log_dir = REAL_MODEL_DIR         # the model for wav input (trained on real speech)
 wav_embedding_dir = 'enroll_embeddings_real'  # written by enroll.py --enroll_wav
+p_target = DEFAULT_P_TARGET          # a calibrated model's operating point (as verification.py):
+c_miss = DEFAULT_C_MISS              # below its Bayes threshold even the best match is taken
+c_fa = DEFAULT_C_FA                  # for none of the enrolled speakers
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
     'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'spk_list': cli.NAMES, 'test_speaker': cli.NAME, 'test_wav': cli.TEXT, 'vad': cli.FLAG,
-    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME}
+    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME,
+    'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),
+    'c_miss': cli.above(0, 1e9), 'c_fa': cli.above(0, 1e9)}
 
 
 NONE = 'none of the enrolled speakers'
@@ -68,7 +74,8 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
     speakers, enrolled = select_speakers(embeddings, spk_list, embedding_dir)        # (N, E)
     scores = cosine_scores(test_embedding, enrolled)[0]                               # (N,)
     best, decision = identify(scores.tolist(), speakers, checkpoint or {},
-                              (test_seconds, enrolled_seconds(embedding_dir)))
+                              (test_seconds, enrolled_seconds(embedding_dir)),
+                              check_operating_point(p_target, c_miss, c_fa))
     best_spk = best if decision is None or decision.accept else NONE
     true_spk = os.path.basename(os.path.dirname(os.path.abspath(test_filename)))
     print('\n=== Speaker identification ===')

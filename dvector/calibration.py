@@ -275,14 +275,15 @@ def decide(score: float, checkpoint: dict, seconds: tuple = (None, None), thres:
                     score_threshold(record, llr_threshold, *known), llr, meaning, basis)
 
 
-def identify(scores, speakers: list, checkpoint: dict, seconds: tuple) -> tuple:
+def identify(scores, speakers: list, checkpoint: dict, seconds: tuple,
+             point: OperatingPoint = DEFAULT_POINT) -> tuple:
     """Open-set identification: (the best enrolled speaker, its Decision: None for a closed
-    set; when the Decision rejects, the answer is 'none of the enrolled speakers'). ``scores`` (N,) against ``speakers``;
-    ``seconds`` is (the test's seconds of speech, {speaker: enrolled seconds}). The best is
-    the highest LLR for a calibrated model (lengths differ by speaker), else the highest
-    score; it is kept when its LLR passes the default operating point's threshold, or its
-    score the model's stored threshold. A model with neither answers as the tutorial did
-    (closed set: the best speaker, always)."""
+    set; when the Decision rejects, the answer is 'none of the enrolled speakers').
+    ``scores`` (N,) against ``speakers``; ``seconds`` is (the test's seconds of speech,
+    {speaker: enrolled seconds}). The best is the highest LLR for a calibrated model (lengths
+    differ by speaker), else the highest score; it is kept when its LLR passes the Bayes
+    threshold of ``point``, or its score the model's stored threshold. A model with neither
+    answers as the tutorial did (closed set: the best speaker, always)."""
     from dvector.threshold import model_threshold
     scores = [float(s) for s in scores]
     test_seconds, enrolled = seconds
@@ -290,7 +291,8 @@ def identify(scores, speakers: list, checkpoint: dict, seconds: tuple) -> tuple:
     if record is None and model_threshold(checkpoint) is None:
         return speakers[int(np.argmax(scores))], None
     pairs = [(enrolled.get(s), test_seconds) for s in speakers]
-    decisions = [decide(score, checkpoint, pair) for score, pair in zip(scores, pairs)]
+    decisions = [decide(score, checkpoint, pair, point=point)
+                 for score, pair in zip(scores, pairs)]
     rank = [d.llr for d in decisions] if record is not None else scores
     best = int(np.argmax(rank))
     return speakers[best], decisions[best]
