@@ -474,6 +474,25 @@ def save_threshold(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
           'default for this model')
 
 
+def check_scores_out(path: str) -> None:
+    """Before any work: ``scores_out`` is a new file, or one that write_scores wrote (lines
+    'score label enroll test'); anything else there (a checkpoint, a trial list, notes) is
+    refused, never replaced."""
+    check_writable_file(path, 'scores_out')
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        with open(path, encoding='utf-8') as f:
+            first = f.readline(4096).split()
+        float(first[0])
+        ours = len(first) == 4 and first[1] in ('0', '1')
+    except (OSError, UnicodeDecodeError, ValueError, IndexError):
+        ours = False
+    if not ours:
+        raise cli.SetupError(f'--scores_out {path}: this file exists and is not a scores file '
+                             'that evaluate.py wrote; it is left as it is: give another name')
+
+
 def write_scores(path: str, rows: list) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, 'w') as f:
@@ -502,7 +521,7 @@ def write_plots(scores, labels, similarity, speakers: list, chosen, llrs=None) -
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     if scores_out:
-        check_writable_file(scores_out, 'scores_out')
+        check_scores_out(scores_out)
     if plot_dir:
         check_writable_dir(plot_dir, 'plot_dir')
     if trials and not feat_dir:

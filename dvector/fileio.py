@@ -153,4 +153,9 @@ def check_writable_file(path: str, setting: str) -> None:
     """SetupError, before any work, when the file ``path`` cannot be written."""
     if os.path.isdir(path):
         raise SetupError(f'--{setting} {path}: is a folder, not a file')
-    check_writable_dir(os.path.dirname(os.path.abspath(path)), setting)
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = nearest_existing(folder)
+    if (os.path.exists(folder) and not os.path.isdir(folder)) or not os.path.isdir(existing) \
+            or not os.access(existing, os.W_OK | os.X_OK):
+        raise SetupError(f'--{setting} {path}: cannot write this file ({existing} is not a '
+                         'writable folder)')

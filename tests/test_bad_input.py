@@ -331,3 +331,24 @@ def test_resume_on_a_checkpoint_without_a_usable_history_is_one_line(tmp_path, m
     state = saved_epoch(tmp_path, monkeypatch, **changes)
     with pytest.raises(SetupError, match=message):
         train.resume_state(*state)
+
+
+def test_scores_out_never_replaces_a_file_evaluate_did_not_write(tmp_path):
+    """Issue 27 case 6: --scores_out model_saved/checkpoint_20.pth overwrote the checkpoint
+    with text and exited 0; case 16: an unwritable --scores_out named its parent folder."""
+    import evaluate
+    checkpoint = tmp_path / 'checkpoint_20.pth'
+    torch.save({'state_dict': {'w': torch.ones(3)}}, str(checkpoint))
+    before = checkpoint.read_bytes()
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('my notes\n')
+    for path in (checkpoint, notes):
+        with pytest.raises(SetupError, match='exists and is not a scores file'):
+            evaluate.check_scores_out(str(path))
+    assert checkpoint.read_bytes() == before and notes.read_text() == 'my notes\n'
+    scores = str(tmp_path / 'scores.txt')
+    evaluate.check_scores_out(scores)  # a new file
+    evaluate.write_scores(scores, [(0.5, 1, 'a/enroll.p', 'a/test.p')])
+    evaluate.check_scores_out(scores)  # evaluate's own, replaced by the next run
+    with pytest.raises(SetupError, match=r'--scores_out .*nowhere/s\.txt: cannot write this file'):
+        evaluate.check_scores_out(str(checkpoint / 'nowhere' / 's.txt'))
