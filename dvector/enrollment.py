@@ -16,6 +16,7 @@ enrolled cannot be kept (their scores would mean nothing), so dropping them need
 Reading (load_enroll_embeddings) checks the set against its record (the same speakers, each
 once) and the model loaded now against the record's, so a partial or mixed set is never used.
 """
+import glob
 import hashlib
 import os
 import shutil
@@ -153,6 +154,9 @@ def recover_enrollment_set(embedding_dir: str) -> None:
     """Finish or undo the swap a stopped run left, as its journal names it: the last complete
     set is put back in place (a kill between the two renames), never deleted; only the hidden
     folders the journal names are removed. Call it holding the folder's lock."""
+    parent, name, journal = set_paths(embedding_dir)
+    for tmp in glob.glob(os.path.join(glob.escape(parent), f'..{glob.escape(name)}.swap.*.tmp')):
+        os.remove(tmp)  # a journal cut short while written (atomic_path's temporary name)
     paths = read_journal(embedding_dir)
     if paths is None:
         return
@@ -168,7 +172,7 @@ def recover_enrollment_set(embedding_dir: str) -> None:
         print(f'note: left {old}: an earlier set, beside {embedding_dir} which is in place')
     if os.path.isdir(new):
         shutil.rmtree(new)
-    os.remove(set_paths(embedding_dir)[2])
+    os.remove(journal)
 
 
 def write_new_set(embeddings: dict, folder: str, checkpoint: dict, seconds: dict) -> None:
