@@ -32,11 +32,12 @@ from dvector import scoring
 from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET,
                                  apply_calibration, check_operating_point,
                                  describe_calibration, describe_point, model_calibration)
-from dvector.checkpoint import COHORT_KEY, load_model, score_cohort, select_device
+from dvector.checkpoint import (COHORT_KEY, check_rewritable, load_model, score_cohort,
+                                select_device)
 from dvector.embedding import check_feature_dims, check_lengths, embed_utterances, split_pieces
 from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
                                 sum_per_speaker)
-from dvector.fileio import atomic_path, check_writable_dir, check_writable_file
+from dvector.fileio import atomic_path, check_writable_dir, check_writable_file, folder_lock
 from dvector.metrics import (actual_dcf, check_trials, cllr, compute_eer, compute_min_dcf,
                              identification_accuracy, min_cllr, threshold_table)
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, note_wav_model, \
@@ -469,7 +470,8 @@ def save_threshold(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
     if before:
         print(f"note: it replaces {before['threshold']:.4f}, measured on {before['trials']} "
               f"({before['n_trials']} trials)")
-    store_in_checkpoint(checkpoint['path'], record, as_norm)
+    with folder_lock(os.path.dirname(checkpoint['path']), 'a threshold'):  # one writer
+        store_in_checkpoint(checkpoint['path'], record, as_norm)
     print(f'Threshold {eer_thres:.4f} stored in {checkpoint["path"]}: verification.py\'s '
           'default for this model')
 
@@ -531,6 +533,8 @@ def main() -> None:
         note_wav_model(log_dir, wav_log_dir)
     model_dir = wav_log_dir if test_wav_dir else log_dir
     model, checkpoint = load_model(model_dir, cp_num, device)
+    if store_threshold:  # a read-only model folder or a full disk: known before the work
+        check_rewritable(checkpoint['path'], '--store_threshold')
     if as_norm:  # a missing cohort or a bad top_k is refused before anything is embedded
         score_cohort(checkpoint, as_norm, model_dir)
     evaluate = evaluate_trials if trials else evaluate_test_set

@@ -12,6 +12,7 @@ import glob
 import math
 import os
 import re
+import shutil
 
 import torch
 import torch.nn as nn
@@ -78,6 +79,22 @@ def set_aside_previous_run(log_dir: str) -> str:
     print(f'note: {log_dir} held another run ({len(files)} files): moved to {aside}/ '
           f'(move them back to use that model again)')
     return aside
+
+
+def check_rewritable(path: str, why: str) -> None:
+    """Before the work: SetupError unless the checkpoint at ``path`` can be rewritten (its
+    folder writable, room on the disk for a new copy beside it: atomic_path writes the copy,
+    then renames it); ``why`` says what rewrites it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SetupError(f'{why}: cannot rewrite {path} ({folder} is not a writable folder); '
+                         'nothing was done')
+    need = os.path.getsize(path) * 1.2 + 2 ** 20  # the copy, and a cohort or threshold more
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise SetupError(f'{why}: not enough room on the disk to rewrite {path} '
+                         f'({free / 2 ** 20:.0f} MB free, {need / 2 ** 20:.0f} MB needed); '
+                         'nothing was done')
 
 
 def checkpoints_in(log_dir: str) -> dict:

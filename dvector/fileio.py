@@ -94,9 +94,17 @@ def remove_stale_temporaries(folder: str, recursive: bool = False) -> int:
 
 
 def save_torch(obj: Any, path: str) -> None:
+    """torch.save to ``path`` atomically; a full disk or a write error is one line (torch says
+    'enforce fail at inline_container.cc'), and the file already there stays as it was."""
     import torch  # imported here: feature tools that never touch torch start faster
-    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
-        torch.save(obj, f)  # a file object: the same bytes for the same object, whatever the name
+    try:
+        with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+            torch.save(obj, f)  # a file object: the same bytes for the same object, any name
+    except (OSError, RuntimeError) as err:
+        reason = getattr(err, 'strerror', None) or ('the disk is full or the file cannot be '
+                                                    'written' if 'write' in str(err) else err)
+        raise SetupError(f'{path}: cannot write it ({reason}); the file there (if any) is as '
+                         'it was') from None
 
 
 def save_pickle(obj: Any, path: str) -> None:

@@ -41,8 +41,8 @@ import torch
 
 from configure import SetupError
 from DB_wav_reader import read_training_folders
-from dvector.checkpoint import (COHORT_KEY, WHITENING_KEY, inference_model, read_checkpoint,
-                                save_checkpoint)
+from dvector.checkpoint import (COHORT_KEY, WHITENING_KEY, check_rewritable, inference_model,
+                                read_checkpoint, save_checkpoint)
 from dvector.embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
 from dvector.enrollment import sum_per_speaker
 from dvector.calibration import CALIBRATION_KEY
@@ -148,7 +148,7 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
         raise SetupError(f'--layer {layer!r}: give one of ' + ', '.join(LAYERS))
     checkpoint = read_checkpoint(log_dir, cp_num)
     epoch = checkpoint.pop('cp_num')
-    checkpoint.pop('path')
+    check_rewritable(checkpoint.pop('path'), 'whitening')  # before the work, not after
     checkpoint.pop(WHITENING_KEY, None)  # fit on the plain embeddings, not on whitened ones
     if whole_utterance:
         checkpoint['whole_utterance'] = True

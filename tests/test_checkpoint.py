@@ -178,3 +178,39 @@ def test_a_second_train_py_into_a_log_dir_in_use_refuses(tmp_path, monkeypatch):
                 pass
     with train.writing(str(tmp_path / 'R')):  # released when the run ends
         pass
+
+
+def test_a_full_disk_is_one_line_and_the_checkpoint_stays_as_it_was(tmp_path, monkeypatch):
+    """Issue 27 case 13: a full disk during a checkpoint write was torch's 'enforce fail at
+    inline_container.cc' traceback."""
+    fake_run(str(tmp_path), [1.0])
+    path = str(tmp_path / 'checkpoint_1.pth')
+    before = open(path, 'rb').read()
+
+    def full_disk(obj, f):
+        f.write(b'PK partial')
+        raise RuntimeError('[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0 '
+                           'PytorchStreamWriter failed writing file data/0: file write failed')
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(SetupError, match='checkpoint_1.pth: cannot write it .the disk is full'):
+        save_checkpoint(str(tmp_path), 1, {'epoch': 2})
+    assert open(path, 'rb').read() == before and os.listdir(tmp_path) == ['checkpoint_1.pth']
+
+
+def test_whitening_is_refused_before_the_work_where_it_cannot_be_stored(tmp_path, monkeypatch):
+    """Issue 27 case 13: a read-only model folder failed with a traceback after all the work;
+    a full disk is known before it too."""
+    import shutil
+    from dvector.whitening import whiten_checkpoint
+    fake_run(str(tmp_path), [1.0])
+    no_features = str(tmp_path / 'not_read')  # read after the check: its error would show
+    usage = shutil.disk_usage(str(tmp_path))
+    monkeypatch.setattr(shutil, 'disk_usage', lambda p: usage._replace(free=1000))
+    with pytest.raises(SetupError, match='whitening: not enough room on the disk to rewrite'):
+        whiten_checkpoint(str(tmp_path), 0, no_features, torch.device('cpu'))
+    monkeypatch.setattr(shutil, 'disk_usage', lambda p: usage)
+    access = os.access
+    monkeypatch.setattr(os, 'access', lambda p, mode: False if os.path.samefile(p, tmp_path)
+                        else access(p, mode))  # as a read-only folder is for a user not root
+    with pytest.raises(SetupError, match='whitening: cannot rewrite .* is not a writable folder'):
+        whiten_checkpoint(str(tmp_path), 0, no_features, torch.device('cpu'))

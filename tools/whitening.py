@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import configure as c  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.checkpoint import select_device  # noqa: E402
+from dvector.fileio import folder_lock  # noqa: E402
 from dvector.whitening import LAYERS, whiten_checkpoint  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
@@ -39,9 +40,10 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
-    path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda),
-                             test_frames=test_frames, whole_utterance=whole_utterance,
-                             layer=layer, reg=reg, pooling_reg=pooling_reg)
+    with folder_lock(log_dir, 'a whitening'):  # one writer of the checkpoints at a time
+        path = whiten_checkpoint(log_dir, cp_num, train_feat_dir, select_device(use_cuda),
+                                 test_frames=test_frames, whole_utterance=whole_utterance,
+                                 layer=layer, reg=reg, pooling_reg=pooling_reg)
     print(f'Whitening saved in {path}; run enroll.py again so the enrollments use it')
 
 
