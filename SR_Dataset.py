@@ -19,6 +19,10 @@ from torch.utils.data import Dataset
 import configure as c
 from configure import SetupError
 
+# a validation utterance longer than this is validated on its middle this many frames (30 s):
+# validation batches are tiled to their longest utterance, so one 1,000-s file would need
+# gigabytes; no utterance of the tutorial's DB is this long (10 s at most)
+VALID_MAX_FRAMES = 3000
 
 # Globals a numpy array pickle needs (numpy 1.x and 2.x names), and nothing else.
 _ALLOWED_GLOBALS = {
@@ -88,6 +92,14 @@ def random_window(feat: np.ndarray, win_size: int = c.NUM_WIN_SIZE) -> np.ndarra
         feat = np.concatenate([feat, feat], axis=0)
     centre = random.randrange(half, len(feat) - half)
     return feat[centre - half:centre - half + win_size]
+
+
+def middle(feat: np.ndarray, most: int) -> np.ndarray:
+    """The middle ``most`` frames of ``feat`` (all of it when shorter)."""
+    if len(feat) <= most:
+        return feat
+    cut = (len(feat) - most) // 2
+    return feat[cut:cut + most]
 
 
 def to_input(feat: np.ndarray) -> torch.Tensor:
@@ -168,6 +180,8 @@ class DvectorDataset(Dataset):
             if k:
                 feat = self.perturb(feat, factor, self.win_size)
                 label += k * self.n_speakers
+        else:
+            feat = middle(feat, VALID_MAX_FRAMES)  # memory bounded whatever a file's length
         return to_input(feat), label  # (1, 40, frames), int
 
     def feature_width(self, *others: 'DvectorDataset') -> int:

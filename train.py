@@ -30,7 +30,8 @@ from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
 from model.pooling import POOLINGS
-from SR_Dataset import DvectorDataset, PairBatchSampler, collate_fn_feat_padded
+from SR_Dataset import (VALID_MAX_FRAMES, DvectorDataset, PairBatchSampler,
+                        collate_fn_feat_padded)
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # train on the GPU when there is one (else the CPU)
@@ -189,6 +190,11 @@ def make_loaders(train_dataset: DvectorDataset, valid_dataset: DvectorDataset,
     if short:
         log(f'warning: {len(short)} training utterances are shorter than {win_size} '
             f'frames after the trim and are tiled to fill the window (first: {short[0]})')
+    long = [f for f, x in zip(valid_dataset.files, valid_dataset.feats or []) if len(x) >
+            VALID_MAX_FRAMES]
+    if long:
+        log(f'note: {len(long)} validation utterances are longer than {VALID_MAX_FRAMES} frames: '
+            f'validated on their middle {VALID_MAX_FRAMES} (first: {long[0]})')
     ranks = dist.world_size()
     if ranks > len(valid_dataset):
         raise cli.SetupError(f'torchrun: {ranks} processes but only {len(valid_dataset)} '

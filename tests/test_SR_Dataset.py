@@ -150,3 +150,23 @@ def test_validation_order_by_length_or_the_tutorials(feature_tree):
     assert tutorial.files == files
     x, _ = next(iter(DataLoader(tutorial, batch_size=4, collate_fn=collate_fn_feat_padded)))
     assert x.shape[-1] == max(lengths[f] for f in files[:4])  # tiled to the batch's longest
+
+
+def test_validation_memory_is_bounded_whatever_one_file_s_length(tmp_path):
+    """Issue 27 case 12: one 100,000-frame validation utterance tiled every batch to its
+    length (4.3 GB with 3 validation files)."""
+    from SR_Dataset import VALID_MAX_FRAMES
+    files = []
+    for name, frames in (('long', 100000), ('short', 300), ('mid', VALID_MAX_FRAMES + 1)):
+        files.append(str(tmp_path / f'{name}.p'))
+        feat = np.tile((np.arange(frames) % 1000).astype(np.float16)[:, None], (1, 40))
+        save_pickle({'feat': feat, 'label': name}, files[-1])
+    for in_memory in (True, False):
+        data = DvectorDataset(files, ['a', 'b', 'a'], {'a': 0, 'b': 1}, train=False,
+                              in_memory=in_memory)
+        loader = DataLoader(data, batch_size=3, collate_fn=collate_fn_feat_padded)
+        inputs, _ = next(iter(loader))
+        assert inputs.shape == (3, 1, 40, VALID_MAX_FRAMES)
+    long = data[0][0]  # (1, 40, frames): the middle of the long file
+    first = 50 + (100000 - 100 - VALID_MAX_FRAMES) // 2  # after read_MFB's 0.5 s trim
+    assert long.shape[-1] == VALID_MAX_FRAMES and float(long[0, 0, 0]) == first % 1000
