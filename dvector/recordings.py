@@ -16,7 +16,7 @@ import fnmatch
 import functools
 import os
 import sys
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -237,6 +237,20 @@ def notes_to_stderr() -> contextlib.AbstractContextManager:
     return contextlib.redirect_stdout(sys.stderr)
 
 
+def check_arguments(paths: dict, log_dir: Any, vad: Any) -> None:
+    """For programs: SetupError naming the argument whose type is wrong (a wav's bytes for its
+    path, log_dir=None, vad='no', which is true), before anything is read; the message names
+    the type, never the value (bytes of a whole file)."""
+    given = {**paths, 'log_dir': log_dir}
+    for name, value in given.items():
+        if not isinstance(value, (str, os.PathLike)):
+            kind = 'folder' if name == 'log_dir' else 'wav file'
+            raise SetupError(f'{name}: expected the path of a {kind} (str), got '
+                             f'{type(value).__name__}')
+    if not isinstance(vad, (bool, np.bool_)):
+        raise SetupError(f'vad: expected True or False, got {type(vad).__name__}')
+
+
 @functools.lru_cache(maxsize=4)
 def cached_model(log_dir: str, use_cuda: bool = True) -> tuple:
     """(model, checkpoint) of ``log_dir``'s best checkpoint, loaded once per process."""
@@ -254,6 +268,7 @@ def embed_wav(path: str, log_dir: str = REAL_MODEL_PATH, vad: bool = True) -> to
         vad: keep only the speech (Silero VAD, dvector/vad.py).
     Raises SetupError (one line naming the file) for an unreadable file or too little speech.
     """
+    check_arguments({'path': path}, log_dir, vad)
     with notes_to_stderr():
         model, _ = cached_model(log_dir)
         device = next(model.parameters()).device
@@ -272,6 +287,7 @@ def score_wavs(path_a: str, path_b: str, log_dir: str = REAL_MODEL_PATH,
     that LLR threshold means for these lengths. Without calibration, the model's stored
     threshold (its EER threshold); ``thres`` (not 0) is the caller's own, on the score.
     ``decided_on`` says which."""
+    check_arguments({'path_a': path_a, 'path_b': path_b}, log_dir, vad)
     with notes_to_stderr():
         model, checkpoint = cached_model(log_dir)
         return compare_wavs(model, checkpoint, path_a, path_b, vad, p_target, c_miss, c_fa,

@@ -352,3 +352,21 @@ def test_scores_out_never_replaces_a_file_evaluate_did_not_write(tmp_path):
     evaluate.check_scores_out(scores)  # evaluate's own, replaced by the next run
     with pytest.raises(SetupError, match=r'--scores_out .*nowhere/s\.txt: cannot write this file'):
         evaluate.check_scores_out(str(checkpoint / 'nowhere' / 's.txt'))
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda api, wav: api.score_wavs(wav, wav, log_dir=None), 'log_dir: expected the path'),
+    (lambda api, wav: api.score_wavs(wav, wav, vad='no'), 'vad: expected True or False, got str'),
+    (lambda api, wav: api.embed_wav(open(wav, 'rb').read()), 'path: expected the path of a wav'),
+    (lambda api, wav: api.score_wavs(wav, 3), 'path_b: expected the path of a wav file'),
+])
+def test_api_arguments_of_the_wrong_type_are_one_short_line(tmp_path, call, message):
+    """Issue 27 case 15: log_dir=None was a raw TypeError, a wav's bytes a 1,646,280-character
+    message, and vad='no' (truthy) left speech detection on without a word."""
+    import dvector
+    wav = str(tmp_path / 'a.wav')
+    with open(wav, 'wb') as f:
+        f.write(b'RIFF' + bytes(100000))
+    with pytest.raises(SetupError, match=message) as err:
+        call(dvector, wav)
+    assert len(str(err.value)) < 200
