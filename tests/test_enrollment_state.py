@@ -171,6 +171,18 @@ class EnrollmentFolder(RuleBasedStateMachine):
         assert not errors and got in orders
         self.committed = ('wavs', got)
 
+    @precondition(lambda self: os.path.exists(os.path.join(self.root, '.emb.swap')))
+    @rule()
+    def next_writer_recovers(self):
+        """What every writer does first after a kill: the last complete set is in place."""
+        with folder_lock(self.folder, 'enrollments'):
+            enrollment.recover_enrollment_set(self.folder)
+        assert read_journal(self.folder) is None
+        if self.committed is not None:
+            assert os.path.isdir(self.folder)
+            if not self.foreign_inside():
+                assert self.read() == self.committed[1]
+
     @rule(name=st.sampled_from(['my_pretrained.pth', 'notes.txt', 'bob.pth']))
     def user_file_in_the_folder(self, name):
         """The user puts a file of their own in the folder, or takes it out again."""
