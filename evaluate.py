@@ -37,7 +37,8 @@ from dvector.checkpoint import (COHORT_KEY, check_rewritable, load_model, score_
 from dvector.embedding import check_feature_dims, check_lengths, embed_utterances, split_pieces
 from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
                                 sum_per_speaker)
-from dvector.fileio import atomic_path, check_writable_dir, check_writable_file, folder_lock
+from dvector.fileio import (atomic_path, check_writable_dir, check_writable_file, folder_lock,
+                            remove_stale_temporaries)
 from dvector.metrics import (actual_dcf, check_trials, cllr, compute_eer, compute_min_dcf,
                              identification_accuracy, min_cllr, threshold_table)
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, note_wav_model, \
@@ -471,6 +472,7 @@ def save_threshold(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
         print(f"note: it replaces {before['threshold']:.4f}, measured on {before['trials']} "
               f"({before['n_trials']} trials)")
     with folder_lock(os.path.dirname(checkpoint['path']), 'a threshold'):  # one writer
+        remove_stale_temporaries(os.path.dirname(checkpoint['path']))  # a killed writer's
         store_in_checkpoint(checkpoint['path'], record, as_norm)
     print(f'Threshold {eer_thres:.4f} stored in {checkpoint["path"]}: verification.py\'s '
           'default for this model')

@@ -25,7 +25,7 @@ from dvector import distributed as dist
 from dvector.checkpoint import (list_checkpoints, read_checkpoint, save_checkpoint,
                                 set_aside_previous_run)
 from dvector.features import feature_settings
-from dvector.fileio import check_writable_dir, folder_lock
+from dvector.fileio import check_writable_dir, folder_lock, remove_stale_temporaries
 from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
@@ -511,6 +511,8 @@ def fit(device: torch.device) -> None:
     if resume:
         first, history, run_id = resume_state(model, criterion, optimizer, scheduler, speakers,
                                               n_bands)
+        if dist.is_main_process():  # a killed run's unfinished file (this run holds the lock)
+            remove_stale_temporaries(log_dir)
     elif dist.is_main_process():  # only now: a run that fails to start moves nothing
         set_aside_previous_run(log_dir)
     net = wrap_distributed(with_loss, device)

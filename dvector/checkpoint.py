@@ -240,9 +240,12 @@ def score_cohort(checkpoint: dict, top_k: int, log_dir: str) -> torch.Tensor:
     scores; SetupError when the checkpoint has none or top_k is outside 2..C."""
     cohort = checkpoint.get(COHORT_KEY)
     if cohort is None:
-        raise SetupError(f'--as_norm {top_k}: the checkpoint in {log_dir} has no score cohort; '
-                         f'make one with python tools/whitening.py --log_dir {log_dir} '
-                         '--train_feat_dir <training features> (or train with --whiten true)')
+        folder = os.path.dirname(log_dir) if os.path.isfile(log_dir) else log_dir  # a file given
+        epoch = f'--cp_num {checkpoint["cp_num"]} ' if checkpoint.get('cp_num') else ''
+        raise SetupError(f'--as_norm {top_k}: the checkpoint {checkpoint.get("path", log_dir)} '
+                         'has no score cohort; make one with python tools/whitening.py '
+                         f'--log_dir {folder or "."} {epoch}--train_feat_dir <training '
+                         'features> (or train with --whiten true)')
     if not 2 <= top_k <= len(cohort):
         raise SetupError(f'--as_norm {top_k}: give 2 to {len(cohort)} (the cohort\'s speakers) '
                          'top scores to normalise with, or 0 for plain cosine')

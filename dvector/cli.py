@@ -11,7 +11,9 @@ with its current value, its comment in the script and its allowed values (SETTIN
 """
 import ast
 import math
+import signal
 import sys
+import threading
 import textwrap
 from typing import Any, Callable, NamedTuple
 
@@ -276,8 +278,17 @@ def check_settings(settings: dict, rules: dict) -> None:
             raise SetupError(f'--{name} {given}: expected {rule.allowed}')
 
 
+def stop_on_terminate(signum: int, frame: Any) -> None:
+    """``kill`` (SIGTERM) as Ctrl-C: the file being written is removed (atomic_path's cleanup
+    runs), not left as a hidden temporary file."""
+    raise KeyboardInterrupt
+
+
 def run(main: Callable[[], Any]) -> None:
-    """Run a script's main(); a SetupError becomes one clear line on stderr and exit status 1."""
+    """Run a script's main(); a SetupError becomes one clear line on stderr and exit status 1;
+    Ctrl-C and kill (SIGTERM) stop it with the files already written complete."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop_on_terminate)
     try:
         main()
     except SetupError as err:

@@ -45,6 +45,7 @@ from dvector.checkpoint import (COHORT_KEY, WHITENING_KEY, check_rewritable, inf
                                 read_checkpoint, save_checkpoint)
 from dvector.embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
 from dvector.enrollment import sum_per_speaker
+from dvector.fileio import remove_stale_temporaries
 from dvector.calibration import CALIBRATION_KEY
 from dvector.threshold import THRESHOLD_KEY
 from model.fuse import whitened_fc0
@@ -174,5 +175,6 @@ def whiten_checkpoint(log_dir: str, cp_num: int, train_feat_dir: str, device: to
         print('note: the score calibration stored with this model was fitted before this '
               f'whitening and is dropped; fit it again with python tools/calibrate.py --log_dir '
               f'{log_dir}')
+    remove_stale_temporaries(log_dir)  # a killed writer's (the callers hold log_dir's lock)
     return save_checkpoint(log_dir, epoch, checkpoint)
 

@@ -370,3 +370,38 @@ def test_api_arguments_of_the_wrong_type_are_one_short_line(tmp_path, call, mess
     with pytest.raises(SetupError, match=message) as err:
         call(dvector, wav)
     assert len(str(err.value)) < 200
+
+
+def test_the_as_norm_advice_names_the_folder_when_given_a_file(tmp_path):
+    """Issue 27 case 16: the advice said tools/whitening.py --log_dir .../checkpoint_20.pth."""
+    from dvector.checkpoint import score_cohort
+    path = tmp_path / 'checkpoint_20.pth'
+    path.write_bytes(b'')
+    with pytest.raises(SetupError) as err:
+        score_cohort({'path': str(path), 'cp_num': 20}, 50, str(path))
+    assert f'--log_dir {tmp_path} --cp_num 20 --train_feat_dir' in str(err.value)
+
+
+def test_kill_leaves_no_temporary_file(tmp_path):
+    """Issue 27 case 16: a killed run left hidden .tmp files in the model folder."""
+    import signal
+    import subprocess
+    import sys
+    from conftest import ROOT
+    script = tmp_path / 'slow.py'
+    script.write_text(
+        f'import sys, time\nsys.path.insert(0, {ROOT!r})\n'
+        'from dvector import cli\nfrom dvector.fileio import atomic_path\n'
+        'def main():\n'
+        f'    with atomic_path({str(tmp_path / "out" / "checkpoint_1.pth")!r}) as tmp:\n'
+        '        open(tmp, "w").write("half")\n'
+        '        print("writing", flush=True)\n'
+        '        time.sleep(60)\n'
+        'cli.run(main)\n')
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'writing'
+    assert len(os.listdir(tmp_path / 'out')) == 1  # the temporary file, being written
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130 and 'interrupted' in proc.stderr.read()
+    assert os.listdir(tmp_path / 'out') == []
