@@ -202,3 +202,60 @@ def test_enrollment_files(tmp_path, enrollments):
         assert len(sizes) == 1 and all(e.shape[0] == 1 and torch.isfinite(e).all()
                                        for e in loaded.values())
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+TREE_ITEMS = st.lists(st.tuples(
+    st.sampled_from(['file', 'deep', 'loose', 'link_dot', 'link_up', 'link_speaker',
+                     'link_file', 'broken', 'fifo', 'empty_dir', 'hidden']),
+    st.integers(0, 3), st.integers(0, 3)), max_size=12)
+
+
+def build_tree(root: str, items: list) -> None:
+    """Speaker folders s0..s3 with one file each, then the generated odd entries."""
+    for s in range(4):
+        os.makedirs(os.path.join(root, f's{s}'))
+        open(os.path.join(root, f's{s}', 'base.p'), 'wb').close()
+    for n, (kind, a, b) in enumerate(items):
+        here = os.path.join(root, f's{a}')
+        entry = os.path.join(here, f'x{n}')
+        if kind == 'file':
+            open(entry + '.p', 'wb').close()
+        elif kind == 'deep':
+            os.makedirs(entry)
+            open(os.path.join(entry, 'd.p'), 'wb').close()
+        elif kind == 'loose':
+            open(os.path.join(root, f'loose{n}.p'), 'wb').close()
+        elif kind in ('link_dot', 'link_up', 'link_speaker'):
+            os.symlink({'link_dot': '.', 'link_up': '..', 'link_speaker': f'../s{b}'}[kind],
+                       entry)
+        elif kind == 'link_file':
+            os.symlink(os.path.join('..', f's{b}', 'base.p'), entry + '.p')
+        elif kind == 'broken':
+            os.symlink('nowhere.p', entry + '.p')
+        elif kind == 'fifo':
+            os.mkfifo(entry + '.p')
+        elif kind == 'empty_dir':
+            os.makedirs(entry)
+        else:
+            open(os.path.join(here, f'.x{n}.p.tmp'), 'wb').close()
+
+
+@CASES
+@given(TREE_ITEMS)
+def test_feature_trees(tmp_path_factory, items):
+    """Generated trees (links to . .. and other speakers, files at other depths, broken links,
+    FIFOs, empty and hidden entries): a table of each real file once, each at
+    <speaker>/<file> under a real speaker folder, or one line."""
+    from DB_wav_reader import read_training_folders
+    root = str(tmp_path_factory.mktemp('tree'))
+    build_tree(root, items)
+    table = settled(read_training_folders, root)
+    if table is None:
+        return
+    files = list(table['filename'])
+    reals = [os.path.realpath(f) for f in files]
+    assert len(set(reals)) == len(reals)
+    assert all(os.path.relpath(f, root).count(os.sep) == 1 for f in files)
+    assert set(table['speaker_id']) <= {f's{s}' for s in range(4)}
+    assert {os.path.realpath(os.path.join(root, f's{s}', 'base.p')) for s in range(4)} \
+        <= set(reals)
