@@ -196,4 +196,8 @@ def test_bad_operating_point_settings_are_one_line():
     result = run_script('verification.py', '--p_target', '1.5')
     assert result.returncode == 1
     assert result.stderr.strip() == 'error: --p_target 1.5: expected a number > 0 and < 1'
+    result = run_script('tools/calibrate.py', '--train_feat_dir', 'no_such_folder')
+    assert result.returncode == 1
+    assert result.stderr.strip() == 'error: --train_feat_dir no_such_folder: not a folder'
+    assert '=> loading checkpoint' not in result.stdout  # refused before the model is read
 

@@ -71,8 +71,9 @@ def training_folders(checkpoint: dict) -> list:
     folders = [f.strip() for f in str(folders).split(',') if f.strip()]
     missing = [f for f in folders if not os.path.isdir(f)]
     if missing:
-        raise cli.SetupError(f'--train_feat_dir: {missing[0]} is not a folder (the model was '
-                             f'trained on {",".join(folders)})')
+        whose = '--train_feat_dir' if train_feat_dir else f'{checkpoint["path"]} was trained on'
+        raise cli.SetupError(f'{whose} {missing[0]}: not a folder'
+                             + ('' if train_feat_dir else ' here; give --train_feat_dir'))
     return folders
 
 
@@ -262,6 +263,8 @@ def main() -> None:
     if min_seconds >= max_seconds:
         raise cli.SetupError(f'--min_seconds {min_seconds:g}: must be below --max_seconds '
                              f'{max_seconds:g}')
+    if train_feat_dir:  # before the model is loaded
+        training_folders({})
     model, checkpoint = load_model(log_dir, cp_num, select_device(use_cuda))
     device = next(model.parameters()).device
     folders = training_folders(checkpoint)
