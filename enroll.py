@@ -13,7 +13,7 @@ import os
 import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
-from dvector.enrollment import (check_enrollment_dir, plan_enrollment_set, save_enrollment_set,
+from dvector.enrollment import (check_enrollment_dir, check_enrollment_plan, save_enrollment_set,
                                 some, speakers_word, split_enroll_and_test)
 from dvector.fileio import check_writable_dir
 from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, \
@@ -112,13 +112,13 @@ def main() -> None:
         check_enrollment(files)  # enough speech in each file, before the model
         model, checkpoint = load_model(model_dir, cp_num, device)
         check_extraction_settings(checkpoint)
-        plan_enrollment_set(out_dir, checkpoint, list(speaker_wavs), start_anew)  # before work
+        check_enrollment_plan(out_dir, checkpoint, list(speaker_wavs), start_anew)  # before work
         enroll_recordings(model, speaker_wavs, out_dir, checkpoint, device)
         print_warnings(files)
         return
     enroll_DB, _ = split_enroll_and_test(test_dir)
     model, checkpoint = load_model(log_dir, cp_num, device)
-    plan_enrollment_set(out_dir, checkpoint, list(enroll_DB['speaker_id']), start_anew)
+    check_enrollment_plan(out_dir, checkpoint, list(enroll_DB['speaker_id']), start_anew)
     enroll_per_spk(model, enroll_DB, embedding_dir, checkpoint, device)
 
 

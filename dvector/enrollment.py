@@ -185,10 +185,13 @@ def write_new_set(embeddings: dict, folder: str, checkpoint: dict, seconds: dict
 
 
 def failure_reason(err: Exception) -> str:
-    """The short cause of a write failure (torch's writer puts it in a long RuntimeError)."""
+    """The short cause of a write failure (torch's writer puts it in a long RuntimeError;
+    fileio.save_torch in a line naming the file)."""
     if isinstance(err, OSError):
         return err.strerror or type(err).__name__
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if isinstance(err, SetupError) and 'cannot write it (' in first:
+        first = first.split('cannot write it (', 1)[1].rsplit(')', 1)[0]
     return first if len(first) <= 120 else first[:117] + '...'
 
 
@@ -206,7 +209,7 @@ def swap_in(embeddings: dict, embedding_dir: str, checkpoint: dict, seconds: dic
         if os.path.isdir(embedding_dir):
             os.rename(embedding_dir, old)
         os.rename(new, embedding_dir)
-    except (OSError, RuntimeError, KeyboardInterrupt) as err:
+    except (OSError, RuntimeError, SetupError, KeyboardInterrupt) as err:
         recover_enrollment_set(embedding_dir)
         if isinstance(err, KeyboardInterrupt):
             raise
@@ -266,6 +269,15 @@ def check_enrollment_dir(embedding_dir: str, setting: str) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SetupError(f'--{setting} {embedding_dir}: cannot write a new set beside it '
                          f'({parent} is not a writable folder)')
+
+
+def check_enrollment_plan(embedding_dir: str, checkpoint: dict, speakers: list,
+                          start_anew: bool = False, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+    """plan_enrollment_set's refusals, before the work (embedding), read under the folder's lock
+    so that another run's swap is never seen half done."""
+    if os.path.isdir(set_paths(embedding_dir)[0]):
+        with folder_lock(embedding_dir, 'enrollments', lock_timeout):
+            plan_enrollment_set(embedding_dir, checkpoint, speakers, start_anew)
 
 
 def save_enrollment_set(embeddings: dict, embedding_dir: str, checkpoint: dict,

@@ -219,7 +219,10 @@ def test_case3_a_second_writer_waits_then_refuses_and_spares_the_first_ones_fold
         assert one_line(err).startswith(f'{out}: another run is still writing enrollments '
                                         'there after 0.2 s')
         assert (in_progress / 'bob.pth').read_bytes() == b'half written'
+        with pytest.raises(SetupError, match='another run is still writing'):  # the check
+            enrollment.check_enrollment_plan(out, checkpoint, ['carol'], lock_timeout=0.1)
     assert sorted(load_enroll_embeddings(out, checkpoint)) == ['alice']
+    enrollment.check_enrollment_plan(out, checkpoint, ['carol'])  # before the work: no swap
 
 
 class Killed(BaseException):
@@ -287,10 +290,31 @@ def test_case13_disk_full_is_one_line_and_leaves_nothing_partial(tmp_path, monke
     with pytest.raises(SetupError) as err:
         save_enrollment_set({'bob': torch.ones(1, 4)}, out, checkpoint)
     reason = 'No space left on device' if isinstance(failure, OSError) else 'enforce fail'
+    check_nothing_partial(tmp_path, out, before, err, reason)
+
+
+def check_nothing_partial(tmp_path, out: str, before: dict, err, reason: str) -> None:
     assert one_line(err).startswith(f'{out}: cannot write the enrollments (')
     assert reason in str(err.value) and str(err.value).endswith('nothing there was changed')
     assert sorted(os.listdir(tmp_path)) == ['.e.lock', 'e']
     assert {f: open(os.path.join(out, f), 'rb').read() for f in os.listdir(out)} == before
+
+
+def test_case13_disk_full_inside_torch_save_is_one_line_naming_the_folder(tmp_path, monkeypatch):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'alice': torch.ones(1, 4)}, out, checkpoint)
+    before = {f: open(os.path.join(out, f), 'rb').read() for f in os.listdir(out)}
+
+    def full_disk(obj, f):
+        f.write(b'PK')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(SetupError) as err:
+        save_enrollment_set({'bob': torch.ones(1, 4)}, out, checkpoint)
+    check_nothing_partial(tmp_path, out, before, err, '(No space left on device)')
+    assert '.e.new-' not in str(err.value)  # the hidden folder is not the user's business
 
 
 def test_readers_refuse_a_set_that_differs_from_its_record(tmp_path):
