@@ -191,7 +191,7 @@ def failure_reason(err: Exception) -> str:
         return err.strerror or type(err).__name__
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     if isinstance(err, SetupError) and 'cannot write it (' in first:
-        first = first.split('cannot write it (', 1)[1].rsplit(')', 1)[0]
+        first = first.split('cannot write it (', 1)[1].split('); ', 1)[0]
     return first if len(first) <= 120 else first[:117] + '...'
 
 
