@@ -26,7 +26,7 @@ from DB_wav_reader import to_mono
 from dvector.calibration import DEFAULT_P_TARGET
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features
-from dvector.features import fast_logfbank
+from dvector.features import recording_features
 from dvector.recordings import (REAL_MODEL_PATH, TEST_FRAMES, Comparison,
                                 check_extraction_settings, compare_wavs, notes_to_stderr,
                                 trimmed_features, wav_features)
@@ -85,7 +85,7 @@ class Encoder:
                                                  speech_segments(samples, c.SAMPLE_RATE)])
         check_speech_length(len(speech) / c.SAMPLE_RATE, len(samples) / c.SAMPLE_RATE,
                             'the array given')
-        return fast_logfbank(speech).astype(np.float32)
+        return recording_features(speech)
 
     def embed(self, audio: Audio, sample_rate: Optional[int] = None) -> torch.Tensor:
         """The (E,) L2-normalised d-vector, on the CPU, of a wav file (any rate, any channels;

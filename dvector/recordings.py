@@ -26,7 +26,7 @@ from configure import SetupError
 from DB_wav_reader import read_audio
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features, get_embeddings
-from dvector.features import fast_logfbank, feature_settings
+from dvector.features import feature_settings, recording_features
 from dvector.calibration import DEFAULT_P_TARGET, check_operating_point, decide
 from dvector.quality import RecordingQuality, measure_quality
 from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, \
@@ -101,14 +101,14 @@ def wav_features(path: str, vad: bool = True) -> np.ndarray:
     if vad:
         speech, quality = wav_speech(path)
         check_speech_length(quality.speech_seconds, quality.audio_seconds, path)
-        return fast_logfbank(speech).astype(np.float32)
+        return recording_features(speech)
     return trimmed_features(read_audio(path, c.SAMPLE_RATE), path)
 
 
 def trimmed_features(audio: np.ndarray, name: str) -> np.ndarray:
     """(frames, bands) features of 16 kHz samples without the detector: 0.5 s dropped at each
     end, as the tutorial's feature files are read; SetupError naming ``name`` if too short."""
-    feat = trim_silence(fast_logfbank(audio).astype(np.float32))
+    feat = trim_silence(recording_features(audio))
     if len(feat) * c.HOP_SECONDS < MIN_SPEECH_SECONDS:  # too little to recognise anyone by
         raise SetupError(f'{name}: too short ({len(feat) * c.HOP_SECONDS:.2f} s of audio, '
                          f'trimmed); at least {MIN_SPEECH_SECONDS:g} s is needed')

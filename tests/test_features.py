@@ -1,0 +1,53 @@
+"""dvector/features.py's level step: recordings are set to the tutorial DB's speech level before
+their features are made, so that a d-vector does not depend on how loud one spoke."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import dvector
+from conftest import ROOT
+from DB_wav_reader import read_audio
+from dvector.features import (SPEECH_LEVEL_DB, at_db_level, fast_logfbank, recording_features,
+                              speech_level_db)
+
+WAV = os.path.join(ROOT, 'test_wavs', 'demo_f45', 'enroll.wav')  # 15 s of espeak-ng speech
+REAL_MODEL = os.path.join(ROOT, 'model_real')
+
+
+def test_the_level_is_that_of_the_louder_half_of_the_frames():
+    tone = 0.1 * np.sin(2 * np.pi * 400 * np.arange(16000) / 16000)      # -23.0 dB of power
+    assert speech_level_db(tone) == pytest.approx(10 * np.log10(0.1 ** 2 / 2), abs=0.01)
+    with_pause = np.concatenate([tone, np.zeros(16000)])                  # half the frames silent
+    assert speech_level_db(with_pause) == pytest.approx(speech_level_db(tone), abs=0.01)
+    assert speech_level_db(np.zeros(800)) == -np.inf
+
+
+def test_at_db_level_sets_the_level_and_leaves_silence_alone():
+    audio = read_audio(WAV)
+    for gain in (0.05, 1.0, 20.0):
+        scaled = at_db_level(audio * gain)
+        assert scaled.dtype == audio.dtype
+        assert speech_level_db(scaled) == pytest.approx(SPEECH_LEVEL_DB, abs=0.01)
+    silence = np.zeros(1600, dtype=np.float32)
+    assert np.array_equal(at_db_level(silence), silence)
+
+
+def test_features_do_not_depend_on_the_level_of_the_recording():
+    audio = read_audio(WAV)
+    quiet, loud = recording_features(audio * 0.1), recording_features(audio * 10)
+    assert np.allclose(quiet, loud, atol=1e-3)
+    # without the level step the floor of the recipe makes them differ
+    assert not np.allclose(fast_logfbank(audio * 0.1), fast_logfbank(audio * 10), atol=1.0)
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_MODEL), reason='needs model_real/')
+def test_a_louder_copy_of_a_recording_has_the_same_d_vector(tmp_path):
+    encoder = dvector.Encoder(model_dir=REAL_MODEL, device='cpu')
+    audio = read_audio(WAV)
+    as_is = encoder.embed(audio, 16000)
+    assert np.abs(audio).max() < 0.62
+    for gain in (0.03, 1.6):  # -30 dB and +4 dB (its peaks stay under full scale)
+        other = encoder.embed(audio * gain, 16000)
+        assert float(torch.dot(as_is, other)) > 0.99, gain
