@@ -8,6 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+# under pytest-xdist (-n 2) each worker and the scripts it runs use one core: two workers of
+# two threads each would fight over the two cores of a laptop or CI machine
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIAL_DB = os.path.join(os.path.dirname(ROOT), 'shared', 'tutorial_db')
 sys.path.insert(0, ROOT)
