@@ -116,3 +116,18 @@ def test_speaker_numbers_grow_to_three_digits_past_99(tmp_path):
     result = generate(tmp_path, '--n_train_speakers', '990', '--n_test_speakers', '10')
     assert result.returncode != 0 and 'at most 999 speakers' in result.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_speech_level_sets_each_file_to_the_level_asked(tmp_path, demo_db):
+    """--speech_level -42: every file at the tutorial DB's speech level +-3 dB (the features
+    depend on the level); the default keeps the level as synthesised (the shipped demo DB)."""
+    from dvector.features import speech_level_db
+    result = generate(tmp_path, '--n_train_speakers', '2', '--n_utts', '1', '--n_test_speakers',
+                      '1', '--test_seconds', '4', '--jobs', '1', '--speech_level', '-42')
+    assert result.returncode == 0, result.stderr
+
+    def levels(root):
+        return [speech_level_db(wavfile.read(p)[1] / 32768.0)
+                for p in glob.glob(f'{root}/test_wavs/*/*.wav')]
+    assert levels(tmp_path) and all(-45.1 < level < -38.9 for level in levels(tmp_path))
+    assert all(level > -30 for level in levels(demo_db))

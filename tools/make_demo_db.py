@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from dvector import cli
 import configure as c
 from DB_wav_reader import pcm_to_float, read_audio
-from dvector.features import logfbank_features
+from dvector.features import at_db_level, logfbank_features
 from dvector.fileio import atomic_path, save_pickle
 
 # ---- settings (override on the command line, e.g. --n_train_speakers 3) ----
@@ -44,6 +44,10 @@ train_max_seconds = 2.9      # (silence padding included; the reader trims 0.5 s
 korean_share = 0.3           # fraction of speakers that are Korean voices reading Korean
 snr_min_db = 25.0            # light background noise, SNR drawn per file from this range
 snr_max_db = 35.0            # its upper end (dB)
+speech_level = 0.0           # 0: each file's peak at -9 to -3 dB of full scale, as
+                             # synthesised (the shipped demo DB); else the speech level in dB
+                             # of full scale each file is set to, +-3 dB, e.g. -42 for the
+                             # tutorial DB's (dvector.features.SPEECH_LEVEL_DB)
 seed = 1234                  # all randomness comes from numpy Generators seeded with this
 jobs = 2                     # parallel worker processes
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
@@ -51,7 +55,8 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'n_test_speakers': cli.at_least(1), 'test_seconds': cli.above(0, 600),
     'train_min_seconds': cli.above(0, 600), 'train_max_seconds': cli.above(0, 600),
     'korean_share': cli.between(0, 1), 'snr_min_db': cli.between(-20, 120),
-    'snr_max_db': cli.between(-20, 120), 'seed': cli.between(0, 2 ** 32 - 1),
+    'snr_max_db': cli.between(-20, 120), 'speech_level': cli.between(-80, 0),
+    'seed': cli.between(0, 2 ** 32 - 1),
     'jobs': cli.at_least(1)}
 
 SAMPLE_RATE = c.SAMPLE_RATE
@@ -259,7 +264,10 @@ def render(task: dict) -> dict:
     rng = np.random.default_rng(task['seed'])
     voice = vary_voice(task['voice'], rng)
     n_samples = int(round(task['seconds'] * SAMPLE_RATE))
-    pcm = to_pcm16(add_noise(speak_to_length(task['sentences'], voice, n_samples, rng), rng))
+    audio = add_noise(speak_to_length(task['sentences'], voice, n_samples, rng), rng)
+    if speech_level:  # the level of the recordings the model is to hear (features depend on it)
+        audio = at_db_level(audio, speech_level + rng.uniform(-3, 3))
+    pcm = to_pcm16(audio)
     if task.get('wav'):
         with atomic_path(task['wav']) as tmp:
             wavfile.write(tmp, SAMPLE_RATE, pcm)
