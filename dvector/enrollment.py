@@ -242,6 +242,9 @@ def plan_enrollment_set(embedding_dir: str, checkpoint: dict, speakers: list,
     not write, or when speakers another model enrolled there would be lost unasked."""
     if os.path.lexists(embedding_dir) and not os.path.isdir(embedding_dir):
         raise SetupError(f'{embedding_dir}: is a file, not a folder')
+    if os.path.islink(embedding_dir):  # the swap would replace the user's link, not the folder
+        raise SetupError(f'{embedding_dir}: is a link; give the folder it points to '
+                         f'({os.path.realpath(embedding_dir)})')
     names = os.listdir(embedding_dir) if os.path.isdir(embedding_dir) else []
     record = check_own_files(embedding_dir, names) if names else None
     if record is None:  # nothing there (an empty folder or none)

@@ -349,3 +349,12 @@ def test_a_set_swapped_while_it_is_read_is_read_again(tmp_path, monkeypatch):
     monkeypatch.setattr(enrollment, 'read_enrollment_set', read_then_swap)
     assert sorted(load_enroll_embeddings(out, checkpoint)) == ['a', 'b']
     assert sorted(reads[0]) == ['a']  # what was read before the swap is not returned
+
+
+def test_a_linked_folder_is_refused_and_the_link_kept(tmp_path):
+    real = str(tmp_path / 'real')
+    save_enrollment_set({'a': torch.ones(1, 4)}, real, make_model()[1])
+    os.symlink(real, tmp_path / 'link')
+    with pytest.raises(SetupError, match='link: is a link; give the folder it points to'):
+        save_enrollment_set({'b': torch.ones(1, 4)}, str(tmp_path / 'link'), make_model()[1])
+    assert os.path.islink(tmp_path / 'link') and sorted(os.listdir(real)) == ['a.pth', MODEL_FILE]
