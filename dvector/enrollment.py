@@ -63,7 +63,11 @@ def read_record(embedding_dir: str) -> tuple:
     except (UnicodeDecodeError, ValueError):
         raise SetupError(f'{path}: not a record written by enroll.py; run enroll.py again') \
             from None
-    return fingerprint, model, [s for s in speakers if s]
+    speakers = [s for s in speakers if s]
+    if any(s in ('.', '..') or '/' in s or '\\' in s for s in speakers):  # never a path
+        raise SetupError(f'{path}: names a file outside its folder; not a record written by '
+                         'enroll.py')
+    return fingerprint, model, speakers
 
 
 def write_text(path: str, text: str) -> None:

@@ -358,3 +358,15 @@ def test_a_linked_folder_is_refused_and_the_link_kept(tmp_path):
     with pytest.raises(SetupError, match='link: is a link; give the folder it points to'):
         save_enrollment_set({'b': torch.ones(1, 4)}, str(tmp_path / 'link'), make_model()[1])
     assert os.path.islink(tmp_path / 'link') and sorted(os.listdir(real)) == ['a.pth', MODEL_FILE]
+
+
+def test_a_record_naming_a_path_deletes_nothing_outside(tmp_path):
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'a': torch.ones(1, 4)}, out, checkpoint)
+    (tmp_path / 'precious.pth').write_bytes(b'mine')
+    with open(os.path.join(out, MODEL_FILE), 'a') as f:
+        f.write('../precious\n')
+    with pytest.raises(SetupError, match='names a file outside its folder'):
+        save_enrollment_set({'b': torch.ones(1, 4)}, out, checkpoint, start_anew=True)
+    assert (tmp_path / 'precious.pth').read_bytes() == b'mine'
