@@ -47,7 +47,7 @@ def list_checkpoints(log_dir: str) -> dict:
     found = {}
     for path in glob.glob(os.path.join(log_dir, 'checkpoint_*.pth')):
         match = CHECKPOINT_RE.search(os.path.basename(path))
-        if match:
+        if match and os.path.isfile(path):  # a folder named like one is not a checkpoint
             found[int(match.group(1))] = path
     return dict(sorted(found.items()))
 

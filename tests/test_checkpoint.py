@@ -214,3 +214,11 @@ def test_whitening_is_refused_before_the_work_where_it_cannot_be_stored(tmp_path
                         else access(p, mode))  # as a read-only folder is for a user not root
     with pytest.raises(SetupError, match='whitening: cannot rewrite .* is not a writable folder'):
         whiten_checkpoint(str(tmp_path), 0, no_features, torch.device('cpu'))
+
+
+def test_a_folder_named_like_a_checkpoint_is_not_one(tmp_path):
+    """Hunt: a folder checkpoint_5.pth beside the checkpoints was loaded ('Is a directory')."""
+    fake_run(str(tmp_path), [1.0])
+    os.makedirs(tmp_path / 'checkpoint_5.pth')
+    assert list(list_checkpoints(str(tmp_path))) == [1]
+    assert read_checkpoint(str(tmp_path))['cp_num'] == 1
