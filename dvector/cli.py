@@ -187,7 +187,8 @@ def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict
                               setting_comments(namespace.get('__file__', ''))))
             sys.exit(0)
         if not arg.startswith('--'):
-            raise SetupError(f'unexpected argument {brief(arg)}: settings are given as --name value')
+            raise SetupError(f'unexpected argument {brief(arg)}: settings are given as '
+                             '--name value')
         name, sep, text = arg[2:].partition('=')
         if name not in settings:
             raise SetupError(f'unknown setting --{name}; valid settings: '
