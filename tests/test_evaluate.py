@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from scipy.io import wavfile
 
 from dvector import cli
 from dvector.checkpoint import COHORT_KEY, load_model
@@ -22,6 +21,7 @@ from dvector.enrollment import split_enroll_and_test
 from dvector.fileio import load_torch, save_pickle, save_torch
 from dvector.scoring import as_norm, as_norm_matrix, cohort_stats, cosine_scores
 from dvector.whitening import whiten_checkpoint
+from test_recordings import speech_wav
 
 WAV_SPEAKER = 'wspk'
 
@@ -39,9 +39,7 @@ def make_trial_tree(root, n_speakers=3, n_files=4, bands=40, seed=3):
             rels.append(f'{spk}/f{k}.p')
     save_pickle({'feat': rng.normal(0, 1.0, (300, bands)), 'label': 'vox1'},
                 os.path.join(root, 'vox1', 'vidA_00001.p'))
-    os.makedirs(os.path.join(root, WAV_SPEAKER))
-    audio = (0.1 * rng.standard_normal(32000)).astype(np.float32)  # 2 s of noise
-    wavfile.write(os.path.join(root, WAV_SPEAKER, 'w1.wav'), 16000, audio)
+    speech_wav(os.path.join(root, WAV_SPEAKER, 'w1.wav'))  # the detector keeps speech only
     return rels + ['vox1/vidA/00001.wav', f'{WAV_SPEAKER}/w1.wav']
 
 
@@ -379,12 +377,17 @@ def test_heldout_trial_list_parses_and_resolves():
 
 @needs_tutorial_db()
 def test_wav_extracted_on_the_fly_matches_the_shipped_features():
-    from DB_wav_reader import feature_name
+    from DB_wav_reader import feature_name, read_audio
+    from dvector.features import at_db_level, fast_logfbank
     from dvector.recordings import wav_features
-    from SR_Dataset import read_MFB
+    from SR_Dataset import read_MFB, trim_silence
     wav = os.path.join(TUTORIAL_DB, 'test_wavs', '230M4087', 'test.wav')
     shipped, _ = read_MFB(os.path.join(TUTORIAL_DB, 'feat_logfbank_nfilt40', 'test',
                                        '230M4087', 'test.p'))
-    np.testing.assert_allclose(wav_features(wav, vad=False), shipped, atol=1e-4)
+    audio = read_audio(wav)
+    np.testing.assert_allclose(trim_silence(fast_logfbank(audio)), shipped, atol=1e-4)
+    # a recording is first set to the DB's speech level (this one is 0.3 dB under it)
+    np.testing.assert_allclose(wav_features(wav, vad=False),
+                               trim_silence(fast_logfbank(at_db_level(audio))), atol=1e-5)
     assert feature_name('test_wavs/230M4087/test.wav')[0] == '230M4087'
     assert feature_name('id10270/5r0dWxy17C8/00001.wav')[0] == 'id10270'
