@@ -11,6 +11,7 @@ with its current value, its comment in the script and its allowed values (SETTIN
 """
 import ast
 import math
+import os
 import signal
 import sys
 import threading
@@ -279,9 +280,16 @@ def check_settings(settings: dict, rules: dict) -> None:
             raise SetupError(f'--{name} {given}: expected {rule.allowed}')
 
 
+SCRIPT_PID = []  # the process whose main() run() started (its forked workers are not it)
+
+
 def stop_on_terminate(signum: int, frame: Any) -> None:
     """``kill`` (SIGTERM) as Ctrl-C: the file being written is removed (atomic_path's cleanup
-    runs), not left as a hidden temporary file."""
+    runs), not left as a hidden temporary file. A worker process forked from the script (a
+    multiprocessing pool, which is stopped with SIGTERM when its work is done) ends quietly."""
+    if os.getpid() not in SCRIPT_PID:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
     raise KeyboardInterrupt
 
 
@@ -289,6 +297,7 @@ def run(main: Callable[[], Any]) -> None:
     """Run a script's main(); a SetupError becomes one clear line on stderr and exit status 1;
     Ctrl-C and kill (SIGTERM) stop it with the files already written complete."""
     if threading.current_thread() is threading.main_thread():
+        SCRIPT_PID[:] = [os.getpid()]
         signal.signal(signal.SIGTERM, stop_on_terminate)
     try:
         main()

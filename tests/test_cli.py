@@ -1,5 +1,9 @@
+import subprocess
+import sys
+
 import pytest
 
+from conftest import ROOT
 from configure import SetupError
 from dvector.cli import format_help, override_settings, script_settings
 
@@ -173,3 +177,24 @@ def test_list_items_take_the_type_of_the_defaults_items():
     assert [type(v) for v in ns['bands']] == [int, float]
     with pytest.raises(SetupError, match="--bands: expected comma-separated numbers, got '1,x'"):
         override_settings({'bands': [2, 4]}, ['--bands', '1,x'])
+
+
+def test_a_pool_worker_of_a_script_ends_quietly_on_sigterm(tmp_path):
+    """A multiprocessing pool is stopped with SIGTERM when its work is done: the workers forked
+    from a script that cli.run started end without a traceback (the script itself still stops
+    as on Ctrl-C)."""
+    script = tmp_path / 'pool.py'
+    script.write_text(
+        'import multiprocessing, sys\n'
+        f'sys.path.insert(0, {ROOT!r})\n'
+        'from dvector import cli\n'
+        'def square(x):\n'
+        '    return x * x\n'
+        'def main():\n'
+        '    with multiprocessing.get_context("fork").Pool(2) as pool:\n'
+        '        print(sum(pool.map(square, range(10))))\n'
+        'cli.run(main)\n')
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout == '285\n'
+    assert 'Traceback' not in result.stderr and 'KeyboardInterrupt' not in result.stderr
