@@ -99,7 +99,7 @@ def make_tree(root: str) -> dict:
     for s in range(3):  # VoxCeleb: <speaker>/<video>/<n>.wav, 16-bit
         for v in range(2):
             for n in range(2):
-                audio = tone(1.2 + 0.1 * n, seed=s * 4 + v * 2 + n)
+                audio = tone(1.6 + 0.1 * n, seed=s * 4 + v * 2 + n)  # 0.6 s and more trimmed
                 write(f'id1000{s}/vid{v}/0000{n}.wav', RATE, (audio * 32767).astype(np.int16))
                 good[f'id1000{s}/vid{v}_0000{n}.p'] = f'id1000{s}'
     audio = tone(1.0, seed=9)
@@ -197,7 +197,7 @@ def test_voxceleb_layout_reads_with_the_training_loader(extracted):
     assert len(vox) == 12
     feat, label = read_MFB(vox['filename'].iloc[0])
     assert label == 'id10000' and feat.shape[1] == 40 and feat.dtype == np.float32
-    assert feat.shape[0] == 119 - 2 * 50  # 1.2 s: 119 frames, 0.5 s trimmed at each end
+    assert feat.shape[0] == 159 - 2 * 50  # 1.6 s: 159 frames, 0.5 s trimmed at each end
 
 
 def test_unwritable_output_folder_is_one_line(tmp_path):
