@@ -13,12 +13,25 @@ import os
 import configure as c
 from dvector import cli
 from dvector.checkpoint import load_model, select_device
-from dvector.enrollment import (check_enrollment_dir, check_enrollment_plan, save_enrollment_set,
-                                some, speakers_word, split_enroll_and_test)
+from dvector.enrollment import (
+    check_enrollment_dir,
+    check_enrollment_plan,
+    save_enrollment_set,
+    some,
+    speakers_word,
+    split_enroll_and_test,
+)
 from dvector.fileio import check_writable_dir
-from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, \
-    embed_test_with_seconds, embed_wavs_with_seconds, note_wav_model, speakers_and_wavs
-from dvector.recordings import check_enrollment, print_warnings
+from dvector.recordings import (
+    REAL_MODEL_DIR,
+    check_enrollment,
+    check_extraction_settings,
+    embed_test_with_seconds,
+    embed_wavs_with_seconds,
+    note_wav_model,
+    print_warnings,
+    speakers_and_wavs,
+)
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)

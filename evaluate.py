@@ -25,26 +25,52 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from dvector import cli
 import configure as c
 from DB_wav_reader import JOIN, feature_name
-from dvector import scoring
-from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET,
-                                 apply_calibration, check_operating_point,
-                                 describe_calibration, describe_point, model_calibration)
-from dvector.checkpoint import (COHORT_KEY, check_rewritable, load_model, score_cohort,
-                                select_device)
+from dvector import cli, scoring
+from dvector.calibration import (
+    DEFAULT_C_FA,
+    DEFAULT_C_MISS,
+    DEFAULT_P_TARGET,
+    apply_calibration,
+    check_operating_point,
+    describe_calibration,
+    describe_point,
+    model_calibration,
+)
+from dvector.checkpoint import COHORT_KEY, check_rewritable, load_model, score_cohort, select_device
 from dvector.embedding import check_feature_dims, check_lengths, embed_utterances, split_pieces
-from dvector.enrollment import (load_enroll_embeddings, select_speakers, split_enroll_and_test,
-                                sum_per_speaker)
-from dvector.fileio import (atomic_path, check_writable_dir, check_writable_file, folder_lock,
-                            remove_stale_temporaries)
-from dvector.metrics import (actual_dcf, check_trials, cllr, compute_eer, compute_min_dcf,
-                             identification_accuracy, min_cllr, threshold_table)
-from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, note_wav_model, \
-    wav_features
-from dvector.threshold import model_threshold, store_threshold as store_in_checkpoint, \
-    threshold_record
+from dvector.enrollment import (
+    load_enroll_embeddings,
+    select_speakers,
+    split_enroll_and_test,
+    sum_per_speaker,
+)
+from dvector.fileio import (
+    atomic_path,
+    check_writable_dir,
+    check_writable_file,
+    folder_lock,
+    remove_stale_temporaries,
+)
+from dvector.metrics import (
+    actual_dcf,
+    check_trials,
+    cllr,
+    compute_eer,
+    compute_min_dcf,
+    identification_accuracy,
+    min_cllr,
+    threshold_table,
+)
+from dvector.recordings import (
+    REAL_MODEL_DIR,
+    check_extraction_settings,
+    note_wav_model,
+    wav_features,
+)
+from dvector.threshold import model_threshold, threshold_record
+from dvector.threshold import store_threshold as store_in_checkpoint
 from SR_Dataset import read_MFB
 
 # ---- settings ---------------------------------------------------------------------------

@@ -13,15 +13,29 @@ import os
 
 import configure as c
 from dvector import cli
+from dvector.calibration import (
+    DEFAULT_C_FA,
+    DEFAULT_C_MISS,
+    DEFAULT_P_TARGET,
+    check_operating_point,
+    identify,
+)
 from dvector.checkpoint import load_model, select_device
-from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET,
-                                 check_operating_point, identify)
-from dvector.enrollment import enrolled_seconds, find_test_file, load_enroll_embeddings, \
-    select_speakers
-from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, check_wav_input, \
-    embed_test_with_seconds, note_wav_model
+from dvector.enrollment import (
+    enrolled_seconds,
+    find_test_file,
+    load_enroll_embeddings,
+    select_speakers,
+)
+from dvector.recordings import (
+    REAL_MODEL_DIR,
+    check_extraction_settings,
+    check_wav_input,
+    embed_test_with_seconds,
+    note_wav_model,
+    print_warnings,
+)
 from dvector.scoring import cosine_scores
-from dvector.recordings import print_warnings
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)

@@ -22,16 +22,19 @@ import configure as c
 from DB_wav_reader import read_training_folders
 from dvector import augment, cli, plots
 from dvector import distributed as dist
-from dvector.checkpoint import (list_checkpoints, read_checkpoint, save_checkpoint,
-                                set_aside_previous_run)
+from dvector.checkpoint import (
+    list_checkpoints,
+    read_checkpoint,
+    save_checkpoint,
+    set_aside_previous_run,
+)
 from dvector.features import feature_settings
 from dvector.fileio import check_writable_dir, folder_lock, remove_stale_temporaries
 from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
 from model.pooling import POOLINGS
-from SR_Dataset import (VALID_MAX_FRAMES, DvectorDataset, PairBatchSampler,
-                        collate_fn_feat_padded)
+from SR_Dataset import VALID_MAX_FRAMES, DvectorDataset, PairBatchSampler, collate_fn_feat_padded
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # train on the GPU when there is one (else the CPU)

@@ -17,16 +17,31 @@ tools/whitening.py stored in the checkpoint; ``thres`` is then on that scale (ev
 """
 import configure as c
 from dvector import cli
-from dvector.calibration import (DEFAULT_C_FA, DEFAULT_C_MISS, DEFAULT_P_TARGET, decide,
-                                 check_operating_point, posterior)
+from dvector.calibration import (
+    DEFAULT_C_FA,
+    DEFAULT_C_MISS,
+    DEFAULT_P_TARGET,
+    check_operating_point,
+    decide,
+    posterior,
+)
 from dvector.checkpoint import WHITENING_KEY, load_model, score_cohort, select_device
-from dvector.enrollment import enrolled_seconds, find_test_file, load_enroll_embeddings, \
-    select_speakers
-from dvector.recordings import REAL_MODEL_DIR, check_extraction_settings, check_wav_input, \
-    embed_test_with_seconds, note_wav_model
+from dvector.enrollment import (
+    enrolled_seconds,
+    find_test_file,
+    load_enroll_embeddings,
+    select_speakers,
+)
+from dvector.recordings import (
+    REAL_MODEL_DIR,
+    check_extraction_settings,
+    check_wav_input,
+    embed_test_with_seconds,
+    note_wav_model,
+    print_warnings,
+)
 from dvector.scoring import as_norm_matrix, cosine_scores
 from dvector.threshold import model_threshold
-from dvector.recordings import print_warnings
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)

@@ -14,8 +14,8 @@ import math
 import os
 import signal
 import sys
-import threading
 import textwrap
+import threading
 from typing import Any, Callable, NamedTuple
 
 from configure import SetupError  # noqa: F401  (the scripts' one error type, re-exported)

@@ -27,9 +27,16 @@ from dvector.calibration import DEFAULT_P_TARGET
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features
 from dvector.features import recording_features
-from dvector.recordings import (REAL_MODEL_PATH, TEST_FRAMES, Comparison,
-                                check_extraction_settings, compare_wavs, notes_to_stderr,
-                                trimmed_features, wav_features)
+from dvector.recordings import (
+    REAL_MODEL_PATH,
+    TEST_FRAMES,
+    Comparison,
+    check_extraction_settings,
+    compare_wavs,
+    notes_to_stderr,
+    trimmed_features,
+    wav_features,
+)
 from dvector.vad import check_speech_length, speech_segments
 
 Audio = Union[str, os.PathLike, np.ndarray]

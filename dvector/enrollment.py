@@ -27,8 +27,14 @@ import torch
 from configure import SetupError
 from DB_wav_reader import read_DB_structure, read_feats_structure
 from dvector.checkpoint import WHITENING_KEY
-from dvector.fileio import (LOCK_TIMEOUT_S, atomic_path, folder_lock, load_torch,
-                            nearest_existing, save_torch)
+from dvector.fileio import (
+    LOCK_TIMEOUT_S,
+    atomic_path,
+    folder_lock,
+    load_torch,
+    nearest_existing,
+    save_torch,
+)
 
 MODEL_FILE = 'enrolled_with.txt'
 # 'speaker seconds' lines: each enrollment's seconds of speech, which a calibrated model's LLR

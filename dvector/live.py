@@ -17,8 +17,14 @@ import torch
 from configure import SetupError
 from dvector import calibration
 from dvector.enrollment import enrolled_seconds, load_enroll_embeddings, save_enrollment_set
-from dvector.recordings import REAL_MODEL_PATH, cached_model, check_enrollment, \
-    embed_wavs_with_seconds, score_wavs, wav_quality
+from dvector.recordings import (
+    REAL_MODEL_PATH,
+    cached_model,
+    check_enrollment,
+    embed_wavs_with_seconds,
+    score_wavs,
+    wav_quality,
+)
 from dvector.scoring import cosine_scores
 
 CLEAR_MARGIN = 0.15  # without calibration, cosine units from the threshold of a clear decision

@@ -7,11 +7,10 @@ so no display is needed).
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import math  # noqa: E402
-
 from typing import Optional
 
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
 from dvector.fileio import atomic_path  # noqa: E402

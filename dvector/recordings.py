@@ -24,13 +24,12 @@ import torch
 import configure as c
 from configure import SetupError
 from DB_wav_reader import read_audio
+from dvector.calibration import DEFAULT_P_TARGET, check_operating_point, decide
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features, get_embeddings
 from dvector.features import feature_settings, recording_features
-from dvector.calibration import DEFAULT_P_TARGET, check_operating_point, decide
 from dvector.quality import RecordingQuality, measure_quality
-from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, \
-    speech_segments
+from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, speech_segments
 from SR_Dataset import read_MFB, trim_silence
 
 REAL_MODEL_DIR = 'model_real'  # the shipped model trained on the tutorial's real speech

@@ -41,12 +41,18 @@ import torch
 
 from configure import SetupError
 from DB_wav_reader import read_training_folders
-from dvector.checkpoint import (COHORT_KEY, WHITENING_KEY, check_rewritable, inference_model,
-                                read_checkpoint, save_checkpoint)
+from dvector.calibration import CALIBRATION_KEY
+from dvector.checkpoint import (
+    COHORT_KEY,
+    WHITENING_KEY,
+    check_rewritable,
+    inference_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from dvector.embedding import check_feature_dims, embed_pieces, l2_norm, sum_pieces
 from dvector.enrollment import sum_per_speaker
 from dvector.fileio import remove_stale_temporaries
-from dvector.calibration import CALIBRATION_KEY
 from dvector.threshold import THRESHOLD_KEY
 from model.fuse import whitened_fc0
 from SR_Dataset import load_features

@@ -7,8 +7,8 @@ from scipy.io import wavfile
 
 import DB_wav_reader
 from configure import SetupError
-from DB_wav_reader import read_audio, read_DB_structure, read_training_folders
 from conftest import write_24bit
+from DB_wav_reader import read_audio, read_DB_structure, read_training_folders
 
 RATE = 16000
 

@@ -8,10 +8,17 @@ from torch.utils.data import DataLoader
 
 from configure import SetupError
 from conftest import TUTORIAL_DB, needs_tutorial_db
-from dvector.fileio import save_pickle
 from dvector.augment import speed_perturb
-from SR_Dataset import (DvectorDataset, PairBatchSampler, collate_fn_feat_padded, random_window,
-                        read_MFB, read_feature_file, trim_silence)
+from dvector.fileio import save_pickle
+from SR_Dataset import (
+    DvectorDataset,
+    PairBatchSampler,
+    collate_fn_feat_padded,
+    random_window,
+    read_feature_file,
+    read_MFB,
+    trim_silence,
+)
 
 
 def write(tmp_path, obj, name='x.p'):

@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from dvector.augment import spec_augment
 from configure import SetupError
+from dvector.augment import spec_augment
 from model import build_model
 from model.pooling import POOLINGS, build_pooling
 

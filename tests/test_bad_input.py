@@ -387,6 +387,7 @@ def test_kill_leaves_no_temporary_file(tmp_path):
     import signal
     import subprocess
     import sys
+
     from conftest import ROOT
     script = tmp_path / 'slow.py'
     script.write_text(

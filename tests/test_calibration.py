@@ -10,12 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_script
 from configure import SetupError
-from dvector.calibration import (CALIBRATION_KEY, OperatingPoint, apply_calibration,
-                                 bayes_threshold, check_operating_point, decide, fit_calibration,
-                                 identify, llr_words, model_calibration, score_threshold,
-                                 store_calibration)
+from conftest import run_script
+from dvector.calibration import (
+    CALIBRATION_KEY,
+    OperatingPoint,
+    apply_calibration,
+    bayes_threshold,
+    check_operating_point,
+    decide,
+    fit_calibration,
+    identify,
+    llr_words,
+    model_calibration,
+    score_threshold,
+    store_calibration,
+)
 from dvector.checkpoint import read_checkpoint
 from dvector.fileio import load_torch, save_torch
 from dvector.metrics import actual_dcf, cllr, compute_min_dcf, min_cllr, pav_llrs

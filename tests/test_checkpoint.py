@@ -3,10 +3,16 @@ import os
 import pytest
 import torch
 
-from dvector.checkpoint import (WHITENING_KEY, list_checkpoints, load_model,
-                               lowest_validation_loss, read_checkpoint, save_checkpoint,
-                               select_device)
 from configure import SetupError
+from dvector.checkpoint import (
+    WHITENING_KEY,
+    list_checkpoints,
+    load_model,
+    lowest_validation_loss,
+    read_checkpoint,
+    save_checkpoint,
+    select_device,
+)
 from model import build_model
 
 
@@ -201,6 +207,7 @@ def test_whitening_is_refused_before_the_work_where_it_cannot_be_stored(tmp_path
     """Issue 27 case 13: a read-only model folder failed with a traceback after all the work;
     a full disk is known before it too."""
     import shutil
+
     from dvector.whitening import whiten_checkpoint
     fake_run(str(tmp_path), [1.0])
     no_features = str(tmp_path / 'not_read')  # read after the check: its error would show

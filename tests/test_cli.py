@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
 from configure import SetupError
+from conftest import ROOT
 from dvector.cli import format_help, override_settings, script_settings
 
 
@@ -156,8 +156,9 @@ def test_help_shows_each_settings_comment_and_range_from_the_script(tmp_path, ca
 def test_every_script_setting_has_a_comment_in_its_help():
     import glob
     import os
-    from dvector import cli
+
     from conftest import ROOT
+    from dvector import cli
     for path in glob.glob(os.path.join(ROOT, '*.py')) + glob.glob(os.path.join(ROOT, 'tools',
                                                                                '*.py')):
         with open(path, encoding='utf-8') as f:

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from conftest import ROOT
-
 import demo
+from conftest import ROOT
 
 REAL_MODEL = os.path.join(ROOT, 'model_real')
 pytestmark = pytest.mark.skipif(

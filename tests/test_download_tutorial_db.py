@@ -9,11 +9,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from dvector import cli
-from tools import download_tutorial_db as dl
 from conftest import run_script
+from dvector import cli
 from dvector.fileio import save_pickle
 from SR_Dataset import load_pickle
+from tools import download_tutorial_db as dl
 
 TOP = 'SpeakerRecognition_tutorial-master'
 SMALL = ['--expect_train_speakers', '3', '--expect_utts', '2', '--expect_test_speakers', '2']

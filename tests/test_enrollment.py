@@ -11,9 +11,16 @@ import enroll
 from configure import SetupError
 from dvector import enrollment
 from dvector.checkpoint import WHITENING_KEY
-from dvector.enrollment import (MODEL_FILE, SECONDS_FILE, find_test_file, load_enroll_embeddings,
-                                model_fingerprint, save_enrollment_set, select_speakers,
-                                split_enroll_and_test)
+from dvector.enrollment import (
+    MODEL_FILE,
+    SECONDS_FILE,
+    find_test_file,
+    load_enroll_embeddings,
+    model_fingerprint,
+    save_enrollment_set,
+    select_speakers,
+    split_enroll_and_test,
+)
 from dvector.fileio import folder_lock
 from model import build_model
 

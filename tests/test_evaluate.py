@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from dvector import cli
-from dvector.checkpoint import COHORT_KEY, load_model
 import enroll
 from conftest import TUTORIAL_DB, needs_tutorial_db, run_script
+from dvector import cli
+from dvector.checkpoint import COHORT_KEY, load_model
 from dvector.embedding import embed_files
 from dvector.enrollment import split_enroll_and_test
 from dvector.fileio import load_torch, save_pickle, save_torch
@@ -59,7 +59,7 @@ def all_ordered_pairs(rels):
 
 def read_scores(path):
     with open(path) as f:
-        return [(float(s), int(label), e, t) for s, label, e, t in (l.split() for l in f)]
+        return [(float(s), int(label), e, t) for s, label, e, t in (line.split() for line in f)]
 
 
 def assert_png(path):
@@ -221,8 +221,8 @@ def test_malformed_and_empty_lists(monkeypatch, capsys, tmp_path, trained_run, t
                        '--feat_dir', root)
     assert 'malformed trial lines 2, 4' in err
     # joined entries: files of one speaker folder, each once, no empty part
-    path.write_text(f'1 tr0/f0.p+tr0/f1.p tr0/f2.p\n0 tr0/f0.p+tr1/f1.p tr1/f2.p\n'
-                    f'1 tr0/f0.p+ tr0/f2.p\n1 tr0/f2.p tr0/f0.p+tr0/f0.p\n')
+    path.write_text('1 tr0/f0.p+tr0/f1.p tr0/f2.p\n0 tr0/f0.p+tr1/f1.p tr1/f2.p\n'
+                    '1 tr0/f0.p+ tr0/f2.p\n1 tr0/f2.p tr0/f0.p+tr0/f0.p\n')
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
                        '--feat_dir', root)
     assert 'malformed trial lines 2, 3, 4' in err and 'files joined with + are of one' in err

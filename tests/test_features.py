@@ -9,8 +9,13 @@ import torch
 import dvector
 from conftest import ROOT
 from DB_wav_reader import read_audio
-from dvector.features import (SPEECH_LEVEL_DB, at_db_level, fast_logfbank, recording_features,
-                              speech_level_db)
+from dvector.features import (
+    SPEECH_LEVEL_DB,
+    at_db_level,
+    fast_logfbank,
+    recording_features,
+    speech_level_db,
+)
 
 WAV = os.path.join(ROOT, 'test_wavs', 'demo_f45', 'enroll.wav')  # 15 s of espeak-ng speech
 REAL_MODEL = os.path.join(ROOT, 'model_real')

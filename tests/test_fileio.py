@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from configure import SetupError
-from dvector.fileio import (atomic_path, folder_lock, load_torch, lock_path, save_pickle,
-                            save_torch)
+from dvector.fileio import atomic_path, folder_lock, load_torch, lock_path, save_pickle, save_torch
 from SR_Dataset import load_pickle
 
 

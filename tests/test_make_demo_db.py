@@ -22,8 +22,8 @@ SMALL = ['--n_train_speakers', '3', '--n_utts', '2', '--n_test_speakers', '2',
 
 
 def generate(out_dir, *args):
-    return subprocess.run([sys.executable, 'tools/make_demo_db.py', '--out_dir', str(out_dir), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, 'tools/make_demo_db.py', '--out_dir', str(out_dir), *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def load(path):

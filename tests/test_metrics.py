@@ -3,14 +3,19 @@ import numpy as np
 import pytest
 
 from configure import SetupError
-from dvector.metrics import (compute_eer, compute_min_dcf, det_curve, identification_accuracy,
-                     threshold_table)
+from dvector.metrics import (
+    compute_eer,
+    compute_min_dcf,
+    det_curve,
+    identification_accuracy,
+    threshold_table,
+)
 
 
 def brute_force_rates(scores, labels, threshold):
     """Miss and false-alarm rates of 'accept when score > threshold', by counting."""
-    target = [s for s, l in zip(scores, labels) if l == 1]
-    nontarget = [s for s, l in zip(scores, labels) if l == 0]
+    target = [s for s, label in zip(scores, labels) if label == 1]
+    nontarget = [s for s, label in zip(scores, labels) if label == 0]
     miss = sum(s <= threshold for s in target) / len(target)
     fa = sum(s > threshold for s in nontarget) / len(nontarget)
     return miss, fa

@@ -26,7 +26,8 @@ def test_tutorial_architecture_details():
     model = build_model('resnet18', 128, 240)
     stem = model.pretrained.conv1
     assert stem.kernel_size == (7, 7) and stem.stride == (1, 1) and stem.out_channels == 16
-    assert [model.pretrained.layer1[0].conv1.out_channels, model.pretrained.layer4[0].conv1.out_channels] == [16, 128]
+    layers = model.pretrained
+    assert [layers.layer1[0].conv1.out_channels, layers.layer4[0].conv1.out_channels] == [16, 128]
     assert model.fc0.in_features == 128
     assert build_model('resnet50', 128, 240).fc0.in_features == 512
 

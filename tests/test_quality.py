@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 from scipy.signal import resample_poly
+from test_vad import RATE, espeak, needs_tools, sox_file
 
 from conftest import run_script
 from dvector.quality import NARROWBAND_DB, QUIET_DBFS, assess_recording
-from test_vad import RATE, espeak, needs_tools, sox_file
 
 pytestmark = needs_tools
 

@@ -10,14 +10,14 @@ import pytest
 import torch
 from scipy.io import wavfile
 from scipy.signal import resample_poly
+from test_vad import espeak, needs_tools
 
-from conftest import ROOT, run_script, write_24bit
 from configure import SetupError
+from conftest import ROOT, run_script, write_24bit
 from dvector import embed_wav, score_wavs
 from dvector.checkpoint import read_checkpoint
 from dvector.recordings import cached_model, speakers_and_wavs, wav_features
 from dvector.threshold import store_threshold, threshold_record
-from test_vad import espeak, needs_tools
 
 
 def voice(seconds: float, pitch: float, rate: int = 16000, pad: float = 1.0) -> np.ndarray:

@@ -8,14 +8,13 @@ import torch
 
 import identification
 import verification
-from dvector.checkpoint import load_model
 from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script
-from dvector.checkpoint import read_checkpoint
+from dvector.checkpoint import load_model, read_checkpoint
 from dvector.cli import read_recipe
-from dvector.threshold import choose_threshold, model_threshold
 from dvector.embedding import embed_files
 from dvector.enrollment import load_enroll_embeddings, select_speakers, split_enroll_and_test
 from dvector.scoring import cosine_scores
+from dvector.threshold import choose_threshold, model_threshold
 
 LOG_DIR = os.path.join(ROOT, 'model_saved')
 EMB_DIR = os.path.join(ROOT, 'enroll_embeddings')

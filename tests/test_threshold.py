@@ -7,12 +7,18 @@ import shutil
 import pytest
 import torch
 
-from conftest import run_script
 from configure import SetupError
+from conftest import run_script
 from dvector.checkpoint import read_checkpoint
 from dvector.fileio import load_torch, save_torch
-from dvector.threshold import (THRESHOLD_KEY, choose_threshold, describe, model_threshold,
-                               store_threshold, threshold_record)
+from dvector.threshold import (
+    THRESHOLD_KEY,
+    choose_threshold,
+    describe,
+    model_threshold,
+    store_threshold,
+    threshold_record,
+)
 
 
 def test_a_given_threshold_wins_and_zero_takes_the_models(tmp_path):
@@ -86,6 +92,7 @@ def test_whitening_drops_a_threshold_measured_before_it(tmp_path, trained_run):
 
 def test_exercise_4_marks_the_chosen_threshold(capsys):
     import numpy as np
+
     import evaluate
     scores, labels = np.array([0.9, 0.8, 0.3, 0.1]), np.array([1, 1, 0, 0])
     eer_thres = evaluate.report_verification(scores, labels, None)

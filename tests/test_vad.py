@@ -11,11 +11,10 @@ import pytest
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
-from conftest import ROOT, run_script
 from configure import SetupError
+from conftest import ROOT, run_script
 from DB_wav_reader import read_audio
-from dvector.vad import MIN_ENROLL_SECONDS, PAD_SECONDS, keep_speech, silero_model, \
-    speech_segments
+from dvector.vad import MIN_ENROLL_SECONDS, PAD_SECONDS, keep_speech, silero_model, speech_segments
 
 RATE = 16000
 HAVE_TOOLS = shutil.which('espeak-ng') and shutil.which('sox')

@@ -5,14 +5,14 @@ import shutil
 import pytest
 import torch
 
-from dvector.checkpoint import COHORT_KEY, WHITENING_KEY, load_model, read_checkpoint
 from configure import SetupError
 from conftest import run_script
 from DB_wav_reader import read_feats_structure
+from dvector.checkpoint import COHORT_KEY, WHITENING_KEY, load_model, read_checkpoint
 from dvector.embedding import embed_files, embed_pieces, embed_utterances, l2_norm
+from dvector.whitening import embed_pooled, fit_layer, fit_wccn, fit_wccn_lda
 from model import build_model
 from model.fuse import JointWhitening, fold_whitening
-from dvector.whitening import embed_pooled, fit_layer, fit_wccn, fit_wccn_lda
 
 
 def clustered(n_speakers=6, per=40, dim=8, seed=0):
@@ -141,7 +141,8 @@ def test_whitening_script_stores_it_and_scripts_use_it(tmp_path, trained_run):
     emb = str(tmp_path / 'emb')
     common = ['--log_dir', str(log_dir), '--test_dir', test_dir, '--embedding_dir', emb]
     assert run_script('enroll.py', *common).returncode == 0  # before whitening
-    result = run_script('tools/whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir)
+    result = run_script('tools/whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
+                        train_dir)
     assert result.returncode == 0, result.stderr
     assert 'run enroll.py again' in result.stdout
     checkpoint = read_checkpoint(str(log_dir), 0)
@@ -187,8 +188,8 @@ def whiten_a_copy(trained_run, log_dir, *flags):
     src, train_dir, _ = trained_run
     for f in glob.glob(src + '/checkpoint_*.pth'):
         shutil.copy(f, log_dir)
-    return run_script('tools/whitening.py', '--log_dir', str(log_dir), '--train_feat_dir', train_dir,
-                      *flags)
+    return run_script('tools/whitening.py', '--log_dir', str(log_dir), '--train_feat_dir',
+                      train_dir, *flags)
 
 
 def test_whitening_can_switch_a_checkpoint_to_whole_utterances(tmp_path, trained_run):

@@ -27,9 +27,14 @@ import torch  # noqa: E402
 
 from DB_wav_reader import read_feats_structure, read_training_folders  # noqa: E402
 from dvector import cli  # noqa: E402
-from dvector.calibration import (apply_calibration, describe_calibration,  # noqa: E402
-                                 fit_calibration, model_calibration,
-                                 refit_scale_and_offset, store_calibration)
+from dvector.calibration import (  # noqa: E402
+    apply_calibration,
+    describe_calibration,
+    fit_calibration,
+    model_calibration,
+    refit_scale_and_offset,
+    store_calibration,
+)
 from dvector.checkpoint import load_model, select_device  # noqa: E402
 from dvector.embedding import check_feature_dims, embed_utterances  # noqa: E402
 from dvector.enrollment import model_fingerprint  # noqa: E402

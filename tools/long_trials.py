@@ -1,6 +1,6 @@
 """Trials of longer recordings, made from a trial list of short utterances (no audio is read).
 
-    python tools/long_trials.py --trials docs/evaluation/trials_heldout.txt --out docs/evaluation/trials_heldout_long.txt
+    python tools/long_trials.py    # docs/evaluation/trials_heldout.txt -> trials_heldout_long.txt
 
 People enroll with several files of 10-20 s and test with one such file; the held-out trials are
 single 2-5 s utterances, and scores rise with length on both sides, so a threshold measured on

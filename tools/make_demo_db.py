@@ -14,9 +14,9 @@ the real DB's. Needs espeak-ng and sox (apt-get install espeak-ng sox); same esp
 and seed give byte-identical files.
 """
 import os
-import sys
 import shutil
 import subprocess
+import sys
 import time
 from multiprocessing import Pool
 from typing import Iterator, List, Optional
@@ -26,9 +26,9 @@ from scipy.io import wavfile
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
-from dvector import cli
 import configure as c
 from DB_wav_reader import pcm_to_float, read_audio
+from dvector import cli
 from dvector.features import at_db_level, logfbank_features
 from dvector.fileio import atomic_path, save_pickle
 

@@ -26,8 +26,8 @@ from scipy.io import wavfile
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from dvector import cli  # noqa: E402
 from DB_wav_reader import read_audio  # noqa: E402
+from dvector import cli  # noqa: E402
 from dvector.features import logfbank_features  # noqa: E402
 from dvector.fileio import save_pickle  # noqa: E402
 from SR_Dataset import load_pickle  # noqa: E402

@@ -9,8 +9,8 @@ its scoring (one 100-frame segment per forward pass).
 
     python tools/benchmarks/bench_train.py --feat_dir data/tutorial_db/feat_logfbank_nfilt40/train
 """
-import os
 import copy
+import os
 import random
 import resource
 import sys
@@ -22,14 +22,13 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from dvector import cli  # noqa: E402
 import configure as c  # noqa: E402
 from DB_wav_reader import read_feats_structure  # noqa: E402
+from dvector import cli  # noqa: E402
 from dvector.embedding import embed_utterances, l2_norm  # noqa: E402
 from model import build_model  # noqa: E402
 from model.fuse import fold_batchnorm  # noqa: E402
-from SR_Dataset import (DvectorDataset, collate_fn_feat_padded, random_window, read_MFB,  # noqa: E402
-                        to_input)
+from SR_Dataset import DvectorDataset, collate_fn_feat_padded, random_window, read_MFB, to_input  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
 feat_dir = c.TRAIN_FEAT_DIR          # training features to time

@@ -48,8 +48,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 
 from dvector import cli  # noqa: E402
-from dvector.checkpoint import (inference_model, model_from_checkpoint,  # noqa: E402
-                                read_checkpoint, select_device)
+from dvector.checkpoint import (  # noqa: E402
+    inference_model,
+    model_from_checkpoint,
+    read_checkpoint,
+    select_device,
+)
 from dvector.embedding import embed_utterances, split_pieces  # noqa: E402
 from dvector.fileio import atomic_path, check_writable_file, save_pickle  # noqa: E402
 from model import build_model  # noqa: E402

@@ -22,8 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 
 import configure as c  # noqa: E402
-from dvector import cli  # noqa: E402
 from DB_wav_reader import read_audio  # noqa: E402
+from dvector import cli  # noqa: E402
 from dvector.embedding import embed_features  # noqa: E402
 from dvector.features import fast_logfbank  # noqa: E402
 from dvector.metrics import compute_eer  # noqa: E402

@@ -33,8 +33,8 @@ from scipy.io import wavfile
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from dvector import cli  # noqa: E402
 from DB_wav_reader import read_audio  # noqa: E402
+from dvector import cli  # noqa: E402
 from dvector.vad import speech_segments  # noqa: E402
 
 # ---- settings ----
