@@ -361,8 +361,9 @@ def embed_trial_files(model, checkpoint: dict, rels: list, device) -> tuple:
 
 
 def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list) -> tuple:
-    """EVAL.md: per speaker, the first ``ident_enroll`` sorted files enroll (normalised sum),
-    each other file is a test; returns (accuracy %, enrolled similarity, speaker list)."""
+    """docs/EVALUATION.md: per speaker, the first ``ident_enroll`` sorted files enroll
+    (normalised sum), each other file is a test; returns (accuracy %, enrolled similarity,
+    speaker list)."""
     files = defaultdict(list)
     for i in sorted(range(len(rels)), key=lambda i: rels[i]):
         files[speakers[i]].append(i)

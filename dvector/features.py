@@ -1,7 +1,7 @@
 """The tutorial's feature recipe: log mel filterbank energies, mean-normalised per utterance.
 
-Verified against the tutorial's shipped test pickles (SPEC.md section 3): float32 audio in
-[-1, 1] at 16 kHz -> python_speech_features.fbank (40 bands, 25 ms window, 10 ms hop) ->
+Verified against the tutorial's shipped test pickles (tests/test_evaluate.py): float32 audio
+in [-1, 1] at 16 kHz -> python_speech_features.fbank (40 bands, 25 ms window, 10 ms hop) ->
 20*log10(max(fbank, 1e-5)) -> subtract each band's mean over the utterance.
 
 ``fast_logfbank`` gives the same numbers bit for bit, about 3x faster, for extracting a whole DB
