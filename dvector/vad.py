@@ -21,7 +21,6 @@ import warnings
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
 from configure import SetupError
 
@@ -73,10 +72,17 @@ def speech_probabilities(audio: np.ndarray) -> np.ndarray:
         return silero_model().audio_forward(samples, DETECTOR_RATE)[0].numpy()  # (n_windows,)
 
 
+def at_detector_rate(audio: np.ndarray, rate: int) -> np.ndarray:
+    """``audio`` resampled to DETECTOR_RATE (float32)."""
+    if rate == DETECTOR_RATE:
+        return audio
+    from scipy.signal import resample_poly  # here: importing scipy.signal takes 0.6 s
+    return resample_poly(audio, DETECTOR_RATE, rate).astype(np.float32)
+
+
 def speech_segments(audio: np.ndarray, rate: int) -> list:
     """[(start, end)] sample ranges of ``audio`` (mono, ``rate`` Hz) that are speech, padded."""
-    detect = audio if rate == DETECTOR_RATE else \
-        resample_poly(audio, DETECTOR_RATE, rate).astype(np.float32)
+    detect = at_detector_rate(audio, rate)
     stamps = silero().get_speech_timestamps_from_probs(
         speech_probabilities(detect).tolist(), sampling_rate=DETECTOR_RATE,
         threshold=SPEECH_THRESHOLD, min_speech_duration_ms=MIN_SPEECH_MS,
