@@ -246,10 +246,11 @@ def check_own_files(embedding_dir: str, names: list) -> tuple:
 
 def plan_enrollment_set(embedding_dir: str, checkpoint: dict, speakers: list,
                         start_anew: bool = False) -> tuple:
-    """(kept, replaced): {speaker: (1, E)} of the set in ``embedding_dir`` that a new set of
-    ``speakers`` keeps (this model's other speakers; none when start_anew), and the speakers
-    there it replaces. SetupError, before anything is written, for a file there enroll.py did
-    not write, or when speakers another model enrolled there would be lost unasked."""
+    """(kept, replaced, held): {speaker: (1, E)} of the set in ``embedding_dir`` that a new set
+    of ``speakers`` keeps (this model's other speakers; none when start_anew), the speakers
+    there it replaces, and this model's whole set there ({} for another model's). SetupError,
+    before anything is written, for a file there enroll.py did not write, or when speakers
+    another model enrolled there would be lost unasked."""
     if os.path.lexists(embedding_dir) and not os.path.isdir(embedding_dir):
         raise SetupError(f'{embedding_dir}: is a file, not a folder')
     if os.path.islink(embedding_dir):  # the swap would replace the user's link, not the folder
@@ -258,10 +259,10 @@ def plan_enrollment_set(embedding_dir: str, checkpoint: dict, speakers: list,
     names = os.listdir(embedding_dir) if os.path.isdir(embedding_dir) else []
     record = check_own_files(embedding_dir, names) if names else None
     if record is None:  # nothing there (an empty folder or none)
-        return {}, []
+        return {}, [], {}
     held = record[2]
     if start_anew:
-        return {}, held
+        return {}, held, {}
     if record[0] != model_fingerprint(checkpoint):
         lost = sorted(set(held) - set(speakers))
         if lost:
@@ -269,10 +270,20 @@ def plan_enrollment_set(embedding_dir: str, checkpoint: dict, speakers: list,
                 f'{embedding_dir}: holds {speakers_word(len(held))} enrolled by another model '
                 f'({record[1]}); this run would lose {some(lost)}: give another folder, or '
                 '--start_anew true to replace them')
-        return {}, held
+        return {}, held, {}
     held_now = load_enroll_embeddings(embedding_dir, checkpoint)
     kept = {s: e for s, e in held_now.items() if s not in speakers}
-    return kept, sorted(set(held_now) - set(kept))
+    return kept, sorted(set(held_now) - set(kept)), held_now
+
+
+def as_held_when_unchanged(embeddings: dict, held: dict, atol: float = 1e-6) -> dict:
+    """``embeddings`` with each speaker's embedding that equals, to ``atol``, the one this model
+    enrolled before (``held``) given as that one. The same files enrolled again on another
+    machine or thread count sum in another order and differ in the last bits (3e-8): the file
+    keeps its bytes (a clone's shipped enrollments stay as committed)."""
+    return {s: held[s] if s in held and held[s].shape == e.shape
+            and torch.allclose(held[s], e, rtol=0, atol=atol) else e
+            for s, e in embeddings.items()}
 
 
 def check_enrollment_dir(embedding_dir: str, setting: str) -> None:
@@ -303,8 +314,9 @@ def save_enrollment_set(embeddings: dict, embedding_dir: str, checkpoint: dict,
     os.makedirs(set_paths(embedding_dir)[0], exist_ok=True)
     with folder_lock(embedding_dir, 'enrollments', lock_timeout):
         recover_enrollment_set(embedding_dir)
-        kept, replaced = plan_enrollment_set(embedding_dir, checkpoint, list(embeddings),
-                                             start_anew)
+        kept, replaced, held = plan_enrollment_set(embedding_dir, checkpoint,
+                                                   list(embeddings), start_anew)
+        embeddings = as_held_when_unchanged(embeddings, held)
         dropped = sorted(set(replaced) - set(embeddings))
         if dropped:
             print(f'note: start_anew: {some(dropped)} ({speakers_word(len(dropped))} enrolled '

@@ -377,3 +377,22 @@ def test_a_record_naming_a_path_deletes_nothing_outside(tmp_path):
     with pytest.raises(SetupError, match='names a file outside its folder'):
         save_enrollment_set({'b': torch.ones(1, 4)}, out, checkpoint, start_anew=True)
     assert (tmp_path / 'precious.pth').read_bytes() == b'mine'
+
+
+def test_an_enrollment_equal_to_the_last_bits_keeps_its_file(tmp_path):
+    """Enrolling the same files again on another machine or thread count gives sums that differ
+    in the last bits: the file keeps its bytes (a clone's shipped set stays as committed); an
+    embedding that really changed is written."""
+    _, checkpoint = make_model()
+    out = str(tmp_path / 'emb')
+    first = {'a': torch.nn.functional.normalize(torch.randn(1, 128), dim=1),
+             'b': torch.nn.functional.normalize(torch.randn(1, 128), dim=1)}
+    save_enrollment_set(first, out, checkpoint)
+    before = {s: open(os.path.join(out, f'{s}.pth'), 'rb').read() for s in first}
+    again = {'a': first['a'] + 3e-8, 'b': first['b'] + 1e-3}
+    save_enrollment_set(again, out, checkpoint)
+    after = {s: open(os.path.join(out, f'{s}.pth'), 'rb').read() for s in first}
+    assert after['a'] == before['a'] and after['b'] != before['b']
+    held = load_enroll_embeddings(out, checkpoint)
+    assert torch.equal(held['a'].reshape(1, -1), first['a'])
+    assert torch.allclose(held['b'].reshape(1, -1), again['b'])
