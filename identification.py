@@ -19,6 +19,7 @@ from dvector.calibration import (
     DEFAULT_P_TARGET,
     check_operating_point,
     identify,
+    llr_words,
 )
 from dvector.checkpoint import load_model, select_device
 from dvector.enrollment import (
@@ -71,7 +72,7 @@ def report_decision(decision, best_spk: str) -> None:
     """What the open-set answer rests on: the best speaker's score, LLR and threshold."""
     print(f'Best match : {best_spk}\nScore : {decision.score:.4f}')
     if decision.llr is not None:
-        print(f'LLR : {decision.llr:.2f} ({decision.meaning})')
+        print(f'LLR : {decision.llr:.2f} ({llr_words(decision.llr, best_spk)})')
     print(f'Threshold : {decision.basis}')
     if not decision.accept:
         print('note: even the best match is below the threshold: the voice is likely none of '

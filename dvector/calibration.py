@@ -78,18 +78,19 @@ def describe_point(point: OperatingPoint) -> str:
     return f'{point_text(point)} (LLR threshold {bayes_threshold(*point):.2f})'
 
 
-def llr_words(llr: float) -> str:
-    """The LLR in words: '40 times more likely the claimed speaker than another speaker'."""
+def llr_words(llr: float, who: str = 'the claimed speaker') -> str:
+    """The LLR in words: '40 times more likely the claimed speaker than another speaker'
+    (``who``: whom the LLR is for, e.g. identification's best match)."""
     if not math.isfinite(llr):
         raise ValueError(f'llr={llr}: not a finite log-likelihood ratio')
     ratio = math.exp(min(abs(llr), 700.0))
     if ratio < 1.05:
-        return 'about as likely the claimed speaker as another speaker'
+        return f'about as likely {who} as another speaker'
     shown = f'{ratio:.1f}' if ratio < 10 else (f'{ratio:,.0f}' if ratio < 1e6
                                               else 'over a million')
     if llr > 0:
-        return f'{shown} times more likely the claimed speaker than another speaker'
-    return f'{shown} times more likely another speaker than the claimed speaker'
+        return f'{shown} times more likely {who} than another speaker'
+    return f'{shown} times more likely another speaker than {who}'
 
 
 def posterior(llr: float, p_target: float) -> float:

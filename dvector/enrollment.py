@@ -387,7 +387,8 @@ def check_against_record(embedding_dir: str, speakers: list, record: tuple,
                          'enroll.py wrote: run enroll.py again')
     if extra:
         raise SetupError(f'{embedding_dir}: {extra[0]}.pth is not part of the enrolled set '
-                         f'({MODEL_FILE}); run enroll.py again')
+                         f'({MODEL_FILE} does not list it); move it out of the folder '
+                         '(enroll.py never touches a file its record does not list)')
     if missing:
         raise SetupError(f'{embedding_dir}: incomplete set: {some(missing)} of the '
                          f'{speakers_word(len(recorded))} in {MODEL_FILE} missing; enroll again '

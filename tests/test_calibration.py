@@ -211,3 +211,9 @@ def test_bad_operating_point_settings_are_one_line():
     assert result.stderr.strip() == 'error: --train_feat_dir no_such_folder: not a folder'
     assert '=> loading checkpoint' not in result.stdout  # refused before the model is read
 
+
+
+def test_llr_words_name_whom_the_llr_is_for():
+    """identification.py's best match is not a claimed speaker: its name stands in the words."""
+    assert llr_words(math.log(40), 'alice') == '40 times more likely alice than another speaker'
+    assert llr_words(-math.log(40), 'alice').endswith('another speaker than alice')
