@@ -280,25 +280,28 @@ def check_settings(settings: dict, rules: dict) -> None:
             raise SetupError(f'--{name} {given}: expected {rule.allowed}')
 
 
-SCRIPT_PID = []  # the process whose main() run() started (its forked workers are not it)
-
-
 def stop_on_terminate(signum: int, frame: Any) -> None:
     """``kill`` (SIGTERM) as Ctrl-C: the file being written is removed (atomic_path's cleanup
-    runs), not left as a hidden temporary file. A worker process forked from the script (a
-    multiprocessing pool, which is stopped with SIGTERM when its work is done) ends quietly."""
-    if os.getpid() not in SCRIPT_PID:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+    runs), not left as a hidden temporary file."""
     raise KeyboardInterrupt
+
+
+def default_terminate_in_child() -> None:
+    """A process forked from a script (a multiprocessing pool's worker, which the pool stops
+    with SIGTERM when its work is done) dies on SIGTERM at once, as multiprocessing expects:
+    a handler run later, between bytecodes, could find the worker holding the pool's queue
+    lock (a traceback, or a pool that never finishes)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run(main: Callable[[], Any]) -> None:
     """Run a script's main(); a SetupError becomes one clear line on stderr and exit status 1;
     Ctrl-C and kill (SIGTERM) stop it with the files already written complete."""
     if threading.current_thread() is threading.main_thread():
-        SCRIPT_PID[:] = [os.getpid()]
         signal.signal(signal.SIGTERM, stop_on_terminate)
+        if not getattr(default_terminate_in_child, 'registered', False):
+            os.register_at_fork(after_in_child=default_terminate_in_child)
+            default_terminate_in_child.registered = True
     try:
         main()
     except SetupError as err:
