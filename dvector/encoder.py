@@ -37,7 +37,7 @@ from dvector.recordings import (
     trimmed_features,
     wav_features,
 )
-from dvector.vad import check_speech_length, speech_segments
+from dvector.vad import keep_speech
 
 Audio = Union[str, os.PathLike, np.ndarray]
 
@@ -88,11 +88,7 @@ class Encoder:
         samples = samples_of(audio, sample_rate)
         if not self.vad:
             return trimmed_features(samples, 'the array given')
-        speech = np.concatenate([samples[:0]] + [samples[s:e] for s, e in
-                                                 speech_segments(samples, c.SAMPLE_RATE)])
-        check_speech_length(len(speech) / c.SAMPLE_RATE, len(samples) / c.SAMPLE_RATE,
-                            'the array given')
-        return recording_features(speech)
+        return recording_features(keep_speech(samples, c.SAMPLE_RATE, 'the array given'))
 
     def embed(self, audio: Audio, sample_rate: Optional[int] = None) -> torch.Tensor:
         """The (E,) L2-normalised d-vector, on the CPU, of a wav file (any rate, any channels;

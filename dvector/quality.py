@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dvector.vad import SHORT_TEST_SECONDS, speech_segments
+from dvector.vad import SHORT_TEST_SECONDS, speech_of
 
 # Narrowband: 8 kHz audio has nothing above 4 kHz, but resampling it to 16 kHz leaks some
 # into 4-4.5 kHz, so the band is measured from 5 kHz: the tutorial's 20 recordings have -32 to
@@ -106,6 +106,4 @@ def assess_recording(audio: np.ndarray, rate: int, name: str = 'the recording',
     if np.issubdtype(audio.dtype, np.integer):  # PCM as a microphone widget gives it
         audio = audio / float(np.iinfo(audio.dtype).max + 1)
     audio = audio.astype(np.float32)
-    segments = speech_segments(audio, rate)
-    speech = np.concatenate([audio[:0]] + [audio[s:e] for s, e in segments])
-    return measure_quality(audio, rate, speech, name, short_seconds)
+    return measure_quality(audio, rate, speech_of(audio, rate), name, short_seconds)

@@ -29,7 +29,7 @@ from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features, get_embeddings
 from dvector.features import feature_settings, recording_features
 from dvector.quality import RecordingQuality, measure_quality
-from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, speech_segments
+from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, speech_of
 from SR_Dataset import read_MFB, trim_silence
 
 REAL_MODEL_DIR = 'model_real'  # the shipped model trained on the tutorial's real speech
@@ -56,8 +56,7 @@ def analyse_wav(path: str, stamp: tuple) -> tuple:
     """(speech samples at 16 kHz, RecordingQuality) of a wav file; ``stamp`` (the file's
     modification time and size) makes a changed file be read again."""
     audio = read_audio(path, c.SAMPLE_RATE)
-    speech = np.concatenate([audio[:0]] + [audio[s:e] for s, e in
-                                           speech_segments(audio, c.SAMPLE_RATE)])
+    speech = speech_of(audio, c.SAMPLE_RATE)
     return speech, measure_quality(audio, c.SAMPLE_RATE, speech, path)
 
 

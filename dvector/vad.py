@@ -106,10 +106,15 @@ def check_speech_length(speech_seconds: float, audio_seconds: float, name: str,
                          'record again, speaking for longer')
 
 
+def speech_of(audio: np.ndarray, rate: int) -> np.ndarray:
+    """The speech of ``audio`` (mono samples at ``rate`` Hz), the rest cut out (may be empty)."""
+    return np.concatenate([audio[:0]] + [audio[s:e] for s, e in speech_segments(audio, rate)])
+
+
 def keep_speech(audio: np.ndarray, rate: int, name: str = 'the recording',
                 min_seconds: float = MIN_SPEECH_SECONDS) -> np.ndarray:
     """The speech of ``audio`` (mono samples at ``rate`` Hz), the rest cut out; SetupError
     naming ``name`` when no speech, or under ``min_seconds`` of it, is found."""
-    speech = np.concatenate([audio[:0]] + [audio[s:e] for s, e in speech_segments(audio, rate)])
+    speech = speech_of(audio, rate)
     check_speech_length(len(speech) / rate, len(audio) / rate, name, min_seconds)
     return speech
