@@ -52,6 +52,8 @@ center_weight = 0.0                  # weight of the center loss term (center); 
 spec_augment = False                 # SpecAugment: mask a band stretch and a frame stretch per crop
 freq_mask = 8                        # at most this many consecutive bands masked (spec_augment)
 time_mask = 20                       # at most this many consecutive frames masked (spec_augment)
+band_limit = 0.0                     # share of crops cut to a telephone band (nothing above
+                                     # 3.4-4.4 kHz), so 8 kHz recordings keep their voice
 speed_perturb = False                # speed-perturbed copies of each speaker as new speakers
 speed_factors = '0.9,1.1'            # the speeds of those copies (speed_perturb; 3x classes)
 win_size = c.NUM_WIN_SIZE            # training crop length in frames
@@ -90,7 +92,8 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'pooling': cli.one_of(*POOLINGS), 'stem_stride': cli.one_of(1, 2),
     'loss_type': cli.one_of(*LOSSES), 'margin': cli.at_least(0), 'scale': cli.at_least(0),
     'center_weight': cli.at_least(0), 'spec_augment': cli.FLAG, 'freq_mask': cli.at_least(0),
-    'time_mask': cli.at_least(0), 'speed_perturb': cli.FLAG, 'speed_factors': cli.NAME,
+    'time_mask': cli.at_least(0), 'band_limit': cli.between(0, 1), 'speed_perturb': cli.FLAG,
+    'speed_factors': cli.NAME,
     'win_size': cli.at_least(cli.MIN_PIECE_FRAMES), 'start': cli.at_least(1),
     'n_epochs': cli.at_least(1),
     'lr': cli.above(0, 10), 'wd': cli.between(0, 1),
@@ -265,6 +268,8 @@ def train(train_loader: DataLoader, model: nn.Module, optimizer, scaler, epoch: 
         inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, 100), (B,)
         if spec_augment:                                      # training crops only
             inputs = augment.spec_augment(inputs, freq_mask, time_mask)
+        if band_limit > 0:                                    # telephone-band crops
+            inputs = augment.band_limit(inputs, band_limit)
         with autocast(device):
             loss, scores = model(inputs, targets)             # scores: (B, n_classes)
         optimizer.zero_grad(set_to_none=True)

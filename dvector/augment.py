@@ -5,6 +5,8 @@ batch gets one band of ``freq_mask`` or fewer consecutive filterbank bands and o
 ``time_mask`` or fewer consecutive frames set to 0 (the features are mean-normalised per band,
 so 0 is the band's mean). Widths are drawn uniformly from 0..width per crop, positions uniformly.
 
+Band limiting (below): a crop as if recorded through a telephone or at 8 kHz.
+
 Speed perturbation (below): a crop as if the utterance were played faster or slower.
 
 Both are used on training crops only, never on validation or test utterances.
@@ -41,6 +43,32 @@ def spec_augment(batch: torch.Tensor, freq_mask: int = 8, time_mask: int = 20,
     return masked
 
 
+# ---- band limiting: telephone and 8 kHz recordings ----------------------------------------
+# A recording made at 8 kHz (or through a telephone) has no energy above 3.4-4 kHz (bands
+# centred above 4.3 kHz are exactly flat in the tutorial's test recordings made 8 kHz 8-bit):
+# after the per-band mean normalisation its upper bands are exactly 0 (constant), while the
+# model only ever saw full-band speech and scores such a recording far from its speaker.
+# Training crops cut the same way teach it that the lower bands carry the voice.
+
+def band_centres_hz(n_bands: int, sample_rate: int) -> np.ndarray:
+    """(bands,) centre frequency in Hz of each mel filterbank band."""
+    mels = np.linspace(hz2mel(0), hz2mel(sample_rate / 2), n_bands + 2)[1:-1]
+    return mel2hz(mels)
+
+
+def band_limit(batch: torch.Tensor, probability: float, low_hz: float = 3400.0,
+               high_hz: float = 4400.0, sample_rate: int = c.SAMPLE_RATE,
+               generator=None) -> torch.Tensor:
+    """A copy of a (B, 1, bands, frames) batch in which each crop, with ``probability``, has its
+    bands centred above a cut-off drawn uniformly from [low_hz, high_hz] set to 0."""
+    n, n_bands = batch.shape[0], batch.shape[2]
+    centres = torch.as_tensor(band_centres_hz(n_bands, sample_rate), dtype=torch.float32)
+    cutoffs = low_hz + (high_hz - low_hz) * torch.rand(n, generator=generator)  # (B,)
+    chosen = torch.rand(n, generator=generator) < probability                    # (B,)
+    mask = (centres[None, :] > cutoffs[:, None]) & chosen[:, None]               # (B, bands)
+    return batch.masked_fill(mask[:, None, :, None].to(batch.device), 0.0)
+
+
 # ---- speed perturbation as new speakers (Yamamoto et al., Interspeech 2019) ----------------
 # Playing speech at speed r shortens it by r and scales every frequency by r: formants move
 # as if from a different vocal tract, so a perturbed speaker is trained as a new class. The
@@ -63,7 +91,7 @@ def interpolation_matrix(positions: np.ndarray, size: int) -> np.ndarray:
 @functools.lru_cache(maxsize=None)
 def band_warp_matrix(factor: float, n_bands: int, sample_rate: int) -> np.ndarray:
     """(bands, bands) linear interpolation: output band centred at f reads the input at f/r."""
-    mels = np.linspace(hz2mel(0), hz2mel(sample_rate / 2), n_bands + 2)[1:-1]  # band centres
+    mels = hz2mel(band_centres_hz(n_bands, sample_rate))
     return interpolation_matrix(np.interp(hz2mel(mel2hz(mels) / factor), mels,
                                           np.arange(n_bands)), n_bands)
 
@@ -84,5 +112,7 @@ def speed_perturb(crop: np.ndarray, factor: float, n_frames: int,
 if __name__ == '__main__':
     out = spec_augment(torch.ones(2, 1, 40, 100), 8, 20)
     print(tuple(out.shape), (out == 0).float().mean().item())
+    limited = band_limit(torch.ones(4, 1, 40, 100), 1.0)
+    print(tuple(limited.shape), (limited[:, 0, :, 0] == 0).sum(1).tolist())
     warped = speed_perturb(np.ones((110, 40), dtype=np.float32), 1.1, 100, 16000)
     print(warped.shape, float(warped.mean()))

@@ -1,16 +1,14 @@
-"""Speed perturbation on log mel features (augment.py) and its use in the training dataset."""
+"""Band limiting and speed perturbation on log mel features (augment.py), in the dataset."""
 import os
+import subprocess
 
 import numpy as np
 import pytest
-from python_speech_features.base import hz2mel, mel2hz
+import torch
 
-from dvector.augment import band_warp_matrix, speed_perturb
+from dvector.augment import band_centres_hz, band_limit, band_warp_matrix, speed_perturb
+from dvector.recordings import wav_features
 from SR_Dataset import DvectorDataset
-
-
-def band_centres_hz(n_bands: int = 40, rate: int = 16000) -> np.ndarray:
-    return mel2hz(np.linspace(hz2mel(0), hz2mel(rate / 2), n_bands + 2)[1:-1])
 
 
 @pytest.mark.parametrize('factor', [0.8, 0.9, 1.1, 1.25])
@@ -29,7 +27,7 @@ def test_speed_one_is_the_identity():
 
 @pytest.mark.parametrize('factor', [0.9, 1.1])
 def test_a_formant_moves_to_factor_times_its_frequency(factor):
-    centres = band_centres_hz()
+    centres = band_centres_hz(40, 16000)
     crop = np.zeros((110, 40), dtype=np.float32)
     crop[:, 20] = 1.0                                   # energy in one band only
     out = speed_perturb(crop, factor, 100, 16000)
@@ -61,3 +59,30 @@ def test_dataset_labels_perturbed_crops_as_new_speakers(feature_tree):
     valid = DvectorDataset(files, speakers, spk_to_idx, train=False, speed_factors=(0.9, 1.1),
                                perturb=speed_perturb)
     assert max(valid[i][1] for i in range(len(files))) < n  # whole utterances stay unperturbed
+
+
+def test_band_limit_zeroes_exactly_the_bands_an_8_khz_recording_loses(tmp_path):
+    """A crop cut at the upper edge (4.4 kHz) loses what an 8 kHz 8-bit recording of speech
+    loses after normalisation (its flat upper bands); never a band under 3.4 kHz."""
+    wav = tmp_path / 'speech.wav'
+    narrow = tmp_path / 'narrow.wav'
+    subprocess.run(['espeak-ng', '-w', str(wav), 'the quick brown fox jumps over the lazy dog'],
+                   check=True)
+    subprocess.run(['sox', str(wav), '-r', '16000', str(tmp_path / 'wide.wav')], check=True)
+    subprocess.run(['sox', str(tmp_path / 'wide.wav'), '-r', '8000', '-b', '8', str(narrow)],
+                   check=True)
+    flat = wav_features(str(narrow)).std(0) < 1e-6                          # (bands,)
+    batch = torch.randn(2, 1, 40, 100)
+    cut = band_limit(batch, 1.0, low_hz=4400.0, high_hz=4400.0)
+    zeroed = (cut[0, 0] == 0).all(1).numpy()                                 # (bands,)
+    centres = band_centres_hz(40, 16000)
+    assert zeroed.any() and not zeroed[centres < 3400].any()
+    assert (zeroed <= flat).all()                    # only bands a narrowband recording loses
+
+
+def test_band_limit_leaves_crops_alone_at_probability_0_and_is_a_copy():
+    batch = torch.randn(8, 1, 40, 100)
+    assert torch.equal(band_limit(batch, 0.0), batch)
+    cut = band_limit(batch, 1.0)
+    assert (cut[:, 0, -1] == 0).all() and (cut[:, 0, :20] == batch[:, 0, :20]).all()
+    assert (batch[:, 0, -1] != 0).all()              # the input is not changed in place
