@@ -47,16 +47,24 @@ def compute_eer(scores, labels) -> tuple:
     """(EER as a fraction, threshold): where miss and false-alarm rates are equal.
 
     Between two operating points both rates are interpolated linearly (the same as
-    interpolating the ROC curve), so the EER need not be one of the observed rates.
+    interpolating the ROC curve), so the EER need not be one of the observed rates. The
+    threshold never lies on an observed score, where a score that moves by a rounding error
+    (float32 sums on another machine) would flip its decision: where the rates are equal at a
+    score (EER 0 when the targets and non-targets separate), it is halfway from that score, the
+    highest one rejected, to the next, the lowest accepted; else it is interpolated like the
+    rates, within the middle half of the gap between the two scores it falls between.
     """
     miss, fa, thresholds = det_curve(scores, labels)
-    diff = miss - fa                        # rises from -1 to +1 as the threshold rises
-    i = int(np.argmax(diff >= 0))           # first point with miss >= false alarm
-    if diff[i] == 0 or i == 0:
-        return float(miss[i]), float(thresholds[i])
+    diff = miss - fa  # rises from -1 (all accepted) to +1 (all rejected) with the threshold
+    i = int(np.argmax(diff >= 0))  # first point with miss >= false alarm (never 0: diff -1)
+    if diff[i] == 0:  # equal from thresholds[i] up to the next score (diff rises at each)
+        return float(miss[i]), float((thresholds[i] + thresholds[i + 1]) / 2)
     alpha = -diff[i - 1] / (diff[i] - diff[i - 1])
     eer = miss[i - 1] + alpha * (miss[i] - miss[i - 1])
-    threshold = thresholds[i - 1] + alpha * (thresholds[i] - thresholds[i - 1])
+    # every threshold between the two scores decides alike; a quarter of the gap away from
+    # both, a score moved by less than that (rounding) keeps its decision
+    alpha_in_gap = min(max(alpha, 0.25), 0.75)
+    threshold = thresholds[i - 1] + alpha_in_gap * (thresholds[i] - thresholds[i - 1])
     return float(eer), float(threshold)
 
 

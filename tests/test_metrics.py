@@ -27,10 +27,10 @@ def brute_force_points(scores, labels):
     return [brute_force_rates(scores, labels, t) for t in thresholds]
 
 
-def test_separated_scores_have_zero_eer():
+def test_separated_scores_have_zero_eer_at_the_middle_of_the_gap():
     eer, thres = compute_eer([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0])
     assert eer == 0.0
-    assert 0.3 <= thres < 0.8
+    assert thres == pytest.approx(0.55)  # halfway from the top non-target to the lowest target
     assert compute_min_dcf([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0], 0.01) == 0.0
 
 
@@ -43,13 +43,44 @@ def test_reversed_scores_have_full_eer():
 
 def test_hand_computed_eer_with_interpolation():
     # targets 0.5, 0.9; non-targets 0.9 (tie), 0.1. Operating points (miss, fa):
-    # t<0.1: (0, 1); t=0.1: (0, 0.5); t=0.5: (0.5, 0.5) -> the rates are equal: EER 50 %
+    # t<0.1: (0, 1); t=0.1: (0, 0.5); t=0.5: (0.5, 0.5) -> the rates are equal: EER 50 %,
+    # for every threshold from 0.5 up to the next score, 0.9: the threshold is halfway
     eer, thres = compute_eer([0.5, 0.9, 0.9, 0.1], [1, 1, 0, 0])
-    assert eer == pytest.approx(0.5) and thres == pytest.approx(0.5)
+    assert eer == pytest.approx(0.5) and thres == pytest.approx(0.7)
     # targets 0.6, 0.4; non-targets 0.5, 0.3, 0.2, 0.1. Points: t=0.3: (0, 0.25);
     # t=0.4: (0.5, 0.25) -> miss - fa goes -0.25 -> +0.25: halfway, EER 0.25 at 0.35
     eer, thres = compute_eer([0.6, 0.4, 0.5, 0.3, 0.2, 0.1], [1, 1, 0, 0, 0, 0])
     assert eer == pytest.approx(0.25) and thres == pytest.approx(0.35)
+
+
+def test_the_demo_models_gap_gets_a_threshold_that_float32_rounding_cannot_flip():
+    # the shipped demo model's top non-target and lowest target scores (evaluate.py): the
+    # threshold was the non-target's score itself, and the same trial computed with other
+    # float32 sums (3e-8 higher) was accepted at it
+    top_nontarget, low_target = 0.9922859, 0.9953260
+    scores = np.array([0.95, 0.98, top_nontarget, low_target, 0.999], dtype=np.float32)
+    labels = [0, 0, 0, 1, 1]
+    eer, thres = compute_eer(scores, labels)
+    assert eer == 0.0 and thres == pytest.approx((top_nontarget + low_target) / 2, abs=1e-7)
+    for moved in (np.nextafter(scores, np.float32(2)), np.nextafter(scores, np.float32(-2))):
+        rates = threshold_table(moved, labels, [thres, np.float32(thres)])
+        assert [(r['false_accept'], r['false_reject']) for r in rates] == [(0, 0), (0, 0)]
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2, 3])
+def test_the_eer_threshold_keeps_its_decisions_when_scores_round_differently(seed):
+    # float32 scores with ties, as many targets as non-targets (so the rates are often equal
+    # at a score: the old threshold sat on it): moving every score by one float32 step either
+    # way, or storing the threshold as float32, changes no decision at the EER threshold
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat([0, 1], 20))
+    scores = np.round(rng.normal(labels * 1.5, 1.0), 1).astype(np.float32)
+    _, thres = compute_eer(scores, labels)
+    assert not np.isin(np.float32(thres), scores)
+    accepted = scores > thres
+    for moved in (np.nextafter(scores, np.float32(9)), np.nextafter(scores, np.float32(-9))):
+        assert np.array_equal(moved > thres, accepted)
+        assert np.array_equal(moved > np.float32(thres), accepted)
 
 
 def test_hand_computed_min_dcf():
