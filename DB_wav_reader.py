@@ -16,7 +16,6 @@ import configure as c
 from configure import SetupError
 
 COLUMNS = ['filename', 'speaker_id', 'dataset_id']
-JOIN = '+'  # 'a.p+b.p' in a trial list: those files as one recording (tools/long_trials.py)
 _rates_noted = set()
 
 
@@ -73,20 +72,6 @@ def check_plain_file(entry: os.DirEntry) -> None:
     if not entry.is_file():
         raise SetupError(f'{entry.path}: not a plain file (a FIFO, device or socket); move it '
                          'out of the folder')
-
-
-def feature_name(path: str) -> tuple:
-    """(speaker, feature file path) of a wav path, in the layouts that tools/extract_features.py
-    writes and evaluate.py reads: ``.../<speaker>/<name>.wav`` -> ``.../<speaker>/<name>.p``,
-    and VoxCeleb's ``.../<speaker>/<video>/<n>.wav`` (n all digits) ->
-    ``.../<speaker>/<video>_<n>.p``. ValueError for a wav with no speaker folder."""
-    parts = path.replace('\\', '/').split('/')
-    stem = os.path.splitext(parts[-1])[0]
-    if len(parts) < 2:
-        raise ValueError('expected <speaker>/<name>.wav or <speaker>/<video>/<n>.wav')
-    if len(parts) >= 3 and stem.isdigit():
-        return parts[-3], '/'.join(parts[:-2] + [f'{parts[-2]}_{stem}.p'])
-    return parts[-2], '/'.join(parts[:-1] + [stem + '.p'])
 
 
 def read_DB_structure(directory: str, pattern: str = '**/*.wav',

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 import configure as c
-from DB_wav_reader import JOIN, feature_name
 from dvector import cli, scoring
 from dvector.calibration import (
     DEFAULT_C_FA,
@@ -46,6 +45,7 @@ from dvector.enrollment import (
     split_enroll_and_test,
     sum_per_speaker,
 )
+from dvector.feature_paths import JOIN, feature_name
 from dvector.fileio import (
     atomic_path,
     check_writable_dir,

@@ -30,11 +30,12 @@ from dvector.checkpoint import (
 )
 from dvector.features import feature_settings
 from dvector.fileio import check_writable_dir, folder_lock, remove_stale_temporaries
+from dvector.pair_batches import PairBatchSampler
 from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
 from model.pooling import POOLINGS
-from SR_Dataset import VALID_MAX_FRAMES, DvectorDataset, PairBatchSampler, collate_fn_feat_padded
+from SR_Dataset import VALID_MAX_FRAMES, DvectorDataset, collate_fn_feat_padded
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # train on the GPU when there is one (else the CPU)

@@ -377,7 +377,8 @@ def test_heldout_trial_list_parses_and_resolves():
 
 @needs_tutorial_db()
 def test_wav_extracted_on_the_fly_matches_the_shipped_features():
-    from DB_wav_reader import feature_name, read_audio
+    from DB_wav_reader import read_audio
+    from dvector.feature_paths import feature_name
     from dvector.features import at_db_level, fast_logfbank
     from dvector.recordings import wav_features
     from SR_Dataset import read_MFB, trim_silence

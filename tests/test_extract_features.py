@@ -8,8 +8,8 @@ from python_speech_features import fbank
 from scipy.io import wavfile
 
 from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script, write_24bit
-from DB_wav_reader import feature_name as output_name
 from DB_wav_reader import read_feats_structure
+from dvector.feature_paths import feature_name as output_name
 from dvector.features import fast_logfbank, logfbank_features
 from SR_Dataset import load_pickle, read_MFB
 

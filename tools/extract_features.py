@@ -33,8 +33,9 @@ from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 import configure as c  # noqa: E402
-from DB_wav_reader import feature_name, find_files, read_audio  # noqa: E402
+from DB_wav_reader import find_files, read_audio  # noqa: E402
 from dvector import cli  # noqa: E402
+from dvector.feature_paths import feature_name  # noqa: E402
 from dvector.features import fast_logfbank, window_length  # noqa: E402
 from dvector.fileio import remove_stale_temporaries, save_pickle  # noqa: E402
 

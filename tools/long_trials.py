@@ -15,8 +15,8 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 from configure import SetupError  # noqa: E402
-from DB_wav_reader import JOIN, feature_name  # noqa: E402
 from dvector import cli  # noqa: E402
+from dvector.feature_paths import JOIN, feature_name  # noqa: E402
 from dvector.fileio import atomic_path, check_writable_file  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------

@@ -3,11 +3,11 @@ recognition", Interspeech 2020).
 
 loss = CE(last logits) + AP. The AP term compares crops with each other, so it needs batches
 that hold two or more crops of a class: with this loss train.py draws its batches as pairs
-(SR_Dataset.PairBatchSampler). For each class with two or more crops in the batch, its last
-crop is the query and the mean of the others its prototype; each query is classified among all
-the prototypes by ``w * cos(query, prototype)``, with w > 0 learnt from 10 as in the paper (its
-bias b is left out: adding one number to every logit does not change a softmax). Validation
-measures the CE term only, so its loss keeps its meaning from epoch to epoch.
+(dvector/pair_batches.py: PairBatchSampler). For each class with two or more crops in the
+batch, its last crop is the query and the mean of the others its prototype; each query is
+classified among all the prototypes by ``w * cos(query, prototype)``, with w > 0 learnt from
+10 as in the paper (its bias b is left out: adding one number to every logit does not change a
+softmax). Validation measures the CE term only, so its loss keeps its meaning from epoch to epoch.
 """
 import torch
 import torch.nn as nn
