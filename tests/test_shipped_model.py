@@ -48,11 +48,13 @@ def test_identification_is_right_for_every_demo_test_speaker():
 def test_verification_separates_every_pair_at_the_default_threshold():
     speakers, scores, checkpoint = shipped_scores(verification.test_frames)
     thres, _ = choose_threshold(verification.thres, checkpoint)  # 0: the model's own
-    assert thres == pytest.approx(0.9923, abs=1e-4)
+    assert thres == pytest.approx(0.9938, abs=1e-4)
     same = scores.diagonal()
     different = scores[~torch.eye(len(speakers), dtype=torch.bool)]
-    assert (same > thres).all(), same
-    assert (different <= thres).all(), different.max()
+    # in the middle of the gap (its EER is 0), not on the top impostor's score, where the same
+    # trial summed on another machine (3e-8 away) was accepted
+    assert (same > thres + 1e-3).all(), same
+    assert (different < thres - 1e-3).all(), different.max()
 
 
 def test_shipped_enrollments_match_a_fresh_enrollment(tmp_path):
