@@ -16,7 +16,7 @@ from tqdm import tqdm
 import configure as c
 from configure import SetupError
 from dvector.vad import MIN_SPEECH_SECONDS
-from SR_Dataset import load_features, to_input
+from SR_Dataset import load_features, read_MFB, to_input
 
 # a test or enrollment shorter than this (after the trim) is refused: too little to recognise
 # anyone by (the wav path's limit, dvector/vad.py)
@@ -136,12 +136,33 @@ def embed_features(model: nn.Module, feats: list, names: list, test_frames: int,
 
 def embed_files(model: nn.Module, files: list, test_frames: int,
                 device: torch.device) -> torch.Tensor:
-    """(n_files, E) embeddings of feature files, read and trimmed as for training."""
+    """(n_files, E) embeddings of feature files, read and trimmed as for training: what
+    get_embeddings gives for each file, with the pieces of all files batched together."""
     return embed_features(model, load_features(files), files, test_frames, device)
 
 
+@torch.inference_mode()
 def get_embeddings(model: nn.Module, filename: str, test_frames: int,
                    device: torch.device) -> torch.Tensor:
-    """The slides' get_embeddings: the (1, E) d-vector of one feature file, the normalised sum
-    of the embeddings of its ``test_frames``-frame pieces (read_MFB trims 0.5 s each end)."""
-    return embed_files(model, [filename], test_frames, device)
+    """The slides' get_embeddings: the (1, E) d-vector of one feature file.
+
+    The recipe as the slides write it, one forward pass per piece: read the features (read_MFB
+    trims 0.5 s at each end), cut them into ``test_frames``-frame pieces (the last one shorter;
+    a model trained with ``whole_utterance`` takes the utterance whole), run the model on each,
+    sum the pieces' embeddings and L2-normalise the sum. The scripts embed many pieces at once
+    (embed_files, embed_utterances): the same numbers, batched (tests/test_embedding.py compares
+    the two). Refused in one line, as there: features of another width than the model's, under
+    0.5 s, or giving a zero d-vector."""
+    feat, _ = read_MFB(filename)                     # (n_frames, bands)
+    check_feature_dims(model, [feat], [filename])
+    check_lengths([feat], [filename])
+    if getattr(model, 'whole_utterance', False):     # set by load_model from the checkpoint
+        test_frames = 0
+    model.eval()
+    activation = 0
+    for piece in split_pieces(feat, test_frames):    # (test_frames, bands), the last shorter
+        embedding, _ = model(to_input(piece)[None].to(device))  # (1, E); logits unused
+        activation = activation + embedding.float().cpu()
+    activation = l2_norm(activation)                 # (1, E)
+    check_embeddings(activation, [filename])
+    return activation
