@@ -4,8 +4,13 @@ Verified against the tutorial's shipped test pickles (tests/test_evaluate.py): f
 in [-1, 1] at 16 kHz -> python_speech_features.fbank (40 bands, 25 ms window, 10 ms hop) ->
 20*log10(max(fbank, 1e-5)) -> subtract each band's mean over the utterance.
 
-``fast_logfbank`` gives the same numbers bit for bit, about 3x faster, for extracting a whole DB
-(extract_features.py); ``logfbank_features`` is the readable recipe.
+One recipe, two functions of the same settings (configure.py's names): ``logfbank_features`` is
+the reference, the recipe written with the library's own calls as the tutorial made its
+features; ``fast_logfbank`` is the path the project takes everywhere (tools/extract_features.py,
+recordings and the demo DB), the same operations in the same precision without the library's
+extra work: the same numbers bit for bit (tests/test_extract_features.py compares them for
+every switch), about 3x faster. The reference is kept only as that proof and as the
+benchmark's baseline (tools/benchmarks/bench_extract.py).
 
 The floor of 1e-5 (-100 dB) is taken before the per-band mean, so the features, and the
 d-vectors, depend on the recording's level: quiet bands sink into the floor. A recording is
@@ -23,10 +28,11 @@ import configure as c
 
 
 def logfbank_features(audio: np.ndarray, sample_rate: int = c.SAMPLE_RATE,
-                      nfilt: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
+                      filter_bank: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
                       use_delta: bool = c.USE_DELTA, use_scale: bool = c.USE_SCALE) -> np.ndarray:
-    """Features of one utterance: (n_frames, nfilt), or (n_frames, 3*nfilt) with deltas."""
-    filter_banks, _energies = fbank(audio, samplerate=sample_rate, nfilt=nfilt,
+    """The reference recipe: features of one utterance, (n_frames, filter_bank), or
+    (n_frames, 3 * filter_bank) with deltas."""
+    filter_banks, _energies = fbank(audio, samplerate=sample_rate, nfilt=filter_bank,
                                     winlen=c.WINDOW_SECONDS, winstep=c.HOP_SECONDS)
     if use_logscale:
         filter_banks = 20 * np.log10(np.maximum(filter_banks, 1e-5))
@@ -49,14 +55,15 @@ NFFT, PREEMPH = 512, 0.97  # python_speech_features.fbank's defaults
 
 
 @functools.lru_cache(maxsize=8)
-def mel_filterbank(nfilt: int, rate: int) -> np.ndarray:
-    """The library's (nfilt, 257) filterbank, built once per process (a Python double loop)."""
-    return get_filterbanks(nfilt, NFFT, rate, 0, rate / 2)
+def mel_filterbank(filter_bank: int, sample_rate: int) -> np.ndarray:
+    """The library's (filter_bank, 257) filterbank, built once per process (a Python double
+    loop)."""
+    return get_filterbanks(filter_bank, NFFT, sample_rate, 0, sample_rate / 2)
 
 
-def window_length(rate: int) -> int:
+def window_length(sample_rate: int) -> int:
     """Samples in one 25 ms analysis window, rounded as the library rounds it."""
-    return int(round_half_up(c.WINDOW_SECONDS * rate))
+    return int(round_half_up(c.WINDOW_SECONDS * sample_rate))
 
 
 def frame_signal(signal: np.ndarray, frame_len: int, frame_step: int) -> np.ndarray:
@@ -69,29 +76,30 @@ def frame_signal(signal: np.ndarray, frame_len: int, frame_step: int) -> np.ndar
     return sliding_window_view(padded, frame_len)[::frame_step]
 
 
-def fast_logfbank(audio: np.ndarray, rate: int = c.SAMPLE_RATE, nfilt: int = c.FILTER_BANK,
-                  logscale: bool = c.USE_LOGSCALE, deltas: bool = c.USE_DELTA,
-                  scale: bool = c.USE_SCALE) -> np.ndarray:
-    """logfbank_features, bit for bit, ~3x faster (tests compare them exactly).
+def fast_logfbank(audio: np.ndarray, sample_rate: int = c.SAMPLE_RATE,
+                  filter_bank: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
+                  use_delta: bool = c.USE_DELTA, use_scale: bool = c.USE_SCALE) -> np.ndarray:
+    """The recipe as the project computes it: logfbank_features, bit for bit, ~3x faster
+    (tests compare them exactly).
 
     Same operations in the same precision as python_speech_features.fbank; it skips only what
     the recipe throws away or what cannot change a bit: the frame energies, multiplying by a
     window of ones, rebuilding the filterbank, and fancy-index framing.
     """
     signal = np.append(audio[0], audio[1:] - PREEMPH * audio[:-1])  # sigproc.preemphasis
-    frames = frame_signal(signal, window_length(rate),
-                          int(round_half_up(c.HOP_SECONDS * rate)))
+    frames = frame_signal(signal, window_length(sample_rate),
+                          int(round_half_up(c.HOP_SECONDS * sample_rate)))
     power = np.absolute(np.fft.rfft(frames, NFFT))  # sigproc.powspec: 1/N * |X|^2
     np.square(power, out=power)
     power *= 1.0 / NFFT
-    feat = np.dot(power, mel_filterbank(nfilt, rate).T)
+    feat = np.dot(power, mel_filterbank(filter_bank, sample_rate).T)  # (frames, filter_bank)
     feat[feat == 0] = np.finfo(float).eps
-    if logscale:
+    if use_logscale:
         feat = 20 * np.log10(np.maximum(feat, 1e-5))
-    if deltas:
+    if use_delta:
         first = delta(feat, 2)
         feat = np.concatenate([feat, first, delta(first, 2)], axis=1)
-    return normalize_frames(feat, scale)
+    return normalize_frames(feat, use_scale)
 
 
 # The speech level of the tutorial DB's recordings: the power of the louder half of their 10 ms

@@ -112,12 +112,12 @@ def check_writable(folder: str) -> None:
 def load_checked(wav: str, recipe: dict) -> tuple:
     """(audio, notes) or ValueError naming the problem; notes are read_audio's printed lines."""
     with contextlib.redirect_stdout(io.StringIO()) as printed:  # resampling notes, deduplicated
-        audio = read_audio(wav, recipe['rate'])
-    window = window_length(recipe['rate'])
+        audio = read_audio(wav, recipe['sample_rate'])
+    window = window_length(recipe['sample_rate'])
     if len(audio) == 0:
         raise ValueError('empty audio (no samples)')
     if len(audio) < window:
-        raise ValueError(f'audio too short: {len(audio)} samples at {recipe["rate"]} Hz, '
+        raise ValueError(f'audio too short: {len(audio)} samples at {recipe["sample_rate"]} Hz, '
                          f'one analysis window is {window} ({c.WINDOW_SECONDS * 1000:g} ms)')
     if not np.isfinite(audio).all():
         raise ValueError('audio contains NaN or infinite samples')
@@ -141,7 +141,7 @@ def extract_one(job: tuple, recipe: dict, out_dtype: str) -> tuple:
         return wav, 'failed', [f'failed: {out}: cannot write ({err.strerror or err})'], 0.0
     except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
         return wav, 'failed', [f'failed: {wav}: {err}'], 0.0
-    return wav, 'done', notes, len(audio) / recipe['rate']
+    return wav, 'done', notes, len(audio) / recipe['sample_rate']
 
 
 def run_jobs(todo: list, worker, n_jobs: int, chunk: int):
@@ -178,8 +178,8 @@ def main() -> None:
         print(f'note: removed unfinished temporary files that a stopped run left in {feat_dir}')
     for line in failures:
         print(f'failed: {line}', file=sys.stderr)
-    recipe = {'rate': sample_rate, 'nfilt': filter_bank, 'logscale': use_logscale,
-              'deltas': use_delta, 'scale': use_scale}
+    recipe = {'sample_rate': sample_rate, 'filter_bank': filter_bank,  # fast_logfbank's keywords
+              'use_logscale': use_logscale, 'use_delta': use_delta, 'use_scale': use_scale}
     worker = functools.partial(extract_one, recipe=recipe, out_dtype=dtype)
     done, failed, seconds, noted = 0, len(failures), 0.0, set()
     bar = tqdm(total=len(todo), unit='file', disable=not progress or not todo, file=sys.stderr)

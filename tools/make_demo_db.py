@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import configure as c
 from DB_wav_reader import pcm_to_float, read_audio
 from dvector import cli
-from dvector.features import at_db_level, logfbank_features
+from dvector.features import at_db_level, fast_logfbank
 from dvector.fileio import atomic_path, save_pickle
 
 # ---- settings (override on the command line, e.g. --n_train_speakers 3) ----
@@ -274,7 +274,7 @@ def render(task: dict) -> dict:
         audio = read_audio(task['wav'])  # features exactly as a user would extract them
     else:
         audio = pcm_to_float(pcm)
-    feat = logfbank_features(audio).astype(np.float16)
+    feat = fast_logfbank(audio).astype(np.float16)
     save_pickle({'feat': feat, 'label': task['speaker']}, task['pickle'])
     written = [task['pickle']] + ([task['wav']] if task.get('wav') else [])
     return {'seconds': len(pcm) / SAMPLE_RATE, 'bytes': sum(map(os.path.getsize, written)),
