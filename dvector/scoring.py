@@ -1,18 +1,37 @@
-"""Cosine scoring of test embeddings against enrolled speakers, and AS-norm."""
+"""Cosine scoring of test embeddings against enrolled speakers, and AS-norm.
+
+The cosine is computed one way: both sides' rows L2-normalised with the slides' ``l2_norm``
+(dvector/embedding.py), then multiplied; ``cosine_scores`` scores every test against every
+enrolled speaker, ``cosine_pairs`` each row against the same row of the other side (a trial
+list). An enrollment is a sum of d-vectors, so it is normalised here, not by the caller.
+"""
 import torch
 
 from configure import SetupError
+from dvector.embedding import l2_norm
 
 
-def cosine_scores(test: torch.Tensor, enrolled: torch.Tensor) -> torch.Tensor:
-    """(M, N) cosine similarity of M test embeddings (M, E) with N enrolled ones (N, E)."""
+def check_sizes(test: torch.Tensor, enrolled: torch.Tensor) -> None:
+    """SetupError when the two sides' embeddings have different sizes (another model's)."""
     if test.shape[1] != enrolled.shape[1]:
         raise SetupError(f'embeddings of {test.shape[1]} numbers cannot be scored against '
                          f'enrollments of {enrolled.shape[1]}: they were made by another model; '
                          'run enroll.py again with this one')
-    test = torch.nn.functional.normalize(test.float(), dim=1, eps=1e-10)
-    enrolled = torch.nn.functional.normalize(enrolled.float(), dim=1, eps=1e-10)
-    return test @ enrolled.T
+
+
+def cosine_scores(test: torch.Tensor, enrolled: torch.Tensor) -> torch.Tensor:
+    """(M, N) cosine similarity of M test embeddings (M, E) with N enrolled ones (N, E)."""
+    check_sizes(test, enrolled)
+    return l2_norm(test.float()) @ l2_norm(enrolled.float()).T  # (M, N)
+
+
+def cosine_pairs(test: torch.Tensor, enrolled: torch.Tensor) -> torch.Tensor:
+    """(T,) cosine similarity of each of T test embeddings (T, E) with the enrolled embedding
+    in the same row (T, E): the scores of a trial list, without the (T, T) matrix."""
+    check_sizes(test, enrolled)
+    if len(test) != len(enrolled):
+        raise ValueError(f'{len(test)} tests but {len(enrolled)} enrollments: one each a trial')
+    return (l2_norm(test.float()) * l2_norm(enrolled.float())).sum(dim=1)  # (T,)
 
 
 def cohort_stats(embeddings: torch.Tensor, cohort: torch.Tensor, top_k: int) -> tuple:

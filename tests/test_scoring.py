@@ -3,8 +3,16 @@ import math
 import pytest
 import torch
 
+from configure import SetupError
 from dvector.embedding import l2_norm, split_pieces
-from dvector.scoring import as_norm, as_norm_matrix, cohort_stats, cosine_scores, verify
+from dvector.scoring import (
+    as_norm,
+    as_norm_matrix,
+    cohort_stats,
+    cosine_pairs,
+    cosine_scores,
+    verify,
+)
 
 
 def test_cosine_scores_match_definition_and_are_symmetric():
@@ -14,6 +22,23 @@ def test_cosine_scores_match_definition_and_are_symmetric():
     assert torch.allclose(scores, expected, atol=1e-6)
     assert torch.allclose(cosine_scores(b, a), scores.T, atol=1e-6)
     assert torch.allclose(cosine_scores(a, 5 * a).diagonal(), torch.ones(4), atol=1e-6)
+    with pytest.raises(SetupError, match='embeddings of 8 numbers cannot be scored against '
+                                         'enrollments of 6'):
+        cosine_scores(a, torch.randn(3, 6))
+
+
+def test_trial_scores_are_the_matrix_scores_of_each_pair():
+    g = torch.Generator().manual_seed(1)
+    tests, enrolled = torch.randn(5, 8, generator=g), 3 * torch.randn(5, 8, generator=g)
+    pairs = cosine_pairs(tests, enrolled)
+    assert pairs.shape == (5,)
+    assert torch.allclose(pairs, cosine_scores(tests, enrolled).diagonal(), atol=1e-6)
+    expected = torch.nn.functional.cosine_similarity(tests, enrolled, dim=1)
+    assert torch.allclose(pairs, expected, atol=1e-6)
+    with pytest.raises(ValueError, match='5 tests but 4 enrollments'):
+        cosine_pairs(tests, enrolled[:4])
+    with pytest.raises(SetupError, match='cannot be scored'):
+        cosine_pairs(tests, enrolled[:, :6])
 
 
 def test_verify():
