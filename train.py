@@ -87,6 +87,10 @@ whole_utterance = False              # embed each utterance whole, not as a sum 
                                      # scoring follow it; for stats pooling)
 # ------------------------------------------------------------------------------------------
 LOG_DIR_WAIT_S = 5  # a second run into a log_dir in use refuses after this: a run takes hours
+# what resuming reads from the last checkpoint besides its weights and history (save_epoch
+# writes them all)
+RESUMED = ('model_args', 'loss_args', 'loss_state_dict', 'speakers', 'speed_factors',
+           'optimizer', 'scheduler')
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'train_feat_dir': cli.NAME, 'val_ratio': cli.between(1, 99),
     'embedding_size': cli.at_least(2), 'backbone': cli.one_of(*BACKBONES),
@@ -341,23 +345,22 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
         raise cli.SetupError(f'resume: no checkpoint in {log_dir} to resume from')
     last = max(checkpoints)
     checkpoint = read_checkpoint(log_dir, last)
-    trained = {'pooling': 'avg', **checkpoint['model_args']}  # older checkpoints: avg pooling
-    trained.setdefault('n_bands', 40)  # older checkpoints: the tutorial's 40 bands
+    missing = [k for k in RESUMED if k not in checkpoint]
+    if missing:
+        raise cli.SetupError(f'resume: {checkpoints[last]} has no ' + ', '.join(missing)
+                             + ': not a run to continue (a shipped model keeps no optimizer '
+                             'state); train a new run instead (--resume false)')
+    trained, trained_loss = checkpoint['model_args'], checkpoint['loss_args']
     now = model_args(n_classes_for(speakers), n_bands)
-    trained_loss = {'center_weight': 0.0,  # older checkpoints: recorded for center loss only
-                    **checkpoint.get('loss_args', {'loss_type': 'softmax', 'margin': 0.0,
-                                                   'scale': 0.0})}
-    if (trained != now or trained_loss != loss_args() or checkpoint.get('speakers') != speakers
-            or checkpoint.get('speed_factors', []) != list(parsed_speed_factors())):
+    if (trained != now or trained_loss != loss_args() or checkpoint['speakers'] != speakers
+            or checkpoint['speed_factors'] != list(parsed_speed_factors())):
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
                              f'{trained_loss} on other speakers or settings; now {now} '
                              f'{loss_args()}')
-    if 'optimizer' not in checkpoint or 'scheduler' not in checkpoint:
-        raise cli.SetupError(f'resume: {checkpoints[last]} has no optimizer state')
     history = resumable_history(checkpoint, checkpoints[last])
     try:
         model.load_state_dict(checkpoint['state_dict'])
-        criterion.load_state_dict(checkpoint.get('loss_state_dict', {}))
+        criterion.load_state_dict(checkpoint['loss_state_dict'])
         optimizer.load_state_dict(checkpoint['optimizer'])
         scheduler.load_state_dict(checkpoint['scheduler'])
     except Exception as err:  # an untrusted file: any way its states fail is one line
@@ -412,7 +415,7 @@ def model_args(n_classes: int, n_bands: int) -> dict:
     """What rebuilds the model (saved in checkpoints): the feature width is the data's."""
     args = {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes,
             'pooling': pooling, 'n_bands': n_bands or c.FILTER_BANK}
-    if stem_stride != 1:  # only then: older checkpoints and other backbones lack it
+    if backbone.startswith('resnet'):  # the other trunks have no stem of that kind
         args['stem_stride'] = stem_stride
     return args
 

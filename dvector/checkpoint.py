@@ -1,12 +1,16 @@
 """Saving and loading checkpoints that carry everything needed to rebuild the model.
 
 A checkpoint is a dict of tensors and plain values (loadable with ``weights_only=True``):
-``state_dict``, ``model_args`` (backbone, embedding_size, n_classes, pooling), ``loss_args``
-and ``loss_state_dict`` (the training loss; a margin loss's classifier), ``speakers`` (the
-training speaker list, index = class), ``feature_settings``, ``epoch`` (the next epoch, as in
-the tutorial), ``valid_loss``, ``valid_acc``, ``history``, and for resuming ``optimizer`` and
-``scheduler`` states; ``whole_utterance`` (embed utterances whole, not in pieces), and after
-whitening.py ``embedding_whitening`` and ``score_cohort`` (evaluate.py's AS-norm).
+``state_dict``, ``model_args`` (backbone, embedding_size, n_classes, pooling, n_bands, and
+stem_stride for a resnet), ``loss_args`` and ``loss_state_dict`` (the training loss; a margin
+loss's classifier), ``speakers`` (the training speaker list, index = class),
+``feature_settings``, ``win_size``, ``speed_factors``, ``whole_utterance`` (embed utterances
+whole, not in pieces), ``train_settings`` (every setting of the run), ``epoch`` (the next epoch,
+as in the tutorial), ``valid_loss``, ``valid_acc``, ``history``, ``run_id``, and for resuming
+``optimizer`` and ``scheduler`` states (a shipped model has none: keep_best_only); after
+evaluate.py --store_threshold ``verification_threshold``, after whitening.py
+``embedding_whitening`` and ``score_cohort`` (evaluate.py's AS-norm), after tools/calibrate.py
+``score_calibration``. train.py writes them all (train.save_epoch).
 """
 import glob
 import math
@@ -18,7 +22,6 @@ import torch
 import torch.nn as nn
 
 from configure import SetupError
-from dvector.features import feature_dim
 from dvector.fileio import load_torch, remove_stale_temporaries, save_torch
 from model import build_model
 from model.fuse import fold_batchnorm, fold_whitening
@@ -158,8 +161,8 @@ def lowest_validation_loss(log_dir: str) -> tuple:
 
 
 def run_of(checkpoint: dict):
-    """The id of the training run that wrote a checkpoint (train.py's run_id; None: older
-    checkpoints, which have none)."""
+    """The id of the training run that wrote a checkpoint (train.py's run_id; None for a file
+    that has none)."""
     run = checkpoint.get('run_id') if isinstance(checkpoint, dict) else None
     return run if isinstance(run, str) else None
 
@@ -268,11 +271,9 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
                              f'{str(err).splitlines()[0]})') from None
     model.whole_utterance = bool(checkpoint.get('whole_utterance'))  # read by embed_pieces
     # what embedding.check_feature_dims compares the features with: the width the model was
-    # trained on (older checkpoints: from their feature settings)
-    settings = checkpoint.get('feature_settings')
-    model.feature_settings = settings
-    model.feature_dim = checkpoint['model_args'].get('n_bands') or (
-        feature_dim(settings) if settings else None)
+    # trained on (None, not checked, for a file train.py did not write)
+    model.feature_settings = checkpoint.get('feature_settings')
+    model.feature_dim = checkpoint['model_args'].get('n_bands')
     # channels_last (after folding, which makes new weights): about 2x faster convolutions on
     # CPUs, and tensor cores on GPUs
     return model.to(memory_format=torch.channels_last)

@@ -58,7 +58,7 @@ def model_fingerprint(checkpoint: dict) -> str:
 
 def read_record(embedding_dir: str) -> tuple:
     """(fingerprint, model description, speakers) from the folder's record; None if it has none
-    (a folder from before the record, like the tutorial's, is not checked)."""
+    (not a set enroll.py wrote)."""
     path = os.path.join(embedding_dir, MODEL_FILE)
     if not os.path.isfile(path):
         return None
@@ -403,8 +403,11 @@ def read_enrollment_set(embedding_dir: str, checkpoint: dict = None) -> dict:
     if not speakers:
         raise SetupError(f'{embedding_dir}: no enrolled speakers (*.pth); run enroll.py first')
     record = read_record(embedding_dir)
-    if record:  # a folder without one (the tutorial's) is read as it is
-        check_against_record(embedding_dir, speakers, record, checkpoint)
+    if record is None:  # what the model and the speakers are is unknown: a set is never guessed
+        raise SetupError(f'{embedding_dir}: has no {MODEL_FILE}, so it is not a set enroll.py '
+                         'wrote (its record names the model and the speakers); enroll with '
+                         'enroll.py --embedding_dir <another folder>')
+    check_against_record(embedding_dir, speakers, record, checkpoint)
     embeddings = {s: read_enrollment(os.path.join(embedding_dir, s + '.pth')) for s in speakers}
     sizes = {e.shape[1] for e in embeddings.values()}
     if len(sizes) > 1:

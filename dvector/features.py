@@ -139,8 +139,3 @@ def feature_settings() -> dict:
     return {'sample_rate': c.SAMPLE_RATE, 'filter_bank': c.FILTER_BANK,
             'use_logscale': c.USE_LOGSCALE, 'use_delta': c.USE_DELTA, 'use_scale': c.USE_SCALE,
             'window_seconds': c.WINDOW_SECONDS, 'hop_seconds': c.HOP_SECONDS}
-
-
-def feature_dim(settings: dict = None) -> int:
-    settings = settings or feature_settings()
-    return settings['filter_bank'] * (3 if settings['use_delta'] else 1)

@@ -229,3 +229,67 @@ def test_a_folder_named_like_a_checkpoint_is_not_one(tmp_path):
     os.makedirs(tmp_path / 'checkpoint_5.pth')
     assert list(list_checkpoints(str(tmp_path))) == [1]
     assert read_checkpoint(str(tmp_path))['cp_num'] == 1
+
+
+def test_the_feature_width_checked_is_the_one_model_args_records(tmp_path):
+    """No guess from feature_settings (the fallback for checkpoints from before n_bands)."""
+    args = {'backbone': 'resnet18', 'embedding_size': 16, 'n_classes': 3, 'n_bands': 40}
+    settings = {'sample_rate': 16000, 'filter_bank': 40, 'use_logscale': True,
+                'use_delta': False, 'use_scale': False}
+    for folder, model_args in (('now', args), ('before', dict(args, n_bands=None))):
+        model_args = {k: v for k, v in model_args.items() if v is not None}
+        save_checkpoint(str(tmp_path / folder), 1, {
+            'epoch': 2, 'state_dict': build_model(**model_args).state_dict(),
+            'model_args': model_args, 'feature_settings': settings})
+    assert load_model(str(tmp_path / 'now'), 0, torch.device('cpu'))[0].feature_dim == 40
+    assert load_model(str(tmp_path / 'before'), 0, torch.device('cpu'))[0].feature_dim is None
+
+
+def saved_for_resume(log_dir: str, monkeypatch, backbone: str = 'resnet18') -> tuple:
+    """train.py's checkpoint of epoch 1 of a tiny model in ``log_dir``; what resume_state
+    takes."""
+    import train
+    from model.losses import ModelWithLoss, build_loss
+    for name, value in (('log_dir', log_dir), ('embedding_size', 16), ('backbone', backbone),
+                        ('channels_last', False)):
+        monkeypatch.setattr(train, name, value)
+    model = train.build_model_for(3, 40, torch.device('cpu'))
+    criterion = build_loss(embedding_size=16, n_classes=3, **train.loss_args())
+    optimizer = train.create_optimizer(ModelWithLoss(model, criterion))
+    scheduler = train.create_scheduler(optimizer)
+    history = {'epoch': [1], 'train_loss': [2.0], 'valid_loss': [1.5], 'valid_acc': [40.0]}
+    train.save_epoch(model, criterion, optimizer, scheduler, ['a', 'b', 'c'], 40, history,
+                     'run-1')
+    return model, criterion, optimizer, scheduler, ['a', 'b', 'c'], 40
+
+
+def test_resume_takes_only_checkpoints_in_the_format_train_py_writes(tmp_path, monkeypatch):
+    """Issue 30 item 4: no defaults filled in for checkpoints of older versions (model_args
+    without pooling or n_bands, no loss_args or speed_factors): they are refused, one line."""
+    import train
+    state = saved_for_resume(str(tmp_path), monkeypatch)
+    assert train.resume_state(*state) == (2, {'epoch': [1], 'train_loss': [2.0],
+                                              'valid_loss': [1.5], 'valid_acc': [40.0]}, 'run-1')
+    path = str(tmp_path / 'checkpoint_1.pth')
+    saved = torch.load(path, weights_only=True)
+    older = dict(saved, model_args={k: v for k, v in saved['model_args'].items()
+                                    if k not in ('pooling', 'n_bands', 'stem_stride')})
+    torch.save(older, path)
+    with pytest.raises(SetupError, match=r"was trained with \{'backbone': 'resnet18', "
+                                         r"'embedding_size': 16, 'n_classes': 3\}"):
+        train.resume_state(*state)
+    for key in ('loss_args', 'speed_factors', 'optimizer'):
+        torch.save({k: v for k, v in saved.items() if k != key}, path)
+        with pytest.raises(SetupError, match=rf'checkpoint_1.pth has no {key}: not a run to '
+                                             'continue .a shipped model keeps no optimizer'):
+            train.resume_state(*state)
+
+
+@pytest.mark.parametrize('backbone, recorded', [('resnet18', {'stem_stride': 1}), ('vgg', {})])
+def test_a_resnet_records_its_stem_stride_always_and_other_backbones_never(
+        tmp_path, monkeypatch, backbone, recorded):
+    saved_for_resume(str(tmp_path), monkeypatch, backbone)
+    args = torch.load(str(tmp_path / 'checkpoint_1.pth'), weights_only=True)['model_args']
+    assert args == {'backbone': backbone, 'embedding_size': 16, 'n_classes': 3,
+                    'pooling': 'avg', 'n_bands': 40, **recorded}
+    build_model(**args)  # the arguments rebuild the model

@@ -64,11 +64,16 @@ def test_enrollment_errors_list_what_exists(tmp_path, feature_tree):
     with pytest.raises(SetupError, match='no enrolled speakers'):
         load_enroll_embeddings(str(tmp_path / 'empty'))
     torch.save(torch.ones(1, 4), str(tmp_path / 'empty' / 'a.pth'))
+    with pytest.raises(SetupError, match=f'empty: has no {MODEL_FILE}, so it is not a set '
+                                         'enroll.py wrote'):
+        load_enroll_embeddings(str(tmp_path / 'empty'))  # whose speakers, which model: unknown
+    enrollment.write_record(str(tmp_path / 'empty'), ['a'], {'state_dict': {}}, {})
     with pytest.raises(SetupError, match='speaker zz is not enrolled.*enrolled: a'):
         select_speakers(load_enroll_embeddings(str(tmp_path / 'empty')), ['zz'], 'empty')
     with pytest.raises(SetupError, match='speakers with a test.p: syn_t00, syn_t01, syn_t02'):
         find_test_file(test_dir, 'nobody')
     torch.save({'not': 'a tensor'}, str(tmp_path / 'empty' / 'b.pth'))
+    enrollment.write_record(str(tmp_path / 'empty'), ['a', 'b'], {'state_dict': {}}, {})
     with pytest.raises(SetupError, match=r'b.pth: not an enrollment'):
         load_enroll_embeddings(str(tmp_path / 'empty'))
 
@@ -88,8 +93,9 @@ def test_enrollments_remember_their_model(tmp_path):
     torch.save(torch.ones(1, 4), os.path.join(out, 'stray.pth'))  # not part of the set
     with pytest.raises(SetupError, match='stray.pth is not part of the enrolled set'):
         load_enroll_embeddings(out, checkpoint)
-    os.remove(os.path.join(out, MODEL_FILE))  # folders without a record are not checked
-    assert sorted(load_enroll_embeddings(out, other)) == ['a', 'b', 'stray']
+    os.remove(os.path.join(out, MODEL_FILE))  # without its record a set is not read at all
+    with pytest.raises(SetupError, match=f'has no {MODEL_FILE}'):
+        load_enroll_embeddings(out, other)
 
 
 def test_a_new_set_replaces_the_old_one_whole(tmp_path):

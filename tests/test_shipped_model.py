@@ -12,9 +12,14 @@ from conftest import ROOT, TUTORIAL_DB, needs_tutorial_db, run_script
 from dvector.checkpoint import load_model, read_checkpoint
 from dvector.cli import read_recipe
 from dvector.embedding import embed_files
-from dvector.enrollment import load_enroll_embeddings, select_speakers, split_enroll_and_test
+from dvector.enrollment import (
+    load_enroll_embeddings,
+    model_fingerprint,
+    select_speakers,
+    split_enroll_and_test,
+)
 from dvector.scoring import cosine_scores
-from dvector.threshold import choose_threshold, model_threshold
+from dvector.threshold import THRESHOLD_KEY, choose_threshold, model_threshold
 
 LOG_DIR = os.path.join(ROOT, 'model_saved')
 EMB_DIR = os.path.join(ROOT, 'enroll_embeddings')
@@ -36,6 +41,20 @@ def test_one_small_checkpoint_is_shipped():
     assert 'loss_plot.png' in files
     path = [os.path.join(LOG_DIR, f) for f in files if f.startswith('checkpoint_')][0]
     assert os.path.getsize(path) < 4_500_000
+
+
+def test_the_demo_checkpoint_is_in_the_format_train_py_writes(trained_run):
+    """Issue 30 item 4: the keys of a checkpoint that train.py writes today (less the optimizer
+    state, never shipped) and its model_args, with the weights the shipped enrollments were
+    made with (their record's fingerprint)."""
+    shipped = read_checkpoint(LOG_DIR)
+    fresh = read_checkpoint(trained_run[0])
+    assert set(shipped) == set(fresh) - {'optimizer', 'scheduler'} | {THRESHOLD_KEY}
+    assert set(shipped['model_args']) == set(fresh['model_args'])
+    assert set(shipped['loss_args']) == set(fresh['loss_args'])
+    assert shipped['feature_settings'] == fresh['feature_settings']
+    with open(os.path.join(EMB_DIR, 'enrolled_with.txt')) as f:
+        assert f.readline().split()[0] == model_fingerprint(shipped)
 
 
 def test_identification_is_right_for_every_demo_test_speaker():
