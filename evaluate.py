@@ -64,9 +64,9 @@ from dvector.metrics import (
     threshold_table,
 )
 from dvector.recordings import (
-    REAL_MODEL_DIR,
     check_extraction_settings,
-    note_wav_model,
+    is_recording,
+    model_folders,
     wav_features,
 )
 from dvector.threshold import model_threshold, threshold_record
@@ -75,13 +75,13 @@ from SR_Dataset import read_MFB
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
-log_dir = 'model_saved'              # where train.py saved its checkpoints
+log_dir = 'model_saved'              # where train.py saved its checkpoints (test_wav_dir:
+                                     # model_real unless you set log_dir)
 cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
 test_frames = 100                    # frames per piece when embedding an utterance
 test_dir = c.TEST_FEAT_DIR           # tutorial mode: <dir>/<speaker>/{enroll,test}.p
 test_wav_dir = ''                    # tutorial mode on recordings: <dir>/<speaker>/{enroll,
                                      # test}.wav, in place of test_dir ('' = test_dir)
-wav_log_dir = REAL_MODEL_DIR         # the model for test_wav_dir (trained on real speech)
 vad = True                           # wav files: cut leading, trailing and long silences first
 embedding_dir = ''                   # '' = embed the enroll.p files now; else enroll.py's output
 chunk_sec = 0.0                      # cut test utterances into pieces of this many s; 0 = whole
@@ -112,7 +112,7 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'chunk_sec': cli.zero_or_at_least(0.5), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
     'ident_enroll': cli.at_least(0), 'scores_out': cli.TEXT, 'plot_dir': cli.TEXT,
     'as_norm': cli.at_least(0), 'thres': cli.NUMBER, 'test_wav_dir': cli.TEXT,
-    'vad': cli.FLAG, 'store_threshold': cli.FLAG, 'wav_log_dir': cli.NAME,
+    'vad': cli.FLAG, 'store_threshold': cli.FLAG,
     'p_targets': cli.each(cli.Rule(lambda p: 0 < p < 1, 'a number > 0 and < 1')),
     'table_thres': cli.each(cli.NUMBER), 'n_threads': cli.at_least(1),
     'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),
@@ -135,7 +135,7 @@ def float_list(name: str, values: list) -> list:
 
 def read_any(path: str) -> tuple:
     """(trimmed features, speaker) of a feature pickle or a wav (silences cut when vad)."""
-    if path.endswith('.p'):
+    if not is_recording(path):
         return read_MFB(path)
     return wav_features(path, vad), feature_name(path)[0]
 
@@ -346,7 +346,7 @@ def embed_trial_files(model, checkpoint: dict, rels: list, device) -> tuple:
     parts = {rel: rel.split(JOIN) for rel in rels}
     resolved = resolve_files(feat_dir, sorted({p for ps in parts.values() for p in ps}))
     paths = sorted(set(resolved.values()))
-    if any(not p.endswith('.p') for p in paths):
+    if any(is_recording(p) for p in paths):
         check_extraction_settings(checkpoint)
     feats, speakers = read_all(model, paths)
     by_path = {p: (f, s) for p, f, s in zip(paths, feats, speakers)}
@@ -558,9 +558,7 @@ def main() -> None:
     if trials and not feat_dir:
         print('note: --feat_dir not given: trial paths are relative to the current folder')
     device = select_device(use_cuda)
-    if test_wav_dir:
-        note_wav_model(log_dir, wav_log_dir)
-    model_dir = wav_log_dir if test_wav_dir else log_dir
+    model_dir = model_folders(globals(), wav_input=bool(test_wav_dir)).log_dir
     model, checkpoint = load_model(model_dir, cp_num, device)
     if store_threshold:  # a read-only model folder or a full disk: known before the work
         check_rewritable(checkpoint['path'], '--store_threshold')

@@ -6,7 +6,8 @@ Open set: with a model calibrated by tools/calibrate.py (or with a stored thresh
 is "none of the enrolled speakers" when even the best speaker's LLR is below the default
 operating point's threshold (its score below the stored threshold); a model with neither (the
 demo model) always names the closest speaker, as the tutorial did.
-A recording (enrolled with enroll.py --enroll_wav; the real-speech model):
+A recording, against the speakers enrolled with enroll.py --enroll_wav (the real-speech model
+and its enrollments, unless you choose log_dir or embedding_dir; dvector/recordings.py):
     python identification.py --test_wav me_again.wav
 """
 import os
@@ -29,29 +30,29 @@ from dvector.enrollment import (
     select_speakers,
 )
 from dvector.recordings import (
-    REAL_MODEL_DIR,
     check_extraction_settings,
     check_wav_input,
     embed_test_with_seconds,
-    note_wav_model,
+    is_recording,
+    model_folders,
     print_warnings,
 )
 from dvector.scoring import cosine_scores
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
-log_dir = 'model_saved'              # where train.py saved its checkpoints
+log_dir = 'model_saved'              # where train.py saved its checkpoints (wav input:
+                                     # model_real unless you set log_dir)
 cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
 test_frames = 100                    # frames per piece when embedding the test utterance
 test_dir = c.TEST_FEAT_DIR           # <dir>/<speaker>/test.p
-embedding_dir = 'enroll_embeddings'  # written by enroll.py
+embedding_dir = 'enroll_embeddings'  # written by enroll.py (wav input:
+                                     # enroll_embeddings_real unless you set embedding_dir)
 spk_list = []                        # enrolled speakers to choose from; empty = all of them
 test_speaker = 'demo_m47'            # whose test.p to identify (edit to try another)
 # wav input (your own recordings): used instead of test_dir when test_wav is given
 test_wav = ''                        # the wav file to identify
 vad = True                           # cut leading, trailing and long silences first
-wav_log_dir = REAL_MODEL_DIR         # the model for wav input (trained on real speech)
-wav_embedding_dir = 'enroll_embeddings_real'  # written by enroll.py --enroll_wav
 p_target = DEFAULT_P_TARGET          # a calibrated model's operating point (as verification.py):
 c_miss = DEFAULT_C_MISS              # below its Bayes threshold even the best match is taken
 c_fa = DEFAULT_C_FA                  # for none of the enrolled speakers
@@ -60,7 +61,6 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
     'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'spk_list': cli.NAMES, 'test_speaker': cli.NAME, 'test_wav': cli.TEXT, 'vad': cli.FLAG,
-    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME,
     'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),
     'c_miss': cli.above(0, 1e9), 'c_fa': cli.above(0, 1e9)}
 
@@ -93,17 +93,18 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
                               check_operating_point(p_target, c_miss, c_fa))
     best_spk = best if decision is None or decision.accept else NONE
     true_spk = os.path.basename(os.path.dirname(os.path.abspath(test_filename)))
+    features = not is_recording(test_filename)
     print('\n=== Speaker identification ===')
-    if test_filename.endswith('.p') or true_spk in speakers:
+    if features or true_spk in speakers:
         print(f'True speaker : {true_spk}\nPredicted speaker : {best_spk}\n'
               f'Result : {true_spk == best_spk}\n')
     else:  # a recording outside a speaker folder: no truth to compare with
         print(f'Test file : {test_filename}\nPredicted speaker : {best_spk}\n')
-    if true_spk not in speakers and test_filename.endswith('.p'):
+    if true_spk not in speakers and features:
         print(f'note: {true_spk} is not among the enrolled speakers, so the result '
               'cannot be True')
     # the tutorial's feature files keep its output unless the answer is the open set's
-    if decision is not None and (not test_filename.endswith('.p') or not decision.accept):
+    if decision is not None and (not features or not decision.accept):
         report_decision(decision, best)
     return best_spk
 
@@ -111,18 +112,17 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     device = select_device(use_cuda)
-    test_path = test_wav or find_test_file(test_dir, test_speaker)
-    model_dir, enrolled_dir = (wav_log_dir, wav_embedding_dir) if test_wav else (log_dir,
-                                                                               embedding_dir)
     if test_wav:
         check_wav_input('test_wav', test_wav)
-        note_wav_model(log_dir, wav_log_dir)
+    test_path = test_wav or find_test_file(test_dir, test_speaker)
+    wav_input = is_recording(test_path)  # a .p given as test_wav is read as a feature file
+    model_dir, enrolled_dir = model_folders(globals(), wav_input)
     model, checkpoint = load_model(model_dir, cp_num, device)
     embeddings = load_enroll_embeddings(enrolled_dir, checkpoint)
-    if test_wav:
+    if wav_input:
         check_extraction_settings(checkpoint)
     perform_identification(model, embeddings, test_path, device, enrolled_dir, checkpoint)
-    print_warnings([test_wav])  # the recording's quality (dvector/quality.py)
+    print_warnings([test_path])  # the recording's quality (dvector/quality.py)
 
 
 if __name__ == '__main__':

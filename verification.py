@@ -7,7 +7,8 @@ speech into a log-likelihood ratio (LLR) and accepts above the Bayes threshold o
 (and the costs c_miss, c_fa); a model without calibration uses its own stored threshold (its
 EER threshold, stored with it by evaluate.py --store_threshold).
     python verification.py --enroll_speaker X --test_speaker Y --thres 0.8
-Recordings (the real-speech model): a wav against a speaker enrolled with enroll.py
+Recordings (the real-speech model and its enrollments, unless you choose log_dir or
+embedding_dir; dvector/recordings.py): a wav against a speaker enrolled with enroll.py
 --enroll_wav, or two wav files compared directly:
     python verification.py --enroll_speaker me --test_wav me_again.wav
     python verification.py --enroll_wav a.wav --test_wav b.wav
@@ -33,11 +34,11 @@ from dvector.enrollment import (
     select_speakers,
 )
 from dvector.recordings import (
-    REAL_MODEL_DIR,
     check_extraction_settings,
     check_wav_input,
     embed_test_with_seconds,
-    note_wav_model,
+    is_recording,
+    model_folders,
     print_warnings,
 )
 from dvector.scoring import as_norm_matrix, cosine_scores
@@ -45,11 +46,13 @@ from dvector.threshold import model_threshold
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
-log_dir = 'model_saved'              # where train.py saved its checkpoints
+log_dir = 'model_saved'              # where train.py saved its checkpoints (wav input:
+                                     # model_real unless you set log_dir)
 cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
 test_frames = 100                    # frames per piece when embedding the test utterance
 test_dir = c.TEST_FEAT_DIR           # <dir>/<speaker>/test.p
-embedding_dir = 'enroll_embeddings'  # written by enroll.py
+embedding_dir = 'enroll_embeddings'  # written by enroll.py (wav input:
+                                     # enroll_embeddings_real unless you set embedding_dir)
 enroll_speaker = 'demo_m47'          # the claimed identity (an enrolled speaker)
 test_speaker = 'demo_m47'            # whose test.p makes the claim
 thres = 0.0                          # accept when the score is above this; 0 = the model's own
@@ -65,15 +68,12 @@ c_fa = DEFAULT_C_FA                  # ... and of accepting another (equal by de
 test_wav = ''                        # the wav file that makes the claim
 enroll_wav = ''                      # compare test_wav with this wav file (no enrollment)
 vad = True                           # cut leading, trailing and long silences first
-wav_log_dir = REAL_MODEL_DIR         # the model for wav input (trained on real speech)
-wav_embedding_dir = 'enroll_embeddings_real'  # written by enroll.py --enroll_wav
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
     'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
     'enroll_speaker': cli.NAME, 'test_speaker': cli.NAME, 'thres': cli.NUMBER,
     'as_norm': cli.at_least(0), 'test_wav': cli.TEXT, 'enroll_wav': cli.TEXT, 'vad': cli.FLAG,
-    'wav_log_dir': cli.NAME, 'wav_embedding_dir': cli.NAME,
     'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),
     'c_miss': cli.above(0, 1e9), 'c_fa': cli.above(0, 1e9)}
 
@@ -107,19 +107,18 @@ def perform_verification(model, enrolled: tuple, test_filename: str, checkpoint:
     return score
 
 
-def claimed_enrollment(model, checkpoint: dict, device) -> tuple:
-    """((1, E) d-vector, seconds of speech or None if not recorded): the enrolled speaker's,
-    or enroll_wav's own."""
+def claimed_enrollment(model, checkpoint: dict, folder: str, device) -> tuple:
+    """((1, E) d-vector, seconds of speech or None if not recorded): the speaker enrolled in
+    ``folder``, or enroll_wav's own."""
     if enroll_wav:
         return embed_test_with_seconds(model, enroll_wav, test_frames, device, vad)
-    folder = wav_embedding_dir if test_wav else embedding_dir
     embeddings = load_enroll_embeddings(folder, checkpoint)
     return (select_speakers(embeddings, [enroll_speaker], folder)[1],        # (1, E)
             enrolled_seconds(folder).get(enroll_speaker))
 
 
-def main() -> None:
-    cli.override_settings(globals(), doc=__doc__)
+def check_inputs() -> str:
+    """Before any work: the settings that go together, and the test file; returns its path."""
     if not as_norm and not -1 <= thres <= 1:
         raise cli.SetupError(f'--thres {thres}: a cosine score lies from -1 to 1, so give a '
                              'threshold in that range (any number with --as_norm)')
@@ -129,23 +128,31 @@ def main() -> None:
     for setting, path in (('test_wav', test_wav), ('enroll_wav', enroll_wav)):
         if path:
             check_wav_input(setting, path)
-    if test_wav:
-        note_wav_model(log_dir, wav_log_dir)
+    if enroll_wav and is_recording(enroll_wav) != is_recording(test_wav):
+        raise cli.SetupError(f'--enroll_wav {enroll_wav}, --test_wav {test_wav}: one is a '
+                             'feature file (.p), the other a recording; give two of a kind')
+    return test_wav or find_test_file(test_dir, test_speaker)
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    test_path = check_inputs()
+    wav_input = is_recording(test_path)  # a .p given as test_wav is read as a feature file
+    model_dir, enrolled_dir = model_folders(globals(), wav_input)
     device = select_device(use_cuda)
-    test_path = test_wav or find_test_file(test_dir, test_speaker)
-    model, checkpoint = load_model(wav_log_dir if test_wav else log_dir, cp_num, device)
-    if test_wav:
+    model, checkpoint = load_model(model_dir, cp_num, device)
+    if wav_input:
         check_extraction_settings(checkpoint)
     if thres == 0:  # the model's own decision: an AS-norm scoring without one is refused now
         decide(0.0, checkpoint, (1.0, 1.0), 0.0, check_operating_point(p_target, c_miss, c_fa),
                as_norm)
-    enrolled = claimed_enrollment(model, checkpoint, device)
+    enrolled = claimed_enrollment(model, checkpoint, enrolled_dir, device)
     own = thres == 0 and model_threshold(checkpoint) is not None
     if checkpoint.get(WHITENING_KEY) and not as_norm and not own:
         print('note: this model is whitened (tools/whitening.py): its scores are lower than the '
               "plain model's, so choose thres anew (evaluate.py prints the EER threshold)")
     perform_verification(model, enrolled, test_path, checkpoint, device)
-    print_warnings([enroll_wav, test_wav])  # the recordings' quality (dvector/quality.py)
+    print_warnings([enroll_wav, test_path])  # the recordings' quality (dvector/quality.py)
 
 
 if __name__ == '__main__':

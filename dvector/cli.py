@@ -175,11 +175,16 @@ def read_recipe(path: str, settings: dict) -> dict:
 
 def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict:
     """Apply a recipe file (an optional first argument ending in .py), then ``--name value``
-    overrides from argv, to the script's globals; return the settings."""
+    overrides from argv, to the script's globals; return the settings. The names given (in
+    the recipe or on the command line, whatever their values) go to the script's
+    ``GIVEN_SETTINGS`` (see ``was_chosen``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     settings = script_settings(namespace)
+    given = set()
     if argv and argv[0].endswith('.py'):
-        settings.update(read_recipe(argv.pop(0), settings))
+        recipe = read_recipe(argv.pop(0), settings)
+        settings.update(recipe)
+        given.update(recipe)
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -200,10 +205,18 @@ def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict
             i += 1
             text = argv[i]
         settings[name] = parse_value(name, text, settings[name])
+        given.add(name)
         i += 1
     check_settings(settings, namespace.get('SETTING_RULES', {}))
     namespace.update(settings)
+    namespace['GIVEN_SETTINGS'] = frozenset(given)
     return settings
+
+
+def was_chosen(namespace: dict, name: str, default: Any) -> bool:
+    """Whether the user chose a script's setting: gave it (command line or recipe) or edited
+    its line in the script to another value than ``default``."""
+    return name in namespace.get('GIVEN_SETTINGS', ()) or namespace.get(name) != default
 
 
 # ---- ranges: every setting of every script has one (SETTING_RULES beside the settings) ------

@@ -24,9 +24,10 @@ import torch
 import configure as c
 from configure import SetupError
 from DB_wav_reader import read_audio
+from dvector import cli
 from dvector.calibration import DEFAULT_P_TARGET, check_operating_point, decide
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
-from dvector.embedding import embed_features, get_embeddings
+from dvector.embedding import embed_features
 from dvector.features import feature_settings, recording_features
 from dvector.quality import RecordingQuality, measure_quality
 from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, speech_of
@@ -87,7 +88,7 @@ def check_enrollment(files: list) -> None:
 def print_warnings(paths: list) -> None:
     """For the scripts: each wav file's quality warnings, one line each ('' and .p skipped)."""
     for path in paths:
-        if path and not path.endswith('.p'):
+        if path and is_recording(path):
             for line in wav_quality(path).warnings:
                 print(f'warning: {line}')
 
@@ -182,20 +183,12 @@ def embed_test_with_seconds(model: torch.nn.Module, path: str, test_frames: int,
                             device: torch.device, vad: bool = True) -> tuple:
     """((1, E) d-vector, seconds of speech) of a feature file (.p, trimmed as the tutorial
     reads it) or a wav file (silences cut)."""
-    if path.endswith('.p'):
+    if not is_recording(path):
         feat = read_MFB(path)[0]
         return embed_features(model, [feat], [path], test_frames, device), \
             len(feat) * c.HOP_SECONDS
     embedding, seconds = embed_wavs_with_seconds(model, [path], device, vad, test_frames)
     return embedding, seconds[0]
-
-
-def embed_test_file(model: torch.nn.Module, path: str, test_frames: int, device: torch.device,
-                    vad: bool = True) -> torch.Tensor:
-    """(1, E): a feature file (.p) as the tutorial reads it, or a wav file (silences cut)."""
-    if path.endswith('.p'):
-        return get_embeddings(model, path, test_frames, device)
-    return embed_wavs(model, [path], device, vad, test_frames)
 
 
 def check_wav_input(setting: str, path: str) -> None:
@@ -206,12 +199,37 @@ def check_wav_input(setting: str, path: str) -> None:
         raise SetupError(f'--{setting} {path}: no such file')
 
 
-def note_wav_model(log_dir: str, wav_log_dir: str) -> None:
-    """A note when log_dir was changed but wav input takes wav_log_dir's model."""
-    if log_dir != DEMO_MODEL_DIR and wav_log_dir == REAL_MODEL_DIR \
-            and os.path.abspath(log_dir) != os.path.abspath(wav_log_dir):
-        print(f'note: wav input uses wav_log_dir ({wav_log_dir}); --log_dir {log_dir} is for '
-              f'feature files: give --wav_log_dir {log_dir} to use that model')
+# ---- which model reads an input: the one rule (README "Your own voice", docs/ADVANCED.md) ---
+
+DEMO_ENROLLMENT_DIR = 'enroll_embeddings'      # the scripts' embedding_dir default
+REAL_ENROLLMENT_DIR = 'enroll_embeddings_real'  # the real-speech model's enrollments
+
+
+def is_recording(path: str) -> bool:
+    """The one test of what an input file is: the tutorial's feature file (.p) or a recording
+    (anything else, read as a WAV file)."""
+    return not os.fspath(path).lower().endswith('.p')
+
+
+class Folders(NamedTuple):
+    """The model folder and the enrollment folder that a script's input takes."""
+    log_dir: str
+    embedding_dir: str
+
+
+def model_folders(settings: dict, wav_input: bool) -> Folders:
+    """The folders for a script's input (``settings``: its globals, after
+    cli.override_settings). Feature files take ``log_dir`` and ``embedding_dir`` as set.
+    Recordings take the real-speech model, model_real, and its enrollments,
+    enroll_embeddings_real, in place of each of the two that the user did not choose: a folder
+    given on the command line or in a recipe, or edited in the script, is used as it is (the
+    demo model, made from synthetic feature files, cannot tell real voices apart)."""
+    log_dir, embedding_dir = settings['log_dir'], settings.get('embedding_dir', '')
+    if wav_input and not cli.was_chosen(settings, 'log_dir', DEMO_MODEL_DIR):
+        log_dir = REAL_MODEL_DIR
+    if wav_input and not cli.was_chosen(settings, 'embedding_dir', DEMO_ENROLLMENT_DIR):
+        embedding_dir = REAL_ENROLLMENT_DIR
+    return Folders(log_dir, embedding_dir)
 
 
 # ---- for programs ---------------------------------------------------------------------------

@@ -174,6 +174,7 @@ def test_list_items_take_the_type_of_the_defaults_items():
     ns = {'bands': [2, 4], 'priors': [0.01], 'names': ['a'], 'empty': []}
     override_settings(ns, ['--bands', '1,2.5', '--priors', '0.1,1', '--names', '7,x',
                            '--empty', '5'])
+    assert ns.pop('GIVEN_SETTINGS') == {'bands', 'priors', 'names', 'empty'}
     assert ns == {'bands': [1, 2.5], 'priors': [0.1, 1], 'names': ['7', 'x'], 'empty': ['5']}
     assert [type(v) for v in ns['bands']] == [int, float]
     with pytest.raises(SetupError, match="--bands: expected comma-separated numbers, got '1,x'"):

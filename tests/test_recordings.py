@@ -16,7 +16,15 @@ from configure import SetupError
 from conftest import ROOT, run_script, write_24bit
 from dvector import embed_wav, score_wavs
 from dvector.checkpoint import read_checkpoint
-from dvector.recordings import cached_model, speakers_and_wavs, wav_features
+from dvector.cli import override_settings
+from dvector.recordings import (
+    Folders,
+    cached_model,
+    is_recording,
+    model_folders,
+    speakers_and_wavs,
+    wav_features,
+)
 from dvector.threshold import store_threshold, threshold_record
 
 
@@ -128,7 +136,7 @@ def test_wav_commands_of_the_scripts(tmp_path, trained_run):
           for i, voice in enumerate(['en', 'en+m3'])]
     other = speech_wav(tmp_path / 'other' / 'other.wav', 'de')
     emb = str(tmp_path / 'emb')
-    common = ['--wav_log_dir', run, '--wav_embedding_dir', emb]
+    common = ['--log_dir', run, '--embedding_dir', emb]  # wav input takes the folders given
     result = run_script('enroll.py', '--enroll_wav', str(tmp_path / 'me'), *common)
     assert result.returncode == 0, result.stderr
     assert 'Aggregates the activation (spk : me, 2 wav files)' in result.stdout
@@ -178,13 +186,55 @@ def test_wav_input_mistakes_are_one_line_and_lose_nothing(tmp_path, trained_run)
     before = sorted(os.listdir(emb))
     wav = speech_wav(tmp_path / 'me' / 'me.wav')
     # the real model cannot add to a set the synthetic-feature model made: refused, kept
-    result = run_script('enroll.py', '--enroll_wav', wav, '--wav_embedding_dir', emb)
+    result = run_script('enroll.py', '--enroll_wav', wav, '--embedding_dir', emb)
     assert result.returncode == 1 and sorted(os.listdir(emb)) == before
     assert result.stderr.startswith(f'error: {emb}: holds 3 speakers enrolled by another model')
     result = run_script('verification.py', '--test_wav', str(tmp_path), '--enroll_wav', wav)
     assert result.returncode == 1
     assert result.stderr == f'error: --test_wav {tmp_path}: is a folder; give one wav file\n'
     result = run_script('identification.py', '--test_wav', wav, '--log_dir', log_dir,
-                        '--wav_embedding_dir', str(tmp_path / 'none'))
-    assert f'note: wav input uses wav_log_dir (model_real); --log_dir {log_dir}' in result.stdout
+                        '--embedding_dir', str(tmp_path / 'none'))
     assert result.returncode == 1 and 'enrollment folder not found' in result.stderr
+    # the model given is the one used for the wav, with the set that model enrolled
+    result = run_script('identification.py', '--test_wav', wav, '--log_dir', log_dir,
+                        '--embedding_dir', emb)
+    assert result.returncode == 0, result.stderr
+    assert 'Predicted speaker : ' in result.stdout and 'note: wav input' not in result.stdout
+
+
+REAL = ('model_real', 'enroll_embeddings_real')
+
+
+@pytest.mark.parametrize('argv, edited, wav_input, expected', [
+    ([], {}, False, ('model_saved', 'enroll_embeddings')),
+    ([], {}, True, REAL),
+    (['--log_dir', 'runs/mine'], {}, False, ('runs/mine', 'enroll_embeddings')),
+    (['--log_dir', 'runs/mine'], {}, True, ('runs/mine', 'enroll_embeddings_real')),
+    (['--embedding_dir', 'D'], {}, True, ('model_real', 'D')),
+    (['--log_dir=model_saved'], {}, True, ('model_saved', 'enroll_embeddings_real')),
+    (['--embedding_dir', 'enroll_embeddings'], {}, True, ('model_real', 'enroll_embeddings')),
+    ([], {'log_dir': 'runs/mine'}, True, ('runs/mine', 'enroll_embeddings_real')),  # edited
+    ([], {'embedding_dir': 'mine'}, True, ('model_real', 'mine')),
+])
+def test_one_rule_picks_the_model_and_enrollments_of_an_input(argv, edited, wav_input,
+                                                              expected):
+    """Feature files: log_dir and embedding_dir as set; recordings: the real-speech pair in
+    place of each folder the user did not choose (given, even as its default, or edited)."""
+    settings = {'log_dir': 'model_saved', 'embedding_dir': 'enroll_embeddings', **edited}
+    override_settings(settings, argv)
+    assert model_folders(settings, wav_input) == Folders(*expected)
+
+
+def test_a_folder_set_in_a_recipe_is_chosen(tmp_path):
+    recipe = tmp_path / 'mine.py'
+    recipe.write_text("log_dir = 'model_saved'\n")
+    settings = {'log_dir': 'model_saved', 'embedding_dir': 'enroll_embeddings'}
+    override_settings(settings, [str(recipe)])
+    assert model_folders(settings, True) == Folders('model_saved', 'enroll_embeddings_real')
+
+
+def test_what_is_a_recording_is_decided_by_one_test():
+    assert not is_recording('feat/spk/test.p') and not is_recording('A.P')
+    assert is_recording('me.wav') and is_recording('ME.WAV') and is_recording('a.p.wav')
+    assert is_recording('no_extension')
+

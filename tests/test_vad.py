@@ -131,7 +131,7 @@ def test_the_scripts_refuse_recordings_without_speech(speech, tmp_path):
     noise = sox_file(tmp_path, 'noise.wav', ['synth', '10', 'whitenoise', 'vol', '0.01'])
     dithered = sox_file(tmp_path, 'silence.wav', ['trim', '0', '10'])
     emb = str(tmp_path / 'emb')
-    result = run_script('enroll.py', '--enroll_wav', noise, '--wav_embedding_dir', emb)
+    result = run_script('enroll.py', '--enroll_wav', noise, '--embedding_dir', emb)
     assert result.returncode == 1 and not os.path.exists(emb)
     assert result.stderr == (f'error: no speech found in {noise} (10.00 s of audio: noise, '
                              'music or silence); record again, speaking close to the '
