@@ -238,3 +238,23 @@ def test_what_is_a_recording_is_decided_by_one_test():
     assert is_recording('me.wav') and is_recording('ME.WAV') and is_recording('a.p.wav')
     assert is_recording('no_extension')
 
+
+@needs_tools
+@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, 'model_real')),
+                    reason='needs model_real/')
+def test_an_embedding_dir_given_with_a_wav_is_the_one_written_and_read(tmp_path):
+    """Issue 27: enroll.py --enroll_wav X --speaker me --embedding_dir D wrote into
+    enroll_embeddings_real (its wav_embedding_dir), not D."""
+    wav = speech_wav(tmp_path / 'rec' / 'take one.wav')
+    emb = str(tmp_path / 'mine')
+    result = run_script('enroll.py', '--enroll_wav', wav, '--speaker', 'me',
+                        '--embedding_dir', emb)
+    assert result.returncode == 0, result.stderr
+    assert f'1 speaker enrolled in {emb}: me' in result.stdout
+    assert 'me.pth' in os.listdir(emb)
+    with open(os.path.join(emb, 'enrolled_with.txt')) as f:
+        assert 'model_real' in f.read()  # the real-speech model, the log_dir not chosen
+    result = run_script('verification.py', '--enroll_speaker', 'me', '--test_wav', wav,
+                        '--embedding_dir', emb)
+    assert result.returncode == 0, result.stderr
+    assert 'Result : Accept' in result.stdout and 'Score : 1.0000' in result.stdout
