@@ -22,19 +22,20 @@ statistics, e.g. 1,536 numbers for ECAPA with stats pooling), and followed by LD
 whitened directions, the embedding_size in which the training speakers' means differ most
 (Fisher, 1936). That map replaces fc0 for embedding, so the d-vector keeps its size. fc0 was
 trained only to feed the classifier of the training speakers; fitted one layer lower, on the
-same speakers' utterances, the map keeps more of what tells new speakers apart (measured in
-docs/RESULTS.md). There are many more numbers than utterances per speaker to estimate S_w
-from, so the default reg is larger (pooling_reg).
+same speakers' utterances, the map can keep what fc0 dropped that tells new speakers apart.
+There are many more numbers than utterances per speaker to estimate S_w from, so the default
+reg is larger (pooling_reg).
 
 With ``layer='both'`` both maps are fitted and the d-vector is the two whitened d-vectors,
 each normalised, side by side (twice embedding_size numbers; model/fuse.JointWhitening): its
-cosine is the mean of the two cosines. The two make different errors, so their mean can be
-better than either (docs/RESULTS.md).
-The map is no longer linear: the cohort is made of the joint embeddings, and bn0 and the
-classifier are dropped for embedding.
+cosine is the mean of the two cosines: where the two make different errors, their mean can be
+better than either. The map is no longer linear: the cohort is made of the joint embeddings,
+and bn0 and the classifier are dropped for embedding.
 
 tools/whitening.py fits it on a trained run; train.py does it at the end of training with
 ``--whiten true``. Enroll again after.
+
+What each layer gains, measured: docs/RESULTS.md, sections 2 (whitening) and 6 (which layer).
 """
 import torch
 
