@@ -11,6 +11,12 @@ are the same speaker's. Three ways per length: both sides that short; the whole 
 against test pieces (how short a test may be); enrollment pieces against the whole test (how
 short an enrollment may be). Prints a table of EERs (dvector/metrics.py compute_eer) and
 trial counts; the figures behind MIN_ENROLL_SECONDS and SHORT_TEST_SECONDS in dvector/vad.py.
+Each piece is embedded as the scripts embed a recording (dvector.features.recording_features:
+set to the DB's speech level, then the tutorial's features).
+
+``--baseline resemblyzer`` scores the same pieces in the same run with Resemblyzer's
+VoiceEncoder (``pip install resemblyzer``; not one of the project's requirements), each piece
+through its own preprocess_wav, as its README shows.
 """
 import os
 import sys
@@ -25,7 +31,7 @@ import configure as c  # noqa: E402
 from DB_wav_reader import read_audio  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.embedding import embed_features  # noqa: E402
-from dvector.features import fast_logfbank  # noqa: E402
+from dvector.features import recording_features  # noqa: E402
 from dvector.metrics import compute_eer  # noqa: E402
 from dvector.recordings import REAL_MODEL_PATH, TEST_FRAMES, cached_model  # noqa: E402
 from dvector.vad import keep_speech  # noqa: E402
@@ -35,8 +41,9 @@ wav_dir = os.path.join(REPO, 'data', 'tutorial_db', 'test_wavs')  # <speaker>/{e
 log_dir = REAL_MODEL_PATH    # the model scored (the shipped real-speech model)
 lengths = '0.5,1,1.5,2,3'    # seconds of speech per piece
 use_cuda = False             # the model on the GPU when there is one
+baseline = ''                # also score the same pieces with: '' (none) or 'resemblyzer'
 SETTING_RULES = {'wav_dir': cli.NAME, 'log_dir': cli.NAME, 'lengths': cli.TEXT,
-                 'use_cuda': cli.FLAG}
+                 'use_cuda': cli.FLAG, 'baseline': cli.one_of('', 'resemblyzer')}
 
 
 def pieces(audio: np.ndarray, seconds: float) -> list:
@@ -46,10 +53,23 @@ def pieces(audio: np.ndarray, seconds: float) -> list:
 
 
 def embed_audio(model, clips: list) -> torch.Tensor:
-    """(n, E) d-vectors of 16 kHz clips."""
-    feats = [fast_logfbank(clip).astype(np.float32) for clip in clips]
+    """(n, E) d-vectors of 16 kHz clips, each embedded as the scripts embed a recording."""
+    feats = [recording_features(clip) for clip in clips]
     device = next(model.parameters()).device
     return embed_features(model, feats, ['piece'] * len(feats), TEST_FRAMES, device).cpu()
+
+
+def resemblyzer_embedder():
+    """clips -> (n, 256) L2-normalised Resemblyzer embeddings; one line if it is missing."""
+    try:
+        from resemblyzer import VoiceEncoder, preprocess_wav
+    except ImportError as err:
+        raise cli.SetupError(f'baseline=resemblyzer: Resemblyzer is not installed ({err}); '
+                             'pip install resemblyzer') from None
+    encoder = VoiceEncoder('cpu', verbose=False)
+    return lambda clips: torch.from_numpy(np.stack([
+        encoder.embed_utterance(preprocess_wav(clip, source_sr=c.SAMPLE_RATE))
+        for clip in clips]))
 
 
 def eer_of(enrolled: list, tests: list) -> tuple:
@@ -65,24 +85,15 @@ def eer_of(enrolled: list, tests: list) -> tuple:
     return 100 * compute_eer(scores, labels)[0], int(labels.sum()), int((~labels).sum())
 
 
-def main() -> None:
-    cli.override_settings(globals(), doc=__doc__)
-    torch.set_grad_enabled(False)
-    model, _ = cached_model(log_dir, use_cuda)
-    speakers = sorted(d for d in os.listdir(wav_dir) if os.path.isdir(os.path.join(wav_dir, d)))
-    speech = {(spk, side): keep_speech(read_audio(os.path.join(wav_dir, spk, side + '.wav')),
-                                       c.SAMPLE_RATE, f'{spk}/{side}.wav')
-              for spk in speakers for side in ('enroll', 'test')}
-    whole = {key: embed_audio(model, [audio]) for key, audio in speech.items()}
-    print(f'{len(speakers)} speakers; speech kept: enrollments '
-          f'{np.mean([len(speech[s, "enroll"]) for s in speakers]) / c.SAMPLE_RATE:.1f} s, '
-          f'tests {np.mean([len(speech[s, "test"]) for s in speakers]) / c.SAMPLE_RATE:.1f} s '
-          'on average')
+def print_table(name: str, embed, speech: dict, speakers: list) -> None:
+    """The EER table of one system: ``embed`` maps a list of 16 kHz clips to (n, E) d-vectors."""
+    whole = {key: embed([audio]) for key, audio in speech.items()}
+    print(f'\n{name}')
     print('| speech per piece | EER, both sides that long | EER, whole enrollment vs test '
           'piece | EER, enrollment piece vs whole test | genuine / impostor trials (both) |')
     print('|---|---|---|---|---|')
     for seconds in [float(x) for x in lengths.split(',')]:
-        cut = {key: embed_audio(model, pieces(audio, seconds)) for key, audio in speech.items()}
+        cut = {key: embed(pieces(audio, seconds)) for key, audio in speech.items()}
         enr_cut = [(s, cut[s, 'enroll']) for s in speakers]
         test_cut = [(s, cut[s, 'test']) for s in speakers]
         both, n_gen, n_imp = eer_of(enr_cut, test_cut)
@@ -93,6 +104,24 @@ def main() -> None:
     full = eer_of([(s, whole[s, 'enroll']) for s in speakers],
                   [(s, whole[s, 'test']) for s in speakers])
     print(f'| whole recordings | {full[0]:.2f} % | | | {full[1]} / {full[2]} |')
+
+
+def main() -> None:
+    cli.override_settings(globals(), doc=__doc__)
+    torch.set_grad_enabled(False)
+    model, _ = cached_model(log_dir, use_cuda)
+    other = resemblyzer_embedder() if baseline == 'resemblyzer' else None
+    speakers = sorted(d for d in os.listdir(wav_dir) if os.path.isdir(os.path.join(wav_dir, d)))
+    speech = {(spk, side): keep_speech(read_audio(os.path.join(wav_dir, spk, side + '.wav')),
+                                       c.SAMPLE_RATE, f'{spk}/{side}.wav')
+              for spk in speakers for side in ('enroll', 'test')}
+    print(f'{len(speakers)} speakers; speech kept: enrollments '
+          f'{np.mean([len(speech[s, "enroll"]) for s in speakers]) / c.SAMPLE_RATE:.1f} s, '
+          f'tests {np.mean([len(speech[s, "test"]) for s in speakers]) / c.SAMPLE_RATE:.1f} s '
+          'on average')
+    print_table(log_dir, lambda clips: embed_audio(model, clips), speech, speakers)
+    if other is not None:
+        print_table('Resemblyzer (VoiceEncoder, the same pieces)', other, speech, speakers)
 
 
 if __name__ == '__main__':
