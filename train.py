@@ -31,6 +31,7 @@ from dvector.checkpoint import (
 from dvector.features import feature_settings
 from dvector.fileio import check_writable_dir, folder_lock, remove_stale_temporaries
 from dvector.pair_batches import PairBatchSampler
+from dvector.threshold import describe, fit_validation_threshold
 from dvector.whitening import LAYERS, whiten_checkpoint
 from model import BACKBONES, build_model
 from model.losses import LOSSES, ModelWithLoss, build_loss, loss_settings
@@ -539,11 +540,12 @@ def fit(device: torch.device) -> None:
     if not history['epoch'] or history['epoch'][-1] < first:
         raise cli.SetupError(f'start={start}, n_epochs={n_epochs}: the last epoch, '
                              f'{start + n_epochs - 1}, is already trained; nothing to do')
-    finish(history, device)
+    finish(history, device, valid_dataset)
 
 
-def finish(history: dict, device: torch.device) -> None:
-    """The lowest validation loss, the loss plot, and the whitening when asked (rank 0)."""
+def finish(history: dict, device: torch.device, valid_dataset: DvectorDataset) -> None:
+    """The lowest validation loss, the loss plot, the whitening when asked, and the model's
+    verification threshold (rank 0)."""
     best = history['epoch'][int(np.argmin(history['valid_loss']))]
     log(f'Lowest validation loss at epoch {best}')
     if not dist.is_main_process():
@@ -551,8 +553,29 @@ def finish(history: dict, device: torch.device) -> None:
     log(f'Loss plot: {visualize_the_losses(history, best)}')
     if whiten:
         whiten_checkpoint(log_dir, best, train_feat_dir, device, layer=whiten_layer)
+    store_validation_threshold(best, valid_dataset, device)  # after whitening: on its scale
     log(f'Checkpoints in {log_dir}/; enroll.py with --log_dir {log_dir} uses the one of '
         f'epoch {best}')
+
+
+def store_validation_threshold(best: int, valid_dataset: DvectorDataset,
+                               device: torch.device) -> None:
+    """Store in the best checkpoint the EER threshold of the pairs of the validation
+    utterances (dvector/threshold.py): verification.py's default for this model, in place of
+    the class's 0.95, until evaluate.py --store_threshold true measures one on other trials."""
+    try:
+        record = fit_validation_threshold(log_dir, best, valid_dataset.files,
+                                          valid_dataset.labels, device)
+    except cli.SetupError as err:  # e.g. a validation utterance too short to embed
+        record, why = None, str(err)
+    else:
+        why = 'no two validation utterances of one speaker'
+    if record is None:
+        log(f"note: no threshold stored ({why}): verification.py uses the class's 0.95 until "
+            f'python evaluate.py --log_dir {log_dir} --store_threshold true measures one')
+        return
+    log(f"Threshold {describe(record)} stored with epoch {best}: verification.py's default "
+        'for this model')
 
 
 def seed_everything(value: int) -> None:

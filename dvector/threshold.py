@@ -1,17 +1,25 @@
 """A verification threshold that belongs to its model.
 
 Scores of different models (or of one model before and after whitening) live on different
-scales, so a threshold is only meaningful for the model it was measured on. ``evaluate.py
---store_threshold true`` stores the EER threshold of its trials in the checkpoint, with the
-false-accept and false-reject rates there; verification.py (``thres = 0``), identification.py
-and ``score_wavs`` use it and print it beside each decision (a model without one, such as a
-model just trained, gets the class's 0.95, with a word on how to measure its own). One
+scales, so a threshold is only meaningful for the model it was measured on. train.py ends by
+storing the EER threshold of the pairs of its validation utterances (held-out utterances of the
+training speakers: ``fit_validation_threshold``); ``evaluate.py --store_threshold true`` stores
+the EER threshold of its trials instead (the test speakers', who were never trained on). Either
+is kept in the checkpoint with the false-accept and false-reject rates there; verification.py
+(``thres = 0``), identification.py and ``score_wavs`` use it and print it beside each decision
+(a model without one gets the class's 0.95, with a word on how to measure its own). One
 threshold per scoring: the plain cosine, and each AS-norm cohort size.
 """
 import math
 
+import numpy as np
+import torch
+
 from configure import SetupError
+from dvector.checkpoint import inference_model, read_checkpoint
+from dvector.embedding import embed_files
 from dvector.fileio import load_torch, save_torch
+from dvector.metrics import compute_eer, threshold_table
 
 THRESHOLD_KEY = 'verification_threshold'  # {scoring: record}; see threshold_record
 CLASS_THRESHOLD = 0.95  # the class's threshold, for a model that has none of its own
@@ -47,8 +55,9 @@ def describe(record: dict) -> str:
 
 def choose_threshold(thres: float, checkpoint: dict, as_norm: int = 0) -> tuple:
     """(threshold, how to print it): ``thres`` itself, or the model's own when ``thres`` is 0.
-    A model without one (a model just trained) gets the class's 0.95 for the plain cosine, said
-    so in the description; with AS-norm, SetupError."""
+    A model without one (a training run whose validation had no two utterances of a speaker, a
+    model made otherwise) gets the class's 0.95 for the plain cosine, said so in the
+    description; with AS-norm, SetupError."""
     if thres != 0:
         return thres, f'{thres:g} (--thres)'
     record = model_threshold(checkpoint, as_norm)
@@ -71,3 +80,45 @@ def store_threshold(path: str, record: dict, as_norm: int = 0) -> None:
     stored[scoring_name(as_norm)] = record
     checkpoint[THRESHOLD_KEY] = stored
     save_torch(checkpoint, path)
+
+
+# ---- the threshold a training run stores: pairs of its validation utterances --------------
+VALIDATION_UTTERANCES = 2000  # at most this many make pairs (2 million trials)
+VALIDATION_TEST_FRAMES = 100  # pieces of verification.py's test utterances
+
+
+def eer_record(scores, labels, trials: str) -> dict:
+    """The record of the EER threshold of these trials: the rates are those of the decisions
+    at that threshold (score > threshold)."""
+    _, threshold = compute_eer(scores, labels)
+    row = threshold_table(scores, labels, [threshold])[0]
+    return threshold_record(threshold, row['false_accept'], row['false_reject'], trials,
+                            len(scores))
+
+
+def pair_trials(embeddings: torch.Tensor, speakers: list) -> tuple:
+    """(scores, labels) of every pair of two utterances: cosine scores of the (N, E) normalised
+    embeddings, label 1 where both are of one speaker."""
+    first, second = torch.triu_indices(len(speakers), len(speakers), offset=1)  # (2, N(N-1)/2)
+    scores = (embeddings[first] * embeddings[second]).sum(dim=1)                # (pairs,)
+    owner = np.asarray(speakers)
+    return scores.numpy(), owner[first.numpy()] == owner[second.numpy()]
+
+
+def fit_validation_threshold(log_dir: str, epoch: int, files: list, speakers: list,
+                             device: torch.device) -> dict:
+    """Store in checkpoint ``epoch`` of ``log_dir`` the EER threshold of the pairs of the
+    validation utterances ``files`` (of ``speakers``; the first VALIDATION_UTTERANCES), embedded
+    as verification.py embeds a test utterance; returns the record, or None (nothing stored)
+    when no two of them are of one speaker or of different ones."""
+    files, speakers = list(files)[:VALIDATION_UTTERANCES], list(speakers)[:VALIDATION_UTTERANCES]
+    if len(set(speakers)) < 2 or len(set(speakers)) == len(speakers):
+        return None
+    checkpoint = read_checkpoint(log_dir, epoch)
+    model = inference_model(checkpoint, device)
+    embeddings = embed_files(model, files, VALIDATION_TEST_FRAMES, device).cpu()  # (N, E)
+    scores, labels = pair_trials(embeddings, speakers)
+    record = eer_record(scores, labels, f'pairs of {len(files)} held-out utterances of '
+                        f"{len(set(speakers))} training speakers (train.py's validation)")
+    store_threshold(checkpoint['path'], record)
+    return record

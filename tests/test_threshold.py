@@ -15,7 +15,10 @@ from dvector.threshold import (
     THRESHOLD_KEY,
     choose_threshold,
     describe,
+    eer_record,
+    fit_validation_threshold,
     model_threshold,
+    pair_trials,
     store_threshold,
     threshold_record,
 )
@@ -61,7 +64,15 @@ def test_evaluate_stores_the_eer_threshold_that_verification_then_uses(tmp_path,
     assert run_script('enroll.py', *common, '--embedding_dir', emb).returncode == 0
     claim = [*common, '--embedding_dir', emb, '--enroll_speaker', 'syn_t00',
              '--test_speaker', 'syn_t00']
-    # none stored yet (a model just trained): the class's threshold, and how to measure one
+    # a model just trained decides at the threshold train.py fitted on its validation pairs
+    result = run_script('verification.py', *claim)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Threshold : -?[\d.]+ \(this model's EER threshold on pairs of 6 held-out "
+                     r"utterances of 4 training speakers \(train.py's validation\), 15 trials",
+                     result.stdout)
+    # none stored (a model made otherwise): the class's threshold, and how to measure one
+    path = read_checkpoint(run)['path']
+    save_torch({k: v for k, v in load_torch(path).items() if k != THRESHOLD_KEY}, path)
     result = run_script('verification.py', *claim)
     assert result.returncode == 0, result.stderr
     assert re.search(r"Threshold : 0.95 \(the class's: this model has no threshold of its own "
@@ -101,3 +112,61 @@ def test_exercise_4_marks_the_chosen_threshold(capsys):
     assert re.search(rf'{eer_thres:9.4f} .*  EER, chosen\n', capsys.readouterr().out)
     evaluate.report_verification(scores, labels, 0.85)
     assert re.search(r'   0.8500 .*  chosen\n', capsys.readouterr().out)
+
+
+def test_pair_trials_score_every_pair_once_and_label_same_speaker_pairs():
+    embeddings = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8],
+                                                             [0.0, 1.0]]), dim=1)
+    scores, labels = pair_trials(embeddings, ['a', 'b', 'a'])
+    # pairs (0, 1), (0, 2), (1, 2)
+    assert scores.tolist() == pytest.approx([0.6, 0.0, 0.8])
+    assert labels.tolist() == [False, True, False]
+
+
+def test_eer_record_gives_the_rates_of_the_decisions_at_its_threshold():
+    scores, labels = [0.9, 0.7, 0.5, 0.4, 0.3, 0.1], [1, 0, 1, 0, 0, 0]
+    record = eer_record(scores, labels, 'six trials')
+    accepted = [s > record['threshold'] for s in scores]
+    false_accept = 100 * sum(a for a, lab in zip(accepted, labels) if not lab) / 4
+    false_reject = 100 * sum(not a for a, lab in zip(accepted, labels) if lab) / 2
+    assert (record['false_accept'], record['false_reject']) == (false_accept, false_reject)
+    assert record['trials'] == 'six trials' and record['n_trials'] == 6
+
+
+def test_no_validation_threshold_without_pairs_of_both_kinds(tmp_path):
+    device = torch.device('cpu')
+    for speakers in (['a', 'b', 'c'], ['a', 'a']):  # no target pair; no non-target pair
+        assert fit_validation_threshold(str(tmp_path), 1, ['x.p'] * len(speakers), speakers,
+                                        device) is None  # before reading anything
+
+
+def test_training_stores_the_eer_threshold_of_its_validation_pairs(trained_run, monkeypatch):
+    """Issue 30 item 13b: a model just trained decided at the class's 0.95 (README's impostor
+    example was accepted). The stored record is the EER threshold of every pair of the
+    validation utterances, with the error rates of its decisions on them."""
+    import numpy as np
+
+    import train
+    from dvector.checkpoint import inference_model
+    from dvector.embedding import embed_files
+    from dvector.metrics import compute_eer
+    log_dir, train_dir, _ = trained_run
+    checkpoint = read_checkpoint(log_dir)
+    record = model_threshold(checkpoint)
+    assert record['trials'] == ("pairs of 6 held-out utterances of 4 training speakers "
+                                "(train.py's validation)") and record['n_trials'] == 15
+    monkeypatch.setattr(train, 'seed', 1)  # the split train.py made (conftest: val_ratio 25)
+    _, valid, _ = train.split_train_dev(train_dir, 25)
+    model = inference_model(checkpoint, torch.device('cpu'))
+    embeddings = embed_files(model, list(valid['filename']), 100, torch.device('cpu'))
+    speakers = list(valid['speaker_id'])
+    scores, labels = [], []
+    for i in range(len(speakers)):
+        for j in range(i + 1, len(speakers)):
+            scores.append(float(embeddings[i] @ embeddings[j]))
+            labels.append(speakers[i] == speakers[j])
+    scores, labels = np.array(scores), np.array(labels)
+    assert record['threshold'] == pytest.approx(compute_eer(scores, labels)[1], abs=1e-6)
+    accepted = scores > record['threshold']
+    assert record['false_accept'] == pytest.approx(100 * accepted[~labels].mean())
+    assert record['false_reject'] == pytest.approx(100 * (~accepted[labels]).mean())
