@@ -45,7 +45,9 @@ def test_a_file_and_its_samples_give_one_d_vector(tmp_path, encoder, trained_run
     tone = voice(2, 150)
     assert torch.allclose(plain.embed(tone, 16000),
                           plain.embed(write_wav(tmp_path / 't.wav', tone)), atol=1e-5)
-    assert float(plain.embed(ENROLL) @ from_file) < 0.99999  # the silences were kept
+    # the silences were kept: not the d-vector of the speech alone (the tiny test model's
+    # cosine between the two is 0.999993, too close to 1 for a bound on it to hold)
+    assert not torch.allclose(plain.embed(ENROLL), from_file, atol=1e-5)
 
 
 def test_score_is_score_wavs_with_the_encoders_model(encoder, trained_run):
