@@ -163,6 +163,10 @@ def to_mono(audio: np.ndarray, rate: int, sample_rate: int = c.SAMPLE_RATE,
     float samples at ``rate`` Hz: channels mixed down, other rates resampled (a note, once per
     rate, names the first ``name``)."""
     audio = pcm_to_float(audio)
+    bad = audio.size - int(np.isfinite(audio).sum())
+    if bad:  # a float WAV's NaN or infinity would make every feature and score NaN
+        raise SetupError(f'{name}: {bad} of {audio.size} samples are not finite numbers (NaN '
+                         'or infinity): not a recording')
     if audio.ndim == 2:
         audio = audio.mean(axis=1, dtype=np.float32)
     if rate != sample_rate:

@@ -26,6 +26,7 @@ from dvector.fileio import check_writable_dir
 from dvector.recordings import (
     check_enrollment,
     check_extraction_settings,
+    check_unused,
     embed_test_with_seconds,
     embed_wavs_with_seconds,
     model_folders,
@@ -132,6 +133,7 @@ def enroll_wav_input(model_dir: str, out_dir: str, device) -> None:
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
+    check_unused(globals(), 'enroll_wav', ('test_dir',))
     model_dir, out_dir = model_folders(globals(), wav_input=bool(enroll_wav))
     check_folders(model_dir, out_dir)
     device = select_device(use_cuda)

@@ -65,6 +65,7 @@ from dvector.metrics import (
 )
 from dvector.recordings import (
     check_extraction_settings,
+    check_unused,
     is_recording,
     model_folders,
     wav_features,
@@ -551,6 +552,7 @@ def write_plots(scores, labels, similarity, speakers: list, chosen, llrs=None) -
 
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
+    check_unused(globals(), 'test_wav_dir', ('test_dir',))
     if scores_out:
         check_scores_out(scores_out)
     if plot_dir:

@@ -31,6 +31,7 @@ from dvector.enrollment import (
 )
 from dvector.recordings import (
     check_extraction_settings,
+    check_unused,
     check_wav_input,
     embed_test_with_seconds,
     is_recording,
@@ -112,8 +113,9 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     device = select_device(use_cuda)
+    check_unused(globals(), 'test_wav', ('test_dir', 'test_speaker'))
     if test_wav:
-        check_wav_input('test_wav', test_wav)
+        check_wav_input('test_wav', test_wav, vad)
     test_path = test_wav or find_test_file(test_dir, test_speaker)
     wav_input = is_recording(test_path)  # a .p given as test_wav is read as a feature file
     model_dir, enrolled_dir = model_folders(globals(), wav_input)

@@ -35,6 +35,7 @@ from dvector.enrollment import (
 )
 from dvector.recordings import (
     check_extraction_settings,
+    check_unused,
     check_wav_input,
     embed_test_with_seconds,
     is_recording,
@@ -125,12 +126,14 @@ def check_inputs() -> str:
     if enroll_wav and not test_wav:
         raise cli.SetupError(f'--enroll_wav {enroll_wav}: give --test_wav too, the file to '
                              'compare it with')
-    for setting, path in (('test_wav', test_wav), ('enroll_wav', enroll_wav)):
-        if path:
-            check_wav_input(setting, path)
+    check_unused(globals(), 'test_wav', ('test_dir', 'test_speaker'))
+    check_unused(globals(), 'enroll_wav', ('enroll_speaker',))
     if enroll_wav and is_recording(enroll_wav) != is_recording(test_wav):
         raise cli.SetupError(f'--enroll_wav {enroll_wav}, --test_wav {test_wav}: one is a '
                              'feature file (.p), the other a recording; give two of a kind')
+    for setting, path in (('test_wav', test_wav), ('enroll_wav', enroll_wav)):
+        if path:
+            check_wav_input(setting, path, vad)
     return test_wav or find_test_file(test_dir, test_speaker)
 
 

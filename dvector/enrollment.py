@@ -338,10 +338,11 @@ def split_enroll_and_test(folder: str, ext: str = '.p') -> tuple:
     if ext == '.p':
         table = read_feats_structure(folder)
     else:
-        table = read_DB_structure(folder, '**/*' + ext) if os.path.isdir(folder) else None
+        any_case = ''.join(f'[{ch.lower()}{ch.upper()}]' if ch.isalpha() else ch for ch in ext)
+        table = read_DB_structure(folder, '**/*' + any_case) if os.path.isdir(folder) else None
         if table is None or table.empty:
             raise SetupError(f'{folder}: no {ext} files in <speaker> folders under it')
-    is_enroll = table['filename'].map(lambda f: os.path.basename(f) == 'enroll' + ext)
+    is_enroll = table['filename'].map(lambda f: os.path.basename(f).lower() == 'enroll' + ext)
     return table[is_enroll].reset_index(drop=True), table[~is_enroll].reset_index(drop=True)
 
 

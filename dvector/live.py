@@ -15,14 +15,16 @@ import numpy as np
 import torch
 
 from configure import SetupError
-from dvector import calibration
+from dvector import calibration, cli
 from dvector.enrollment import enrolled_seconds, load_enroll_embeddings, save_enrollment_set
 from dvector.recordings import (
+    NAME_RULE,
     REAL_MODEL_PATH,
     cached_model,
     check_enrollment,
     embed_wavs_with_seconds,
     score_wavs,
+    speaker_name_problem,
     wav_quality,
 )
 from dvector.scoring import cosine_scores
@@ -87,9 +89,9 @@ def check_speaker_name(name: str) -> str:
     name = (name or '').strip()
     if not name:
         raise SetupError('no name given: type the speaker\'s name first')
-    if any(ch in name for ch in '/\\\0') or name.startswith('.'):
-        raise SetupError(f'name {name!r}: a speaker name is a file name: no / or \\, and not '
-                         'starting with a dot')
+    if speaker_name_problem(name):  # the rule of enroll.py's --speaker
+        raise SetupError(f'name {cli.brief(name)}: {NAME_RULE}: this one '
+                         f'{speaker_name_problem(name)}')
     return name
 
 

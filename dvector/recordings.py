@@ -16,6 +16,7 @@ import fnmatch
 import functools
 import os
 import sys
+import unicodedata
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -138,16 +139,54 @@ def speaker_of_file(path: str) -> str:
         if stem.lower() in ('enroll', 'test') else stem
 
 
+# a speaker is saved as <name>.pth and a "<name> <seconds>" line of speech_seconds.txt
+NAME_RULE = 'a speaker name is a file name and a line of the set\'s record'
+MAX_SPEAKER_BYTES = 255 - len('.pth')  # a file name's limit on common file systems
+
+
+def speaker_name_problem(name: str) -> str:
+    """What makes ``name`` unusable as a speaker's name ('' when nothing does)."""
+    if not name.strip():
+        return 'is blank'
+    if name != name.strip():
+        return 'begins or ends with a space'
+    if any(unicodedata.category(ch) in ('Cc', 'Zl', 'Zp') for ch in name):
+        return 'holds a control character (a tab or a line break)'
+    if '/' in name or '\\' in name or name.startswith('.'):
+        return 'holds / or \\, or starts with a dot'
+    if len(name.encode('utf-8')) > MAX_SPEAKER_BYTES:
+        return f'is longer than {MAX_SPEAKER_BYTES} bytes'
+    return ''
+
+
 def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> dict:
     """{speaker: [wav files]} to enroll from ``path``: one wav file (its name, without .wav,
     is the speaker), a folder of one speaker's wav files (the folder's name), or a folder of
-    speaker folders. ``speaker`` names the one speaker of a file or folder."""
-    if speaker and (any(ch in speaker for ch in '/\\') or speaker.startswith('.')):
-        raise SetupError(f'--speaker {speaker}: a speaker name is a file name: no / or \\, '
-                         'and not starting with a dot')
+    speaker folders. ``speaker`` names the one speaker of a file or folder. A name that cannot
+    be a file name and a line of the set's record is refused, naming where it came from."""
+    if speaker and speaker_name_problem(speaker):
+        raise SetupError(f'--speaker {cli.brief(speaker)}: {NAME_RULE}: this one '
+                         f'{speaker_name_problem(speaker)}; give another')
+    found = find_speaker_wavs(path, pattern, speaker)
+    for name, files in found.items():
+        if speaker_name_problem(name):
+            raise SetupError(f'{files[0]}: its speaker {cli.brief(name)} (from the file or '
+                             f'folder name) {speaker_name_problem(name)} ({NAME_RULE}); '
+                             'rename it or give --speaker')
+    return found
+
+
+def find_speaker_wavs(path: str, pattern: str, speaker: str) -> dict:
+    """speakers_and_wavs' search: {speaker: [wav files]} of a file, a folder or a folder of
+    speaker folders."""
     path = path.rstrip('/\\') or path
+    if os.path.isfile(path) and not is_recording(path):
+        raise SetupError(f'{path}: a feature file (.p), not a recording; enroll.py --test_dir '
+                         'enrolls the <speaker>/enroll.p files of a folder')
     if os.path.isfile(path):
         return {speaker or speaker_of_file(path): [path]}
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SetupError(f'{path}: not a regular file (a pipe, socket or device) nor a folder')
     if not os.path.isdir(path):
         raise SetupError(f'{path}: no such wav file or folder')
     own = wav_files_of(path, pattern)
@@ -191,12 +230,30 @@ def embed_test_with_seconds(model: torch.nn.Module, path: str, test_frames: int,
     return embedding, seconds[0]
 
 
-def check_wav_input(setting: str, path: str) -> None:
-    """Before any work: the wav file of ``--setting`` is a file."""
+def check_wav_input(setting: str, path: str, vad: bool = True) -> None:
+    """Before any work: ``--setting`` names one file, and a recording is read now (its speech
+    is kept for the embedding), so that a file without speech, or no WAV at all, is one line
+    before the model is loaded."""
     if os.path.isdir(path):
         raise SetupError(f'--{setting} {path}: is a folder; give one wav file')
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise SetupError(f'--{setting} {path}: no such file')
+    if not os.path.isfile(path):
+        raise SetupError(f'--{setting} {path}: not a regular file (a pipe, socket or device); '
+                         'give a wav file')
+    if is_recording(path):
+        wav_features(path, vad)
+
+
+def check_unused(settings: dict, input_setting: str, unused: tuple) -> None:
+    """A setting the user gave that ``input_setting`` (when given) makes unused is one line,
+    not silently ignored (e.g. --test_speaker with --test_wav)."""
+    if not settings.get(input_setting):
+        return
+    for name in unused:
+        if name in settings.get('GIVEN_SETTINGS', ()):
+            raise SetupError(f'--{name} {settings[name]}: not used with --{input_setting} '
+                             f'{settings[input_setting]}; give one of the two')
 
 
 # ---- which model reads an input: the one rule (README "Your own voice", docs/ADVANCED.md) ---
@@ -226,7 +283,8 @@ def model_folders(settings: dict, wav_input: bool) -> Folders:
     demo model, made from synthetic feature files, cannot tell real voices apart)."""
     log_dir, embedding_dir = settings['log_dir'], settings.get('embedding_dir', '')
     if wav_input and not cli.was_chosen(settings, 'log_dir', DEMO_MODEL_DIR):
-        log_dir = REAL_MODEL_DIR
+        # the repository's own when a script runs from another folder (no model_real there)
+        log_dir = REAL_MODEL_DIR if os.path.isdir(REAL_MODEL_DIR) else REAL_MODEL_PATH
     if wav_input and not cli.was_chosen(settings, 'embedding_dir', DEMO_ENROLLMENT_DIR):
         embedding_dir = REAL_ENROLLMENT_DIR
     return Folders(log_dir, embedding_dir)

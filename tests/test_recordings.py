@@ -259,3 +259,111 @@ def test_an_embedding_dir_given_with_a_wav_is_the_one_written_and_read(tmp_path)
                         '--embedding_dir', emb)
     assert result.returncode == 0, result.stderr
     assert 'Result : Accept' in result.stdout and 'Score : 1.0000' in result.stdout
+
+
+def test_a_recording_of_non_finite_samples_is_one_line(tmp_path):
+    """Hunt: a float WAV with NaN samples was refused only after the model ran, as features
+    'not what the model was trained on', with numpy's warnings."""
+    from DB_wav_reader import read_audio
+    audio = voice(1, 150)
+    audio[100:110] = np.nan
+    path = write_wav(tmp_path / 'nan.wav', audio)
+    with pytest.raises(SetupError, match=r'nan.wav: 10 of 48000 samples are not finite numbers'):
+        read_audio(path)
+
+
+def test_a_pipe_named_like_a_wav_is_not_called_missing(tmp_path):
+    """Hunt: a FIFO given as a wav was 'no such file'."""
+    from dvector.recordings import check_wav_input
+    fifo = str(tmp_path / 'fifo.wav')
+    os.mkfifo(fifo)
+    with pytest.raises(SetupError, match='--test_wav .*fifo.wav: not a regular file'):
+        check_wav_input('test_wav', fifo)
+    with pytest.raises(SetupError, match='fifo.wav: not a regular file'):
+        speakers_and_wavs(fifo)
+
+
+def test_a_feature_file_given_to_enroll_as_a_wav_says_what_it_is(tmp_path):
+    path = str(tmp_path / 'enroll.p')
+    with open(path, 'wb') as f:
+        f.write(b'\x80\x04')
+    with pytest.raises(SetupError, match=r'enroll.p: a feature file \(.p\), not a recording'):
+        speakers_and_wavs(path)
+
+
+def test_upper_case_wav_names_count_in_evaluates_wav_tree(tmp_path):
+    """Hunt: evaluate.py --test_wav_dir left out <speaker>/TEST.WAV without a word."""
+    from dvector.enrollment import split_enroll_and_test
+    for name in ('a/Enroll.WAV', 'a/TEST.WAV', 'b/enroll.wav', 'b/test.wav'):
+        write_wav(tmp_path / name, voice(1, 150))
+    enroll, test = split_enroll_and_test(str(tmp_path), '.wav')
+    assert sorted(enroll['speaker_id']) == ['a', 'b'] and sorted(test['speaker_id']) == ['a', 'b']
+
+
+SHIPPED_TEST = os.path.join('feat_logfbank_nfilt40', 'test', 'demo_m47', 'test.p')
+
+
+@pytest.mark.parametrize('args, message', [
+    (['identification.py', '--test_wav', 'X.wav', '--test_speaker', 'demo_m41'],
+     '--test_speaker demo_m41: not used with --test_wav X.wav; give one of the two'),
+    (['verification.py', '--test_wav', 'X.wav', '--test_dir', 'feats'],
+     '--test_dir feats: not used with --test_wav X.wav; give one of the two'),
+    (['verification.py', '--enroll_wav', 'Y.wav', '--enroll_speaker', 'me', '--test_wav', 'X.wav'],
+     '--enroll_speaker me: not used with --enroll_wav Y.wav; give one of the two'),
+    (['enroll.py', '--enroll_wav', 'Y.wav', '--test_dir', 'feats'],
+     '--test_dir feats: not used with --enroll_wav Y.wav; give one of the two'),
+    (['evaluate.py', '--test_wav_dir', 'W', '--test_dir', 'feats'],
+     '--test_dir feats: not used with --test_wav_dir W; give one of the two'),
+    (['verification.py', '--enroll_wav', SHIPPED_TEST, '--test_wav', 'X.wav'],
+     f'--enroll_wav {SHIPPED_TEST}, --test_wav X.wav: one is a feature file (.p), the other a '
+     'recording; give two of a kind'),
+    (['identification.py', '--test_wav', 'empty.wav'], 'empty.wav: empty audio (no samples)'),
+])
+def test_wav_input_that_cannot_work_is_one_line_before_the_model(tmp_path, args, message):
+    """Hunt: a setting the wav input makes unused was ignored without a word; a recording
+    without samples was refused only after the model and enrollments were loaded."""
+    wavfile.write(str(tmp_path / 'empty.wav'), 16000, np.zeros(0, np.int16))
+    write_wav(tmp_path / 'X.wav', voice(0.1, 150, pad=0))  # too short: never read here
+    write_wav(tmp_path / 'Y.wav', voice(0.1, 150, pad=0))
+    os.symlink(os.path.join(ROOT, 'feat_logfbank_nfilt40'), tmp_path / 'feat_logfbank_nfilt40')
+    result = run_script(os.path.join(ROOT, args[0]), *args[1:], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr == f'error: {message}\n'
+    assert 'loading checkpoint' not in result.stdout
+
+
+def test_a_feature_file_given_as_test_wav_is_read_with_the_feature_model():
+    """A .p given as --test_wav is a feature file: model_saved and enroll_embeddings (it took
+    model_real and enroll_embeddings_real before the one rule)."""
+    result = run_script('identification.py', '--test_wav', SHIPPED_TEST)
+    assert result.returncode == 0, result.stderr
+    assert 'model_saved/checkpoint_' in result.stdout
+    assert 'True speaker : demo_m47\nPredicted speaker : demo_m47' in result.stdout
+
+
+def test_a_speaker_name_that_cannot_be_a_file_and_a_record_line_is_refused(tmp_path):
+    """Hunt: --speaker ' ' enrolled ' .pth', whose record line the next enroll.py could not
+    read (the set was stuck); a tab did the same; 200 Korean letters failed only after the
+    model ran (File name too long)."""
+    a = write_wav(tmp_path / 'a.wav', voice(1, 200))
+    for bad, why in ((' ', 'is blank'), (' me', 'begins or ends with a space'),
+                     ('a\tb', 'holds a control character'), ('가' * 100, 'is longer than 251')):
+        with pytest.raises(SetupError, match=f'a speaker name is a file name .*{why}'):
+            speakers_and_wavs(a, speaker=bad)
+    tab = write_wav(tmp_path / 'x\ty' / 'a.wav', voice(1, 200))
+    with pytest.raises(SetupError, match=r"a.wav: its speaker 'x\\ty' \(from the file or folder"):
+        speakers_and_wavs(os.path.dirname(tab))
+    assert speakers_and_wavs(a, speaker='내 목소리') == {'내 목소리': [a]}
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, 'model_real')),
+                    reason='needs model_real/')
+def test_a_script_run_from_another_folder_finds_the_real_model(tmp_path):
+    """Hunt: from another folder, wav input said 'model_real: no checkpoint_<epoch>.pth files
+    (train a model first)' of the shipped model."""
+    wav = write_wav(tmp_path / 'me.wav', voice(4, 150))
+    result = run_script(os.path.join(ROOT, 'identification.py'), '--test_wav', wav, '--vad',
+                        'false', cwd=tmp_path)
+    assert result.returncode == 1
+    assert os.path.join(ROOT, 'model_real', 'checkpoint_') in result.stdout
+    assert result.stderr == ('error: enroll_embeddings_real: enrollment folder not found (run '
+                             'enroll.py first)\n')
