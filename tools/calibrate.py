@@ -41,6 +41,7 @@ from dvector.enrollment import model_fingerprint  # noqa: E402
 from dvector.fileio import load_torch, save_torch  # noqa: E402
 from dvector.metrics import cllr  # noqa: E402
 from dvector.recordings import REAL_MODEL_DIR  # noqa: E402
+from dvector.scoring import cosine_pairs  # noqa: E402
 from SR_Dataset import read_MFB  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def fit_stage_two(model, checkpoint: dict, folders: list, files: set, record: di
               'stage 1 only')
         return record
     emb, seconds = segments['embeddings'], np.asarray(segments['seconds'])
-    scores = (emb[enroll] * emb[test]).sum(dim=1).numpy()
+    scores = cosine_pairs(emb[test], emb[enroll]).numpy()
     llrs = apply_calibration(record, scores, seconds[enroll], seconds[test])
     refit = refit_scale_and_offset(record, llrs, labels)
     print(f'Stage 2 on {labels.sum()} target and {(~labels).sum()} non-target trials of '
@@ -283,7 +284,7 @@ def main() -> None:
                              'non-target trials (two segments of one speaker, two speakers); '
                              'give more utterances or a lower --max_seconds')
     emb = segments['embeddings']
-    scores = (emb[enroll] * emb[test]).sum(dim=1).numpy()  # normalised: dot = cosine
+    scores = cosine_pairs(emb[test], emb[enroll]).numpy()
     seconds = np.asarray(segments['seconds'])
     data = ','.join(folders) + ' (training speakers)'
     record = fit_calibration(scores, labels, seconds[enroll], seconds[test],
