@@ -190,16 +190,25 @@ def find_speaker_wavs(path: str, pattern: str, speaker: str) -> dict:
     if not os.path.isdir(path):
         raise SetupError(f'{path}: no such wav file or folder')
     own = wav_files_of(path, pattern)
+    folders = {d: wav_files_of(os.path.join(path, d), pattern) for d in list_folder(path)
+               if os.path.isdir(os.path.join(path, d))}
+    found = {d: files for d, files in folders.items() if files}
+    if own and found:  # one speaker of its own files, not its folders' speakers: say so
+        print(f'note: {path} is enrolled as one speaker from its {len(own)} own wav file(s); '
+              f'its folders of wav files are not ({", ".join(list(found)[:3])}'
+              + (' ...)' if len(found) > 3 else ')'))
     if own:
         return {speaker or os.path.basename(os.path.abspath(path)): own}
-    found = {d: wav_files_of(os.path.join(path, d), pattern) for d in list_folder(path)
-             if os.path.isdir(os.path.join(path, d))}
-    found = {d: files for d, files in found.items() if files}
     if not found:
         raise SetupError(f'{path}: no wav files ({pattern}) in it or in its speaker folders')
     if speaker:
         raise SetupError(f'--speaker {speaker}: {path} holds {len(found)} speaker folders, '
                          'each enrolled under its own name; give one speaker\'s folder or file')
+    left_out = sorted(set(folders) - set(found))
+    if left_out:  # e.g. <speaker>/<session>/*.wav: the files must lie in the speaker folder
+        print(f'note: not enrolled: {len(left_out)} folder(s) of {path} with no {pattern} '
+              f'files directly in them: {", ".join(left_out[:5])}'
+              + (' ...' if len(left_out) > 5 else ''))
     return found
 
 

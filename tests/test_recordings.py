@@ -367,3 +367,18 @@ def test_a_script_run_from_another_folder_finds_the_real_model(tmp_path):
     assert os.path.join(ROOT, 'model_real', 'checkpoint_') in result.stdout
     assert result.stderr == ('error: enroll_embeddings_real: enrollment folder not found (run '
                              'enroll.py first)\n')
+
+
+def test_speaker_folders_that_are_not_enrolled_are_named(tmp_path, capsys):
+    """Hunt: db/intro.wav beside db/alice/ enrolled one speaker 'db' from intro.wav without a
+    word; db/carol/session1/*.wav left carol out without a word."""
+    intro = write_wav(tmp_path / 'db' / 'intro.wav', voice(1, 150))
+    alice = write_wav(tmp_path / 'db' / 'alice' / 'a.wav', voice(1, 200))
+    capsys.readouterr()
+    assert speakers_and_wavs(str(tmp_path / 'db')) == {'db': [intro]}
+    assert ('is enrolled as one speaker from its 1 own wav file(s); its folders of wav files '
+            'are not (alice)') in capsys.readouterr().out
+    os.remove(intro)
+    write_wav(tmp_path / 'db' / 'carol' / 'session1' / 'c.wav', voice(1, 250))
+    assert speakers_and_wavs(str(tmp_path / 'db')) == {'alice': [alice]}
+    assert 'note: not enrolled: 1 folder(s) of ' in capsys.readouterr().out
