@@ -20,6 +20,7 @@ from dvector.checkpoint import inference_model, read_checkpoint
 from dvector.embedding import embed_files
 from dvector.fileio import load_torch, save_torch
 from dvector.metrics import compute_eer, threshold_table
+from dvector.scoring import cosine_scores
 
 THRESHOLD_KEY = 'verification_threshold'  # {scoring: record}; see threshold_record
 CLASS_THRESHOLD = 0.95  # the class's threshold, for a model that has none of its own
@@ -97,10 +98,11 @@ def eer_record(scores, labels, trials: str) -> dict:
 
 
 def pair_trials(embeddings: torch.Tensor, speakers: list) -> tuple:
-    """(scores, labels) of every pair of two utterances: cosine scores of the (N, E) normalised
-    embeddings, label 1 where both are of one speaker."""
+    """(scores, labels) of every pair of two utterances: cosine scores of the (N, E) embeddings
+    (taken from the (N, N) matrix, never (pairs, E) copies), label 1 where both are of one
+    speaker."""
     first, second = torch.triu_indices(len(speakers), len(speakers), offset=1)  # (2, N(N-1)/2)
-    scores = (embeddings[first] * embeddings[second]).sum(dim=1)                # (pairs,)
+    scores = cosine_scores(embeddings, embeddings)[first, second]  # (N, N) -> (pairs,)
     owner = np.asarray(speakers)
     return scores.numpy(), owner[first.numpy()] == owner[second.numpy()]
 
