@@ -11,6 +11,7 @@ and its enrollments, unless you choose log_dir or embedding_dir; dvector/recordi
     python identification.py --test_wav me_again.wav
 """
 import os
+import unicodedata
 
 import configure as c
 from dvector import cli
@@ -93,7 +94,8 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
                               (test_seconds, enrolled_seconds(embedding_dir)),
                               check_operating_point(p_target, c_miss, c_fa))
     best_spk = best if decision is None or decision.accept else NONE
-    true_spk = os.path.basename(os.path.dirname(os.path.abspath(test_filename)))
+    true_spk = unicodedata.normalize('NFC', os.path.basename(os.path.dirname(
+        os.path.abspath(test_filename))))  # as enroll.py names speakers (recordings.py)
     features = not is_recording(test_filename)
     print('\n=== Speaker identification ===')
     if features or true_spk in speakers:

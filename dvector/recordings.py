@@ -167,7 +167,10 @@ def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> d
     if speaker and speaker_name_problem(speaker):
         raise SetupError(f'--speaker {cli.brief(speaker)}: {NAME_RULE}: this one '
                          f'{speaker_name_problem(speaker)}; give another')
-    found = find_speaker_wavs(path, pattern, speaker)
+    # names as typed (NFC): a file name from macOS spells 내 as three jamo (NFD), which
+    # --enroll_speaker 내 would not match though it looks the same
+    found = {unicodedata.normalize('NFC', name): files
+             for name, files in find_speaker_wavs(path, pattern, speaker).items()}
     for name, files in found.items():
         if speaker_name_problem(name):
             raise SetupError(f'{files[0]}: its speaker {cli.brief(name)} (from the file or '

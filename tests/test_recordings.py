@@ -382,3 +382,28 @@ def test_speaker_folders_that_are_not_enrolled_are_named(tmp_path, capsys):
     write_wav(tmp_path / 'db' / 'carol' / 'session1' / 'c.wav', voice(1, 250))
     assert speakers_and_wavs(str(tmp_path / 'db')) == {'alice': [alice]}
     assert 'note: not enrolled: 1 folder(s) of ' in capsys.readouterr().out
+
+
+def test_a_speaker_named_from_a_decomposed_file_name_is_named_as_typed(tmp_path):
+    """Hunt: a wav named on macOS ('내 목소리.wav' in NFD, three jamo a syllable) enrolled a
+    speaker that --enroll_speaker '내 목소리' (NFC, as typed) did not find."""
+    import unicodedata
+    typed = '내 목소리'
+    path = write_wav(tmp_path / (unicodedata.normalize('NFD', typed) + '.wav'), voice(1, 150))
+    assert speakers_and_wavs(path) == {typed: [path]}
+
+
+@needs_tools
+def test_identification_compares_a_decomposed_folder_name_as_typed(tmp_path, trained_run):
+    """The speaker folder of a test wav, named in NFD, is the NFC speaker enroll.py enrolled
+    (identification.py printed no truth: the names differed in their bytes)."""
+    import unicodedata
+    folder = tmp_path / unicodedata.normalize('NFD', '내')
+    speech_wav(folder / 'a.wav')
+    emb, common = str(tmp_path / 'emb'), ['--log_dir', trained_run[0]]
+    result = run_script('enroll.py', '--enroll_wav', str(folder), '--embedding_dir', emb, *common)
+    assert result.returncode == 0, result.stderr
+    result = run_script('identification.py', '--test_wav', str(folder / 'a.wav'),
+                        '--embedding_dir', emb, *common)
+    assert result.returncode == 0, result.stderr
+    assert 'True speaker : 내\n' in result.stdout
