@@ -392,7 +392,7 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
     index = {rel: i for i, rel in enumerate(rels)}
     enroll = [index[e] for _, e, _ in trial_rows]
     test = [index[t] for _, _, t in trial_rows]
-    scores = (embeddings[enroll] * embeddings[test]).sum(dim=1)  # normalised: dot = cosine
+    scores = scoring.cosine_pairs(embeddings[test], embeddings[enroll])  # (trials,)
     if as_norm:
         mean, std = scoring.cohort_stats(embeddings, checkpoint[COHORT_KEY], as_norm)
         scores = scoring.as_norm(scores, (mean[enroll], std[enroll]), (mean[test], std[test]))

@@ -31,6 +31,7 @@ from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features
 from dvector.features import feature_settings, recording_features
 from dvector.quality import RecordingQuality, measure_quality
+from dvector.scoring import cosine_pairs
 from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, speech_of
 from SR_Dataset import read_MFB, trim_silence
 
@@ -388,7 +389,7 @@ def compare_wavs(model: torch.nn.Module, checkpoint: dict, path_a: str, path_b: 
     point = check_operating_point(p_target, c_miss, c_fa)
     device = next(model.parameters()).device
     (a, b), seconds = embed_wavs_with_seconds(model, [path_a, path_b], device, vad)
-    score = float(torch.dot(a, b))
+    score = float(cosine_pairs(b[None], a[None])[0])
     decision = decide(score, checkpoint, tuple(seconds), thres, point)
     return Comparison(score, decision.threshold, decision.accept, wav_quality(path_a),
                       wav_quality(path_b), decision.llr, decision.meaning, decision.basis)
