@@ -1,5 +1,6 @@
 """Backbones (ResNet, VGG, LSTM, ECAPA), poolings, SpecAugment: shapes, gradients, checkpoints."""
 import os
+import re
 
 import pytest
 import torch
@@ -149,7 +150,10 @@ def test_each_kind_trains_and_round_trips_through_enroll_and_identification(tmp_
     assert load_torch(f'{emb}/syn_t00.pth').shape == (1, 32)
     result = run_script('identification.py', *common, '--test_speaker', 'syn_t01')
     assert result.returncode == 0, result.stderr
-    assert 'True speaker : syn_t01\nPredicted speaker : syn_t0' in result.stdout
+    # an enrolled speaker, or none when even the best score is below the threshold train.py
+    # stored (a model of one epoch)
+    assert re.search(r'True speaker : syn_t01\nPredicted speaker : (syn_t0\d|none)',
+                     result.stdout)
 
 
 def test_the_best_recipe_file_trains_whitens_and_records_its_choices(tmp_path, feature_tree):
