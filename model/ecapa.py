@@ -63,10 +63,10 @@ class ECAPA(nn.Module):
 
 
 class background_ecapa(TrunkModel):
-    def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'ecapa',
+    def __init__(self, embedding_size: int, n_classes: int, backbone: str = 'ecapa',
                  in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40,
                  channels: int = 256):
-        super().__init__(embedding_size, num_classes, backbone, in_channels, pooling, n_bands,
+        super().__init__(embedding_size, n_classes, backbone, in_channels, pooling, n_bands,
                          trunk=ECAPA(channels, in_channels, n_bands))
 
 

@@ -26,9 +26,9 @@ class LSTMTrunk(nn.Module):
 
 
 class background_lstm(TrunkModel):
-    def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'lstm',
+    def __init__(self, embedding_size: int, n_classes: int, backbone: str = 'lstm',
                  in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40):
-        super().__init__(embedding_size, num_classes, backbone, in_channels, pooling, n_bands,
+        super().__init__(embedding_size, n_classes, backbone, in_channels, pooling, n_bands,
                          trunk=LSTMTrunk(in_channels, n_bands))
 
 

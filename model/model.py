@@ -22,22 +22,24 @@ RESNETS = {name: getattr(resnet, name)
 class background_resnet(nn.Module):
     """ResNet -> pooling (global average by default) -> fc0 -> BN -> ReLU -> last.
     ``pretrained`` is the slides' name for the ResNet (it is trained from scratch here too).
-    With ``pooling='avg'`` the parameters and their names are the tutorial's."""
+    With ``pooling='avg'`` the parameters and their names are the tutorial's. The class count
+    is ``n_classes`` (the slides' keyword was ``num_classes``; the project has one name for it)
+    and the band count ``n_bands``."""
 
-    def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'resnet18',
+    def __init__(self, embedding_size: int, n_classes: int, backbone: str = 'resnet18',
                  in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40,
                  stem_stride: int = 1, trunk: nn.Module = None):
         super().__init__()
         self.backbone = backbone
-        # the ResNet without its classifier (num_classes=0): fc0 and last take its place
+        # the ResNet without its classifier (n_classes=0): fc0 and last take its place
         self.pretrained = trunk if trunk is not None else RESNETS[backbone](
-            in_channels=in_channels, stem_stride=stem_stride, num_classes=0)
+            in_channels=in_channels, stem_stride=stem_stride, n_classes=0)
         n_freq = self.freq_after(in_channels, n_bands)
         self.pool = build_pooling(pooling, self.pretrained.out_channels, n_freq)
         self.fc0 = nn.Linear(self.pool.out_dim, embedding_size)
         self.bn0 = nn.BatchNorm1d(embedding_size)
         self.relu = nn.ReLU()
-        self.last = nn.Linear(embedding_size, num_classes)
+        self.last = nn.Linear(embedding_size, n_classes)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pretrained.conv1(x)    # (B, 16, 40, T)      (stem_stride s: bands, frames / s)

@@ -59,7 +59,7 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(self, block: Type[Union[BasicBlock, Bottleneck]], layers: list,
-                 in_channels: int = 1, stem_stride: int = 1, num_classes: int = 1000):
+                 in_channels: int = 1, stem_stride: int = 1, n_classes: int = 1000):
         super().__init__()
         self.inplanes = 16
         # stem_stride 2 halves bands and frames before layer1: a quarter of the compute
@@ -74,8 +74,8 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(block, 128, layers[3], stride=2)
         self.out_channels = 128 * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        # num_classes=0: no classifier (background_resnet has its own head, fc0 and last)
-        self.fc = nn.Linear(self.out_channels, num_classes) if num_classes else nn.Identity()
+        # n_classes=0: no classifier (background_resnet has its own head, fc0 and last)
+        self.fc = nn.Linear(self.out_channels, n_classes) if n_classes else nn.Identity()
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
@@ -98,7 +98,7 @@ class ResNet(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))              # (B, 16, 40, T)
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = layer(x)                                    # ... (B, 128*expansion, 5, T/8)
-        return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, num_classes)
+        return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, n_classes)
 
 
 def resnet18(**kw) -> ResNet:
@@ -123,7 +123,7 @@ def resnet152(**kw) -> ResNet:
 
 if __name__ == '__main__':  # shape check
     for make in (resnet18, resnet50):
-        net = make(num_classes=240)
+        net = make(n_classes=240)
         n_layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for name, m in net.named_modules()
                        if 'downsample' not in name)  # the 1x1 shortcut convs are not counted
         out = net(torch.randn(2, 1, 40, 100))

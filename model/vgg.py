@@ -33,9 +33,9 @@ class VGG(nn.Module):
 
 
 class background_vgg(TrunkModel):
-    def __init__(self, embedding_size: int, num_classes: int, backbone: str = 'vgg',
+    def __init__(self, embedding_size: int, n_classes: int, backbone: str = 'vgg',
                  in_channels: int = 1, pooling: str = 'avg', n_bands: int = 40):
-        super().__init__(embedding_size, num_classes, backbone, in_channels, pooling, n_bands,
+        super().__init__(embedding_size, n_classes, backbone, in_channels, pooling, n_bands,
                          trunk=VGG(in_channels=in_channels))
 
 

@@ -49,3 +49,12 @@ def test_stem_stride_2_halves_the_map_and_quarters_the_compute():
         assert model.feature_map(torch.randn(1, 1, 40, 100)).shape[2:] == \
             ((5, 13) if stride == 1 else (3, 7))
     assert 0.2 < flops[2] / flops[1] < 0.3
+
+
+@pytest.mark.parametrize('backbone', sorted(BACKBONES))
+def test_every_model_takes_its_sizes_by_the_project_names_n_classes_and_n_bands(backbone):
+    """Issue 30 item 9: one name for the class count and one for the band count, the same
+    keywords for every backbone (the models took num_classes, build_model n_classes)."""
+    model = BACKBONES[backbone](embedding_size=16, n_classes=5, n_bands=24, pooling='stats')
+    emb, logits = model.eval()(torch.randn(2, 1, 24, 64))
+    assert emb.shape == (2, 16) and logits.shape == (2, 5)
