@@ -4,13 +4,15 @@ A checkpoint is a dict of tensors and plain values (loadable with ``weights_only
 ``state_dict``, ``model_args`` (backbone, embedding_size, n_classes, pooling, n_bands, and
 stem_stride for a resnet), ``loss_args`` and ``loss_state_dict`` (the training loss; a margin
 loss's classifier), ``speakers`` (the training speaker list, index = class),
-``feature_settings``, ``win_size``, ``speed_factors``, ``whole_utterance`` (embed utterances
-whole, not in pieces), ``train_settings`` (every setting of the run), ``epoch`` (the next epoch,
-as in the tutorial), ``valid_loss``, ``valid_acc``, ``history``, ``run_id``, and for resuming
-``optimizer`` and ``scheduler`` states (a shipped model has none: keep_best_only); after
-evaluate.py --store_threshold ``verification_threshold``, after whitening.py
-``embedding_whitening`` and ``score_cohort`` (evaluate.py's AS-norm), after tools/calibrate.py
-``score_calibration``. train.py writes them all (train.save_epoch).
+``feature_settings`` (configure.py's recipe under its own names: ``filter_bank`` is
+FILTER_BANK, the band count that model_args calls n_bands), ``win_size``, ``speed_factors``,
+``whole_utterance`` (embed utterances whole, not in pieces), ``train_settings`` (every
+setting of the run), ``epoch`` (the next epoch, as in the tutorial), ``valid_loss``,
+``valid_acc``, ``history``, ``run_id``, and for resuming ``optimizer`` and ``scheduler`` states
+(a shipped model has none: keep_best_only); after evaluate.py --store_threshold
+``verification_threshold``, after whitening.py ``embedding_whitening`` and ``score_cohort``
+(evaluate.py's AS-norm), after tools/calibrate.py ``score_calibration``. train.py writes them
+all (train.save_epoch).
 """
 import glob
 import math
@@ -270,10 +272,10 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
                              f'with tools/whitening.py ({type(err).__name__}: '
                              f'{str(err).splitlines()[0]})') from None
     model.whole_utterance = bool(checkpoint.get('whole_utterance'))  # read by embed_pieces
-    # what embedding.check_feature_dims compares the features with: the width the model was
-    # trained on (None, not checked, for a file train.py did not write)
+    # what embedding.check_feature_dims compares the features with: the band count the model
+    # was trained on (None, not checked, for a file train.py did not write)
     model.feature_settings = checkpoint.get('feature_settings')
-    model.feature_dim = checkpoint['model_args'].get('n_bands')
+    model.n_bands = checkpoint['model_args'].get('n_bands')
     # channels_last (after folding, which makes new weights): about 2x faster convolutions on
     # CPUs, and tensor cores on GPUs
     return model.to(memory_format=torch.channels_last)

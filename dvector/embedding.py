@@ -114,9 +114,9 @@ def sum_pieces(pieces: torch.Tensor, owners: torch.Tensor, n_utterances: int) ->
 
 
 def check_feature_dims(model: nn.Module, feats: list, names: list) -> None:
-    """Refuse features whose width is not the one the model was trained on (load_model sets
-    ``model.feature_dim`` from the checkpoint)."""
-    expected = getattr(model, 'feature_dim', None)
+    """Refuse features whose band count is not the one the model was trained on (load_model
+    sets ``model.n_bands`` from the checkpoint; a model without it is not checked)."""
+    expected = getattr(model, 'n_bands', None)
     wrong = [(n, f.shape[1]) for n, f in zip(names, feats) if f.shape[1] != expected]
     if expected and wrong:
         raise SetupError(
@@ -128,7 +128,7 @@ def check_feature_dims(model: nn.Module, feats: list, names: list) -> None:
 def embed_features(model: nn.Module, feats: list, names: list, test_frames: int,
                    device: torch.device) -> torch.Tensor:
     """(n, E) embeddings of (frames, bands) arrays, refused (naming the file in ``names``) when
-    their width is not the model's."""
+    their band count is not the model's."""
     check_feature_dims(model, feats, names)
     check_lengths(feats, names)
     return embed_utterances(model, feats, test_frames, device, names=names)
@@ -151,8 +151,8 @@ def get_embeddings(model: nn.Module, filename: str, test_frames: int,
     a model trained with ``whole_utterance`` takes the utterance whole), run the model on each,
     sum the pieces' embeddings and L2-normalise the sum. The scripts embed many pieces at once
     (embed_files, embed_utterances): the same numbers, batched (tests/test_embedding.py compares
-    the two). Refused in one line, as there: features of another width than the model's, under
-    0.5 s, or giving a zero d-vector."""
+    the two). Refused in one line, as there: features of another band count than the model's,
+    under 0.5 s, or giving a zero d-vector."""
     feat, _ = read_MFB(filename)                     # (n_frames, bands)
     check_feature_dims(model, [feat], [filename])
     check_lengths([feat], [filename])

@@ -231,7 +231,7 @@ def test_a_folder_named_like_a_checkpoint_is_not_one(tmp_path):
     assert read_checkpoint(str(tmp_path))['cp_num'] == 1
 
 
-def test_the_feature_width_checked_is_the_one_model_args_records(tmp_path):
+def test_the_band_count_checked_is_the_one_model_args_records(tmp_path):
     """No guess from feature_settings (the fallback for checkpoints from before n_bands)."""
     args = {'backbone': 'resnet18', 'embedding_size': 16, 'n_classes': 3, 'n_bands': 40}
     settings = {'sample_rate': 16000, 'filter_bank': 40, 'use_logscale': True,
@@ -241,8 +241,17 @@ def test_the_feature_width_checked_is_the_one_model_args_records(tmp_path):
         save_checkpoint(str(tmp_path / folder), 1, {
             'epoch': 2, 'state_dict': build_model(**model_args).state_dict(),
             'model_args': model_args, 'feature_settings': settings})
-    assert load_model(str(tmp_path / 'now'), 0, torch.device('cpu'))[0].feature_dim == 40
-    assert load_model(str(tmp_path / 'before'), 0, torch.device('cpu'))[0].feature_dim is None
+    assert load_model(str(tmp_path / 'now'), 0, torch.device('cpu'))[0].n_bands == 40
+    assert load_model(str(tmp_path / 'before'), 0, torch.device('cpu'))[0].n_bands is None
+
+
+@pytest.mark.parametrize('shipped', ['model_saved', 'model_real'])
+def test_the_shipped_models_load_with_their_band_count(shipped):
+    """Their model_args keep the key n_bands (and n_classes) that the code uses."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    model, checkpoint = load_model(os.path.join(root, shipped), 0, torch.device('cpu'))
+    assert model.n_bands == 40 == checkpoint['model_args']['n_bands']
+    assert checkpoint['model_args']['n_classes'] >= 10  # its training speakers
 
 
 def saved_for_resume(log_dir: str, monkeypatch, backbone: str = 'resnet18') -> tuple:

@@ -82,7 +82,7 @@ def test_whole_utterances_are_one_piece_each_and_a_marked_model_always_embeds_th
 
 def test_get_embeddings_refuses_what_the_batched_path_refuses(tmp_path):
     model = build_model('resnet18', 16, 3).eval()
-    model.feature_dim = 40  # what load_model sets from the checkpoint
+    model.n_bands = 40  # what load_model sets from the checkpoint
     rng = np.random.default_rng(2)
     narrow, short, huge = write_features(tmp_path, [
         rng.normal(size=(200, 20)).astype(np.float32), rng.normal(size=(30, 40)),
