@@ -185,24 +185,24 @@ class DvectorDataset(Dataset):
             feat = middle(feat, VALID_MAX_FRAMES)  # memory bounded whatever a file's length
         return to_input(feat), label  # (1, 40, frames), int
 
-    def feature_width(self, *others: 'DvectorDataset') -> int:
-        """The number of bands that every file of this set (and ``others``) has; SetupError
-        naming the first file with another width. Read per sample, only the first file is
-        checked here (read_MFB checks nothing of the width)."""
-        pairs = []  # (file, width)
+    def common_n_bands(self, *others: 'DvectorDataset') -> int:
+        """n_bands, the number of bands that every file of this set (and ``others``) has;
+        SetupError naming the first file with another count. Read per sample, only the first
+        file is checked here (read_MFB checks nothing of the band count)."""
+        pairs = []  # (file, n_bands)
         for data in (self,) + others:
             if data.feats is not None:
                 pairs += [(f, x.shape[1]) for f, x in zip(data.files, data.feats)]
             else:
                 pairs.append((data.files[0], read_MFB(data.files[0])[0].shape[1]))
-        widths = [w for _, w in pairs]
-        width = max(set(widths), key=widths.count)  # the usual width; the odd files are named
-        odd = [(f, w) for f, w in pairs if w != width]
+        counts = [n for _, n in pairs]
+        n_bands = max(set(counts), key=counts.count)  # the usual count; the odd files are named
+        odd = [(f, n) for f, n in pairs if n != n_bands]
         if odd:
             raise SetupError(f'{odd[0][0]}: {odd[0][1]} feature bands, but the other training '
-                             f'files have {width} ({len(odd)} files differ); extract all '
+                             f'files have {n_bands} ({len(odd)} files differ); extract all '
                              'features with the same settings')
-        return width
+        return n_bands
 
     def short_utterances(self) -> list:
         """Files with fewer frames (after the trim) than one training window."""

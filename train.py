@@ -180,7 +180,7 @@ def load_dataset(val_ratio: int) -> tuple:
     """The slides' load_dataset: the training set (one random crop per utterance) and the
     validation set (whole utterances); returns (train_dataset, valid_dataset, n_classes).
     ``train_dataset.speakers`` lists the speakers (index = class) and ``train_dataset.n_bands``
-    the feature width, read from the files."""
+    the band count, read from the files."""
     train_table, valid_table, speakers = split_train_dev(train_feat_dir, val_ratio)
     spk_to_idx = {s: i for i, s in enumerate(speakers)}
     train_dataset = DvectorDataset(train_table['filename'], train_table['speaker_id'], spk_to_idx,
@@ -190,7 +190,7 @@ def load_dataset(val_ratio: int) -> tuple:
     valid_dataset = DvectorDataset(valid_table['filename'], valid_table['speaker_id'],
                                    spk_to_idx, train=False, in_memory=in_memory,
                                    by_length=valid_by_length)
-    train_dataset.n_bands = train_dataset.feature_width(valid_dataset)
+    train_dataset.n_bands = train_dataset.common_n_bands(valid_dataset)
     train_dataset.speakers = speakers
     return train_dataset, valid_dataset, n_classes_for(speakers)
 
@@ -413,7 +413,7 @@ def n_classes_for(speakers: list) -> int:
 
 
 def model_args(n_classes: int, n_bands: int) -> dict:
-    """What rebuilds the model (saved in checkpoints): the feature width is the data's."""
+    """What rebuilds the model (saved in checkpoints): the band count is the data's."""
     args = {'backbone': backbone, 'embedding_size': embedding_size, 'n_classes': n_classes,
             'pooling': pooling, 'n_bands': n_bands or c.FILTER_BANK}
     if backbone.startswith('resnet'):  # the other trunks have no stem of that kind

@@ -156,3 +156,16 @@ def test_validation_memory_is_bounded_whatever_one_file_s_length(tmp_path):
     long = data[0][0]  # (1, 40, frames): the middle of the long file
     first = 50 + (100000 - 100 - VALID_MAX_FRAMES) // 2  # after read_MFB's 0.5 s trim
     assert long.shape[-1] == VALID_MAX_FRAMES and float(long[0, 0, 0]) == first % 1000
+
+
+def test_common_n_bands_is_the_count_every_file_has_or_names_the_odd_file(tmp_path):
+    """Issue 30 item 9: the band count is n_bands here too (the method was feature_width)."""
+    rng = np.random.default_rng(0)
+    files = [write(tmp_path, {'feat': rng.normal(size=(300, n)), 'label': 'spk'}, f'u{i}.p')
+             for i, n in enumerate((24, 24, 24))]
+    train = DvectorDataset(files[:2], ['spk'] * 2, {'spk': 0})
+    assert train.common_n_bands(DvectorDataset(files[2:], ['spk'], {'spk': 0}, train=False)) == 24
+    odd = write(tmp_path, {'feat': rng.normal(size=(300, 40)), 'label': 'spk'}, 'odd.p')
+    with pytest.raises(SetupError, match=r'odd.p: 40 feature bands, but the other training '
+                                         r'files have 24 \(1 files differ\)'):
+        train.common_n_bands(DvectorDataset([odd], ['spk'], {'spk': 0}, train=False))

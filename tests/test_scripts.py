@@ -257,7 +257,7 @@ def test_a_recipe_file_sets_the_training_and_the_checkpoint_records_it(tmp_path,
                           'unknown setting batch_sise')
 
 
-def test_the_model_is_built_for_the_width_of_the_training_features(tmp_path):
+def test_the_model_is_built_for_the_band_count_of_the_training_features(tmp_path):
     """20-band features train a 20-band model; enroll then takes 20 bands and refuses 40."""
     rng = np.random.default_rng(0)
     for split, names in (('train', [f'u{u}' for u in range(5)]), ('test', ['enroll', 'test'])):
