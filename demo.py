@@ -27,8 +27,8 @@ threads = 1                           # CPU threads of the model: one answers a 
                                       # a busy 2-core CPU and leaves a core to the page
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'host': cli.NAME, 'port': cli.between(1, 65535), 'log_dir': cli.NAME,
-    'embedding_dir': cli.NAME, 'files_dir': cli.NAME, 'threads': cli.at_least(1)}
+    'host': cli.NAME, 'port': cli.between(1, 65535), 'log_dir': cli.FOLDER,
+    'embedding_dir': cli.FOLDER, 'files_dir': cli.FOLDER, 'threads': cli.at_least(1)}
 SCRIPTS_SETS = ('enroll_embeddings', 'enroll_embeddings_real')  # enroll.py's; never touched
 
 ERROR = '**Error · 오류**: '

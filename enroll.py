@@ -55,8 +55,8 @@ start_anew = False                   # True: the folder's set is replaced by thi
                                      # of another model's is replaced only if none is lost)
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
-    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
+    'use_cuda': cli.FLAG, 'log_dir': cli.FOLDER, 'cp_num': cli.at_least(0),
+    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.FOLDER, 'embedding_dir': cli.FOLDER,
     'enroll_wav': cli.TEXT, 'speaker': cli.TEXT, 'wav_pattern': cli.NAME, 'vad': cli.FLAG,
     'start_anew': cli.FLAG}
 

@@ -108,11 +108,12 @@ table_thres = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # thresholds in the table (
 n_threads = 4                        # threads reading feature files
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
-    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.TEXT,
-    'chunk_sec': cli.zero_or_at_least(0.5), 'trials': cli.TEXT, 'feat_dir': cli.TEXT,
-    'ident_enroll': cli.at_least(0), 'scores_out': cli.TEXT, 'plot_dir': cli.TEXT,
-    'as_norm': cli.at_least(0), 'thres': cli.NUMBER, 'test_wav_dir': cli.TEXT,
+    'use_cuda': cli.FLAG, 'log_dir': cli.FOLDER, 'cp_num': cli.at_least(0),
+    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.FOLDER,
+    'embedding_dir': cli.OPTIONAL_FOLDER, 'chunk_sec': cli.zero_or_at_least(0.5),
+    'trials': cli.TEXT, 'feat_dir': cli.OPTIONAL_FOLDER, 'ident_enroll': cli.at_least(0),
+    'scores_out': cli.TEXT, 'plot_dir': cli.OPTIONAL_FOLDER, 'as_norm': cli.at_least(0),
+    'thres': cli.NUMBER, 'test_wav_dir': cli.OPTIONAL_FOLDER,
     'vad': cli.FLAG, 'store_threshold': cli.FLAG,
     'p_targets': cli.each(cli.Rule(lambda p: 0 < p < 1, 'a number > 0 and < 1')),
     'table_thres': cli.each(cli.NUMBER), 'n_threads': cli.at_least(1),

@@ -60,8 +60,8 @@ c_miss = DEFAULT_C_MISS              # below its Bayes threshold even the best m
 c_fa = DEFAULT_C_FA                  # for none of the enrolled speakers
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
-    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
+    'use_cuda': cli.FLAG, 'log_dir': cli.FOLDER, 'cp_num': cli.at_least(0),
+    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.FOLDER, 'embedding_dir': cli.FOLDER,
     'spk_list': cli.NAMES, 'test_speaker': cli.NAME, 'test_wav': cli.TEXT, 'vad': cli.FLAG,
     'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),
     'c_miss': cli.above(0, 1e9), 'c_fa': cli.above(0, 1e9)}

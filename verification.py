@@ -71,8 +71,8 @@ enroll_wav = ''                      # compare test_wav with this wav file (no e
 vad = True                           # cut leading, trailing and long silences first
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
-    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.NAME, 'embedding_dir': cli.NAME,
+    'use_cuda': cli.FLAG, 'log_dir': cli.FOLDER, 'cp_num': cli.at_least(0),
+    'test_frames': cli.PIECE_FRAMES, 'test_dir': cli.FOLDER, 'embedding_dir': cli.FOLDER,
     'enroll_speaker': cli.NAME, 'test_speaker': cli.NAME, 'thres': cli.NUMBER,
     'as_norm': cli.at_least(0), 'test_wav': cli.TEXT, 'enroll_wav': cli.TEXT, 'vad': cli.FLAG,
     'p_target': cli.Rule(lambda p: cli.is_number(p) and 0 < p < 1, 'a number > 0 and < 1'),

@@ -16,7 +16,7 @@ import signal
 import sys
 import textwrap
 import threading
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 from configure import SetupError  # noqa: F401  (the scripts' one error type, re-exported)
 from dvector.distributed import is_main_process
@@ -223,9 +223,11 @@ def was_chosen(namespace: dict, name: str, default: Any) -> bool:
 
 class Rule(NamedTuple):
     """A setting's allowed values: ``check(value)`` says whether a value is allowed, and
-    ``allowed`` describes them in the error line."""
+    ``allowed`` describes them in the error line; ``problem(value)``, when given, says what is
+    wrong with a refused value instead ('is a file, not a folder')."""
     check: Callable[[Any], bool]
     allowed: str
+    problem: Optional[Callable[[Any], str]] = None
 
 
 def is_number(value: Any) -> bool:
@@ -280,6 +282,24 @@ NUMBER = Rule(is_number, 'a finite number')
 TEXT = Rule(lambda v: isinstance(v, str) and '\0' not in v, 'text')
 NAME = Rule(lambda v: isinstance(v, str) and v.strip() != '' and '\0' not in v,
             'a non-empty name')
+
+
+def folder_problem(value: Any) -> str:
+    """What makes an existing path unusable as a folder setting ('' when nothing does): a file
+    given for a folder was reported as 'not found' further on, or read as an empty folder."""
+    if not isinstance(value, str) or not value or '\0' in value:
+        return ''
+    if os.path.isfile(value):
+        return 'is a file, not a folder (give the folder that holds it)'
+    if os.path.exists(value) and not os.path.isdir(value):
+        return 'is not a folder (a pipe, socket or device)'
+    return ''
+
+
+# a folder (it may not exist yet); OPTIONAL_FOLDER also takes '' (the setting is off)
+FOLDER = Rule(lambda v: NAME.check(v) and not folder_problem(v), 'a folder', folder_problem)
+OPTIONAL_FOLDER = Rule(lambda v: v == '' or FOLDER.check(v), "a folder or '' (none)",
+                       folder_problem)
 NAMES = Rule(lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v),
              'comma-separated names')
 
@@ -290,7 +310,8 @@ def check_settings(settings: dict, rules: dict) -> None:
         rule = rules.get(name)
         if rule is not None and not rule.check(value):
             given = ','.join(map(str, value)) if isinstance(value, list) else value
-            raise SetupError(f'--{name} {given}: expected {rule.allowed}')
+            problem = rule.problem(value) if rule.problem else ''
+            raise SetupError(f'--{name} {given}: {problem or "expected " + rule.allowed}')
 
 
 def stop_on_terminate(signum: int, frame: Any) -> None:
@@ -307,6 +328,18 @@ def default_terminate_in_child() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush of it at exit does not print another
+    BrokenPipeError (the way Python's documentation gives for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (a test's capture): nothing to flush
+        pass
+    finally:
+        os.close(devnull)
+
+
 def run(main: Callable[[], Any]) -> None:
     """Run a script's main(); a SetupError becomes one clear line on stderr and exit status 1;
     Ctrl-C and kill (SIGTERM) stop it with the files already written complete."""
@@ -317,6 +350,9 @@ def run(main: Callable[[], Any]) -> None:
             default_terminate_in_child.registered = True
     try:
         main()
+    except BrokenPipeError:  # stdout closed by its reader (| head): the reader wanted no more
+        quiet_stdout()
+        sys.exit(141)  # as a shell reports a command ended by SIGPIPE (128 + 13)
     except SetupError as err:
         if is_main_process():  # under torchrun, one message, not one per rank
             print(f'error: {err}', file=sys.stderr)  # one line: SetupError keeps it so
