@@ -4,9 +4,10 @@ Verified against the tutorial's shipped test pickles (tests/test_evaluate.py): f
 in [-1, 1] at 16 kHz -> python_speech_features.fbank (40 bands, 25 ms window, 10 ms hop) ->
 20*log10(max(fbank, 1e-5)) -> subtract each band's mean over the utterance.
 
-One recipe, two functions of the same settings (configure.py's names): ``logfbank_features`` is
-the reference, the recipe written with the library's own calls as the tutorial made its
-features; ``fast_logfbank`` is the path the project takes everywhere (tools/extract_features.py,
+One recipe, two functions of the same settings (configure.py's; its FILTER_BANK is their
+``n_bands``, the project's name for the band count): ``logfbank_features`` is the reference,
+the recipe written with the library's own calls as the tutorial made its features;
+``fast_logfbank`` is the path the project takes everywhere (tools/extract_features.py,
 recordings and the demo DB), the same operations in the same precision without the library's
 extra work: the same numbers bit for bit (tests/test_extract_features.py compares them for
 every switch), about 3x faster. The reference is kept only as that proof and as the
@@ -28,11 +29,11 @@ import configure as c
 
 
 def logfbank_features(audio: np.ndarray, sample_rate: int = c.SAMPLE_RATE,
-                      filter_bank: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
+                      n_bands: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
                       use_delta: bool = c.USE_DELTA, use_scale: bool = c.USE_SCALE) -> np.ndarray:
-    """The reference recipe: features of one utterance, (n_frames, filter_bank), or
-    (n_frames, 3 * filter_bank) with deltas."""
-    filter_banks, _energies = fbank(audio, samplerate=sample_rate, nfilt=filter_bank,
+    """The reference recipe: features of one utterance, (n_frames, n_bands), or
+    (n_frames, 3 * n_bands) with deltas."""
+    filter_banks, _energies = fbank(audio, samplerate=sample_rate, nfilt=n_bands,
                                     winlen=c.WINDOW_SECONDS, winstep=c.HOP_SECONDS)
     if use_logscale:
         filter_banks = 20 * np.log10(np.maximum(filter_banks, 1e-5))
@@ -55,10 +56,10 @@ NFFT, PREEMPH = 512, 0.97  # python_speech_features.fbank's defaults
 
 
 @functools.lru_cache(maxsize=8)
-def mel_filterbank(filter_bank: int, sample_rate: int) -> np.ndarray:
-    """The library's (filter_bank, 257) filterbank, built once per process (a Python double
+def mel_filterbank(n_bands: int, sample_rate: int) -> np.ndarray:
+    """The library's (n_bands, 257) filterbank, built once per process (a Python double
     loop)."""
-    return get_filterbanks(filter_bank, NFFT, sample_rate, 0, sample_rate / 2)
+    return get_filterbanks(n_bands, NFFT, sample_rate, 0, sample_rate / 2)
 
 
 def window_length(sample_rate: int) -> int:
@@ -77,7 +78,7 @@ def frame_signal(signal: np.ndarray, frame_len: int, frame_step: int) -> np.ndar
 
 
 def fast_logfbank(audio: np.ndarray, sample_rate: int = c.SAMPLE_RATE,
-                  filter_bank: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
+                  n_bands: int = c.FILTER_BANK, use_logscale: bool = c.USE_LOGSCALE,
                   use_delta: bool = c.USE_DELTA, use_scale: bool = c.USE_SCALE) -> np.ndarray:
     """The recipe as the project computes it: logfbank_features, bit for bit, ~3x faster
     (tests compare them exactly).
@@ -92,7 +93,7 @@ def fast_logfbank(audio: np.ndarray, sample_rate: int = c.SAMPLE_RATE,
     power = np.absolute(np.fft.rfft(frames, NFFT))  # sigproc.powspec: 1/N * |X|^2
     np.square(power, out=power)
     power *= 1.0 / NFFT
-    feat = np.dot(power, mel_filterbank(filter_bank, sample_rate).T)  # (frames, filter_bank)
+    feat = np.dot(power, mel_filterbank(n_bands, sample_rate).T)  # (frames, n_bands)
     feat[feat == 0] = np.finfo(float).eps
     if use_logscale:
         feat = 20 * np.log10(np.maximum(feat, 1e-5))
@@ -135,7 +136,10 @@ def recording_features(samples: np.ndarray) -> np.ndarray:
 
 
 def feature_settings() -> dict:
-    """The recipe settings in force, stored in checkpoints to catch mismatched features."""
+    """The recipe settings in force, stored in checkpoints to catch mismatched features. The
+    keys are configure.py's names (``filter_bank`` is FILTER_BANK, the functions' n_bands): the
+    stored checkpoints have them, and recordings.check_extraction_settings names them as
+    configure.py's."""
     return {'sample_rate': c.SAMPLE_RATE, 'filter_bank': c.FILTER_BANK,
             'use_logscale': c.USE_LOGSCALE, 'use_delta': c.USE_DELTA, 'use_scale': c.USE_SCALE,
             'window_seconds': c.WINDOW_SECONDS, 'hop_seconds': c.HOP_SECONDS}

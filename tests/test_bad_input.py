@@ -51,8 +51,8 @@ def test_a_bad_setting_fails_before_any_work(tmp_path):
     assert_one_line_error(run_script('train.py', '--batch_size', '0', '--log_dir', str(log)),
                           '--batch_size 0', '>= 2')
     assert not log.exists()
-    assert_one_line_error(run_script('tools/extract_features.py', '--filter_bank', '0',
-                                     '--feat_dir', str(tmp_path / 'f')), '--filter_bank 0')
+    assert_one_line_error(run_script('tools/extract_features.py', '--n_bands', '0',
+                                     '--feat_dir', str(tmp_path / 'f')), '--n_bands 0')
     assert not (tmp_path / 'f').exists()
 
 

@@ -39,7 +39,7 @@ def test_recipe_matches_python_speech_features_directly(n_samples):
 
 @pytest.mark.parametrize('switches', [
     dict(use_delta=True), dict(use_scale=True), dict(use_logscale=False),
-    dict(use_delta=True, use_scale=True), dict(filter_bank=24), dict(sample_rate=8000)])
+    dict(use_delta=True, use_scale=True), dict(n_bands=24), dict(sample_rate=8000)])
 def test_fast_path_equals_recipe_for_every_switch(switches):
     audio = tone(2.0, seed=3)
     expected = logfbank_features(audio, **switches)
@@ -211,6 +211,19 @@ def test_unwritable_output_folder_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and 'not writable' in lines[0] and str(blocker) in lines[0]
 
+
+
+def test_n_bands_setting_gives_that_many_bands(tmp_path):
+    """Issue 30 item 9: the tool's band count is --n_bands (was --filter_bank), the name the
+    recipe functions, the models and the checkpoints' model_args use."""
+    wavs = tmp_path / 'wavs' / 'spk'
+    wavs.mkdir(parents=True)
+    wavfile.write(str(wavs / 'a.wav'), RATE, tone(1.5))
+    result = run_script('tools/extract_features.py', '--wav_dir', str(tmp_path / 'wavs'),
+                        '--feat_dir', str(tmp_path / 'f'), '--n_bands', '24', '--jobs', '1',
+                        '--progress', 'false')
+    assert result.returncode == 0, result.stderr
+    assert load_pickle(str(tmp_path / 'f' / 'spk' / 'a.p'))['feat'].shape == (149, 24)
 
 # ---- VoxCeleb end to end: extract -> train -> evaluate with a trial list ------------------
 

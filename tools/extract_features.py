@@ -49,7 +49,7 @@ chunk_size = 0                       # files per task sent to a worker; 0 = auto
 overwrite = False                    # recompute files whose output already exists
 progress = True                      # show a progress bar
 sample_rate = c.SAMPLE_RATE          # audio at other rates is resampled to this
-filter_bank = c.FILTER_BANK          # mel bands
+n_bands = c.FILTER_BANK              # mel bands (configure.py's FILTER_BANK)
 use_logscale = c.USE_LOGSCALE        # 20*log10 of the energies
 use_delta = c.USE_DELTA              # append deltas and delta-deltas (3x the bands)
 use_scale = c.USE_SCALE              # also divide each band by its std
@@ -58,7 +58,7 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'wav_dir': cli.NAME, 'feat_dir': cli.NAME, 'dtype': cli.one_of('float32', 'float64', 'float16'),
     'jobs': cli.at_least(1), 'chunk_size': cli.at_least(0), 'overwrite': cli.FLAG,
     'progress': cli.FLAG, 'sample_rate': cli.between(1000, 192000),
-    'filter_bank': cli.between(1, 128), 'use_logscale': cli.FLAG, 'use_delta': cli.FLAG,
+    'n_bands': cli.between(1, 128), 'use_logscale': cli.FLAG, 'use_delta': cli.FLAG,
     'use_scale': cli.FLAG}
 
 DTYPES = ('float32', 'float64', 'float16')
@@ -178,7 +178,7 @@ def main() -> None:
         print(f'note: removed unfinished temporary files that a stopped run left in {feat_dir}')
     for line in failures:
         print(f'failed: {line}', file=sys.stderr)
-    recipe = {'sample_rate': sample_rate, 'filter_bank': filter_bank,  # fast_logfbank's keywords
+    recipe = {'sample_rate': sample_rate, 'n_bands': n_bands,  # fast_logfbank's keywords
               'use_logscale': use_logscale, 'use_delta': use_delta, 'use_scale': use_scale}
     worker = functools.partial(extract_one, recipe=recipe, out_dtype=dtype)
     done, failed, seconds, noted = 0, len(failures), 0.0, set()
