@@ -69,3 +69,36 @@ def test_no_script_or_tool_imports_another():
             continue
         bad = imported(path) & ((SCRIPTS | TOOLS) - {name})
         assert not bad, f'{path} imports {bad}'
+
+
+# docs/CONTRIBUTING.md "Names": the band count is n_bands, the class count n_classes; these
+# were other names for them (the stored key 'filter_bank' of feature_settings is a string)
+RETIRED_NAMES = {'feature_dim', 'feature_width', 'filter_bank', 'num_classes'}
+
+
+def names_in(path: str) -> set:
+    """The identifiers of a Python file (not its strings or comments)."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), path)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.arg):
+            found.add(node.arg)
+        elif isinstance(node, ast.keyword) and node.arg:
+            found.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+    return found
+
+
+def test_one_name_for_the_band_count_and_one_for_the_class_count():
+    """Issue 30 item 9: n_bands and n_classes (were also feature_dim, feature_width,
+    filter_bank and num_classes)."""
+    for path in files('*.py', 'dvector/**/*.py', 'model/**/*.py', 'tools/**/*.py',
+                      'tests/**/*.py'):
+        old = names_in(path) & RETIRED_NAMES
+        assert not old, f'{path} names {old}; say n_bands or n_classes (docs/CONTRIBUTING.md)'

@@ -189,7 +189,7 @@ def test_kill_mid_training_keeps_checkpoints_and_resume_continues(tmp_path, feat
     assert torch.is_tensor(load_torch(f'{log}/checkpoint_1.pth')['state_dict']['fc0.weight'])
 
 
-def test_features_of_another_width_are_refused(tmp_path, trained_run):
+def test_features_of_another_band_count_are_refused(tmp_path, trained_run):
     """20-band features given to a 40-band model: one line from enroll and identification."""
     log_dir, _, _ = trained_run
     narrow = tmp_path / 'narrow'
