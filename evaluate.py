@@ -64,6 +64,7 @@ from dvector.metrics import (
     threshold_table,
 )
 from dvector.recordings import (
+    DEMO_MODEL_DIR,
     check_extraction_settings,
     check_unused,
     is_recording,
@@ -76,8 +77,8 @@ from SR_Dataset import read_MFB
 
 # ---- settings ---------------------------------------------------------------------------
 use_cuda = True                      # use the GPU when there is one (else the CPU)
-log_dir = 'model_saved'              # where train.py saved its checkpoints (test_wav_dir:
-                                     # model_real unless you set log_dir)
+log_dir = 'model_saved'              # where train.py saved its checkpoints (test_wav_dir or a
+                                     # trial list of recordings: model_real unless you set it)
 cp_num = 0                           # checkpoint epoch to load; 0 = lowest validation loss
 test_frames = 100                    # frames per piece when embedding an utterance
 test_dir = c.TEST_FEAT_DIR           # tutorial mode: <dir>/<speaker>/{enroll,test}.p
@@ -340,6 +341,24 @@ def resolve_files(root: str, rels: list) -> dict:
     return resolved
 
 
+def trials_are_recordings() -> bool:
+    """Whether the trial list's files (as read: an extracted .p file in place of a .wav when
+    there is one) are recordings, which take the real-speech model unless log_dir was chosen
+    (recordings.model_folders); known before the model loads. A list mixing feature files
+    and recordings is refused unless log_dir was chosen: no one model reads both by default."""
+    rows = read_trials(trials)
+    parts = sorted({p for _, e, t in rows for entry in (e, t) for p in entry.split(JOIN)})
+    kinds = [is_recording(path) for path in resolve_files(feat_dir, parts).values()]
+    if all(kinds) or not any(kinds):
+        return all(kinds)
+    if not cli.was_chosen(globals(), 'log_dir', DEMO_MODEL_DIR):
+        raise cli.SetupError(f'{trials}: its trials read {kinds.count(False)} feature files '
+                             f'(.p) and {kinds.count(True)} recordings, which take different '
+                             'models (recordings: model_real); give --log_dir, the model to '
+                             'read both with')
+    return False
+
+
 def embed_trial_files(model, checkpoint: dict, rels: list, device) -> tuple:
     """Each distinct trial entry embedded once: ((n, E) embeddings, speakers), rows as
     ``rels``, and their seconds of speech. An entry 'a.p+b.p+c.p' is one longer recording:
@@ -533,21 +552,45 @@ def write_scores(path: str, rows: list) -> None:
     print(f'Scores of {len(rows)} trials written to {path}')
 
 
+PLOT_FILES = ('det_curve.png', 'score_histogram.png', 'calibration.png',
+              'speaker_similarity.png')  # what write_plots may write into plot_dir
+
+
+def check_plot_dir(folder: str) -> None:
+    """Before any work: plot_dir can be written, and each figure's name there is free or holds
+    a PNG that matplotlib drew (evaluate.py's figure of an earlier run, replaced); a folder
+    or anything else of that name was a traceback after the work, or was replaced."""
+    check_writable_dir(folder, 'plot_dir')
+    for name in PLOT_FILES:
+        path = os.path.join(folder, name)
+        if not os.path.lexists(path):
+            continue
+        try:
+            with open(path, 'rb') as f:
+                head = f.read(256)
+        except OSError:  # a folder, a broken link, or a file that cannot be read
+            head = b''
+        if not (head.startswith(b'\x89PNG') and b'Matplotlib' in head):
+            raise cli.SetupError(f'--plot_dir {folder}: holds {name}, which is not a figure '
+                                 'evaluate.py drew; it is left as it is: move it, or give '
+                                 'another folder')
+
+
 def write_plots(scores, labels, similarity, speakers: list, chosen, llrs=None) -> None:
     from dvector import plots  # matplotlib only when plots are asked for
     data = (f'trial list {os.path.basename(trials)}' if trials else 'tutorial test set'
             + (f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''))
-    written = [plots.plot_det(scores, labels, os.path.join(plot_dir, 'det_curve.png'),
+    written = [plots.plot_det(scores, labels, os.path.join(plot_dir, PLOT_FILES[0]),
                               title=f'DET curve ({data})'),
                plots.plot_score_histograms(scores, labels,
-                                           os.path.join(plot_dir, 'score_histogram.png'), chosen,
+                                           os.path.join(plot_dir, PLOT_FILES[1]), chosen,
                                            title=f'Target and non-target scores ({data})')]
     if llrs is not None:
-        written.append(plots.plot_ape(llrs, labels, os.path.join(plot_dir, 'calibration.png'),
+        written.append(plots.plot_ape(llrs, labels, os.path.join(plot_dir, PLOT_FILES[2]),
                                       title=f'Calibration: applied probability of error ({data})'))
     if similarity is not None:
         written.append(plots.plot_similarity_heatmap(
-            similarity, speakers, os.path.join(plot_dir, 'speaker_similarity.png')))
+            similarity, speakers, os.path.join(plot_dir, PLOT_FILES[3])))
     print('Plots written: ' + ', '.join(written))
 
 
@@ -557,11 +600,12 @@ def main() -> None:
     if scores_out:
         check_scores_out(scores_out)
     if plot_dir:
-        check_writable_dir(plot_dir, 'plot_dir')
+        check_plot_dir(plot_dir)
     if trials and not feat_dir:
         print('note: --feat_dir not given: trial paths are relative to the current folder')
     device = select_device(use_cuda)
-    model_dir = model_folders(globals(), wav_input=bool(test_wav_dir)).log_dir
+    wav_input = bool(test_wav_dir) or bool(trials) and trials_are_recordings()
+    model_dir = model_folders(globals(), wav_input).log_dir
     model, checkpoint = load_model(model_dir, cp_num, device)
     if store_threshold:  # a read-only model folder or a full disk: known before the work
         check_rewritable(checkpoint['path'], '--store_threshold')

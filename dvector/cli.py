@@ -185,7 +185,7 @@ def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict
         recipe = read_recipe(argv.pop(0), settings)
         settings.update(recipe)
         given.update(recipe)
-    i = 0
+    i, on_line = 0, set()
     while i < len(argv):
         arg = argv[i]
         if arg in ('-h', '--help'):
@@ -204,6 +204,9 @@ def override_settings(namespace: dict, argv: list = None, doc: str = '') -> dict
                 raise SetupError(f'--{name}: missing value')
             i += 1
             text = argv[i]
+        if name in on_line:  # the last would win without a word (a careless copy or edit)
+            raise SetupError(f'--{name} given twice on the command line; give it once')
+        on_line.add(name)
         settings[name] = parse_value(name, text, settings[name])
         given.add(name)
         i += 1

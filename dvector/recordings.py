@@ -63,12 +63,36 @@ def analyse_wav(path: str, stamp: tuple) -> tuple:
     return speech, measure_quality(audio, c.SAMPLE_RATE, speech, path)
 
 
+STREAMED_WAV_LENGTH = 2 ** 31 - 2 ** 12  # a RIFF length from here up is a placeholder
+
+
+def check_not_cut(path: str, size: int) -> None:
+    """SetupError when a RIFF WAV file is shorter than its header says (an interrupted copy,
+    download or recording): scipy reads what is left without a word, and a recording cut to
+    a fraction was enrolled or scored as if whole. A streamed WAV's header, whose length is a
+    placeholder (0, or 2 GiB and more: espeak-ng --stdout writes 0x7ffff024, others
+    0xFFFFFFFF), says nothing, and the file is read as it is."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(12)
+    except OSError as err:
+        raise SetupError(f'{path}: cannot read the file ({err.strerror})') from None
+    if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'WAVE':
+        return  # not a RIFF WAV: read_audio says what it is
+    promised = int.from_bytes(head[4:8], 'little') + 8
+    if 8 < promised < STREAMED_WAV_LENGTH and size < promised:
+        raise SetupError(f'{path}: cut short: its header gives {promised} bytes, the file '
+                         f'holds {size} ({100 * size / promised:.0f} %; an interrupted copy '
+                         'or recording?); copy or record it again')
+
+
 def wav_speech(path: str) -> tuple:
     """(speech samples at 16 kHz, RecordingQuality) of a wav file, found once per process."""
     try:
         info = os.stat(path)
     except OSError as err:
         raise SetupError(f'{path}: cannot read the file ({err.strerror})') from None
+    check_not_cut(path, info.st_size)
     return analyse_wav(path, (info.st_mtime_ns, info.st_size))
 
 
@@ -103,6 +127,7 @@ def wav_features(path: str, vad: bool = True) -> np.ndarray:
         speech, quality = wav_speech(path)
         check_speech_length(quality.speech_seconds, quality.audio_seconds, path)
         return recording_features(speech)
+    check_not_cut(path, os.path.getsize(path))
     return trimmed_features(read_audio(path, c.SAMPLE_RATE), path)
 
 
@@ -172,12 +197,44 @@ def speakers_and_wavs(path: str, pattern: str = '*.wav', speaker: str = '') -> d
     # --enroll_speaker 내 would not match though it looks the same
     found = {unicodedata.normalize('NFC', name): files
              for name, files in find_speaker_wavs(path, pattern, speaker).items()}
+    found = each_recording_once(found)
     for name, files in found.items():
         if speaker_name_problem(name):
             raise SetupError(f'{files[0]}: its speaker {cli.brief(name)} (from the file or '
                              f'folder name) {speaker_name_problem(name)} ({NAME_RULE}); '
                              'rename it or give --speaker')
     return found
+
+
+def file_identity(path: str) -> tuple:
+    """(device, inode) of a file: one recording, whatever links or names lead to it."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+def each_recording_once(found: dict) -> dict:
+    """``found`` ({speaker: [wav files]}) with each real file once. A file reached twice within
+    one speaker (a link beside its target) is kept once, with a note; one reached from two
+    speakers (bob -> alice, a link to a speaker's folder or file) is refused naming both: the
+    one voice would be enrolled under two names, and which name is the right one only the user
+    knows (identification would split its answers between the two)."""
+    owner, kept = {}, {}
+    for name, files in found.items():
+        kept[name] = []
+        for path in files:
+            identity = file_identity(path)
+            if identity not in owner:
+                owner[identity] = (name, path)
+                kept[name].append(path)
+            elif owner[identity][0] != name:
+                first_name, first_path = owner[identity]
+                raise SetupError(f'{path} and {first_path} are one recording (a link or a '
+                                 f'copy by link): it would enroll both {first_name} and '
+                                 f'{name}; remove the link, or enroll one of the two')
+        if len(kept[name]) < len(files):
+            print(f'note: {name}: {len(files) - len(kept[name])} of its wav files are links to '
+                  'others of its files; each recording is read once')
+    return kept
 
 
 def find_speaker_wavs(path: str, pattern: str, speaker: str) -> dict:

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_script
 from configure import SetupError
+from conftest import ROOT, run_script
 from dvector import cli
 
 FOLDER_SETTINGS = [('identification.py', 'embedding_dir'), ('verification.py', 'embedding_dir'),
@@ -65,3 +65,132 @@ def test_run_turns_a_broken_pipe_into_a_quiet_exit(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.run(main)
     assert stop.value.code == 141 and capsys.readouterr().err == ''
+
+
+def test_a_speaker_folder_linked_to_another_is_refused_naming_both(tmp_path):
+    """test_wavs/bob -> alice enrolled alice's recordings twice, as alice and as bob."""
+    from dvector.recordings import speakers_and_wavs
+    (tmp_path / 'alice').mkdir()
+    (tmp_path / 'alice' / 'a.wav').write_bytes(b'RIFF')
+    os.symlink('alice', tmp_path / 'bob')
+    with pytest.raises(SetupError, match=r'bob/a\.wav and .*alice/a\.wav are one recording.*'
+                                         r'both alice and bob'):
+        speakers_and_wavs(str(tmp_path))
+    os.remove(tmp_path / 'bob')
+    (tmp_path / 'bob').mkdir()
+    os.link(tmp_path / 'alice' / 'a.wav', tmp_path / 'bob' / 'b.wav')  # a hard link too
+    with pytest.raises(SetupError, match='one recording'):
+        speakers_and_wavs(str(tmp_path))
+
+
+def test_a_link_to_a_speakers_own_file_is_read_once(tmp_path, capsys):
+    from dvector.recordings import speakers_and_wavs
+    (tmp_path / 'a.wav').write_bytes(b'RIFF')
+    os.symlink('a.wav', tmp_path / 'b.wav')
+    found = speakers_and_wavs(str(tmp_path), speaker='me')
+    assert found == {'me': [str(tmp_path / 'a.wav')]}
+    assert '1 of its wav files are links' in capsys.readouterr().out
+
+
+class ModelChosen(Exception):
+    """Raised by the stub of load_model: the folder the script chose, before any work."""
+
+
+def model_folder_of_evaluate(monkeypatch, args: list) -> str:
+    """The log_dir evaluate.py loads for ``args`` (its load_model stubbed)."""
+    import evaluate
+
+    def chosen(folder, *rest):
+        raise ModelChosen(folder)
+    monkeypatch.setattr(evaluate, 'load_model', chosen)
+    monkeypatch.setattr(sys, 'argv', ['evaluate.py', *args])
+    for name, value in cli.script_settings(vars(evaluate)).items():
+        monkeypatch.setattr(evaluate, name, value)  # main() sets them: restored after the test
+    monkeypatch.setattr(evaluate, 'GIVEN_SETTINGS', frozenset(), raising=False)
+    with pytest.raises(ModelChosen) as folder:
+        evaluate.main()
+    return os.path.basename(str(folder.value))
+
+
+def test_a_trial_list_of_recordings_takes_the_real_speech_model(tmp_path, monkeypatch):
+    """evaluate.py --trials <wav trials> read them with log_dir's default, the demo model
+    (made from synthetic features, it cannot tell real voices apart), without a word: the
+    rule for wav input (recordings.model_folders) covered only --test_wav_dir."""
+    monkeypatch.chdir(ROOT)
+    wavs = tmp_path / 'wavs'
+    for spk in ('alice', 'bob'):
+        (wavs / spk).mkdir(parents=True)
+        (wavs / spk / 'a.wav').write_bytes(b'RIFF')
+    (wavs / 'bob' / 'b.p').write_bytes(b'')
+    trials = tmp_path / 'trials.txt'
+    trials.write_text('0 alice/a.wav bob/a.wav\n')
+    args = ['--trials', str(trials), '--feat_dir', str(wavs)]
+    assert model_folder_of_evaluate(monkeypatch, args) == 'model_real'
+    assert model_folder_of_evaluate(monkeypatch, args + ['--log_dir', 'model_saved']) == \
+        'model_saved'  # chosen, even as its default: used as it is
+    trials.write_text('0 alice/a.wav bob/b.p\n')
+    with pytest.raises(SetupError, match='1 feature files .* and 1 recordings.*give --log_dir'):
+        model_folder_of_evaluate(monkeypatch, args)
+    assert model_folder_of_evaluate(monkeypatch, args + ['--log_dir', 'model_saved']) == \
+        'model_saved'
+    trials.write_text('0 bob/b.p bob/b.p\n')
+    assert model_folder_of_evaluate(monkeypatch, args) == 'model_saved'  # features: as set
+
+
+def test_a_setting_given_twice_is_refused():
+    """--test_speaker a --test_speaker b identified b without a word about a."""
+    ns = {'test_speaker': 'demo_m47', 'n_epochs': 3}
+    with pytest.raises(SetupError, match='--test_speaker given twice'):
+        cli.override_settings(dict(ns), ['--test_speaker', 'a', '--n_epochs', '2',
+                                         '--test_speaker=b'])
+    assert cli.override_settings(dict(ns), ['--test_speaker', 'a'])['test_speaker'] == 'a'
+
+
+@pytest.mark.parametrize('in_the_way', ['folder', 'foreign png'])
+def test_a_plot_name_held_by_something_else_is_refused_before_the_work(
+        tmp_path, monkeypatch, in_the_way):
+    """evaluate.py --plot_dir P, with P/det_curve.png a folder: a traceback after all the
+    work; with another program's det_curve.png there: replaced without a word."""
+    monkeypatch.chdir(ROOT)
+    path = tmp_path / 'det_curve.png'
+    if in_the_way == 'folder':
+        path.mkdir()
+    else:
+        path.write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 100)  # a PNG of another program
+    with pytest.raises(SetupError, match='holds det_curve.png, which is not a figure'):
+        model_folder_of_evaluate(monkeypatch, ['--plot_dir', str(tmp_path)])
+    assert path.exists()
+
+
+def test_an_earlier_runs_figure_may_be_replaced(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure = plt.figure()
+    figure.savefig(tmp_path / 'det_curve.png')
+    plt.close(figure)
+    monkeypatch.chdir(ROOT)
+    assert model_folder_of_evaluate(monkeypatch, ['--plot_dir', str(tmp_path)]) == 'model_saved'
+
+
+@pytest.mark.parametrize('vad', [True, False])
+def test_a_wav_cut_short_is_refused(tmp_path, vad):
+    """A recording cut to 60 % (an interrupted copy) was enrolled and scored as if whole:
+    scipy reads what is left and its warning was silenced."""
+    from dvector.recordings import check_wav_input
+    whole = open(os.path.join(ROOT, 'test_wavs', 'demo_f43', 'enroll.wav'), 'rb').read()
+    cut = tmp_path / 'cut.wav'
+    cut.write_bytes(whole[:int(len(whole) * 0.6)])
+    with pytest.raises(SetupError, match=r'cut\.wav: cut short: its header gives \d+ bytes, '
+                                         r'the file holds \d+ \(60 %'):
+        check_wav_input('test_wav', str(cut), vad)
+
+
+def test_a_streamed_wavs_placeholder_length_is_read_as_it_is(tmp_path):
+    """espeak-ng --stdout writes 0x7ffff024 as the RIFF length: not a cut file."""
+    from dvector.recordings import check_not_cut
+    whole = open(os.path.join(ROOT, 'test_wavs', 'demo_f43', 'enroll.wav'), 'rb').read()
+    for placeholder in (0x7ffff024, 0xFFFFFFFF, 0):
+        streamed = tmp_path / 'streamed.wav'
+        streamed.write_bytes(whole[:4] + placeholder.to_bytes(4, 'little') + whole[8:])
+        check_not_cut(str(streamed), len(whole))
