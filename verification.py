@@ -16,6 +16,8 @@ embedding_dir; dvector/recordings.py): a wav against a speaker enrolled with enr
 tools/whitening.py stored in the checkpoint; ``thres`` is then on that scale (evaluate.py
 --as_norm 50 prints its EER threshold).
 """
+import os
+
 import configure as c
 from dvector import cli
 from dvector.calibration import (
@@ -131,6 +133,10 @@ def check_inputs() -> str:
     if enroll_wav and is_recording(enroll_wav) != is_recording(test_wav):
         raise cli.SetupError(f'--enroll_wav {enroll_wav}, --test_wav {test_wav}: one is a '
                              'feature file (.p), the other a recording; give two of a kind')
+    if enroll_wav and os.path.isfile(enroll_wav) and os.path.isfile(test_wav) \
+            and os.path.samefile(enroll_wav, test_wav):  # a score of 1 by construction
+        raise cli.SetupError(f'--enroll_wav {enroll_wav}, --test_wav {test_wav}: one file; '
+                             'compare two recordings')
     for setting, path in (('test_wav', test_wav), ('enroll_wav', enroll_wav)):
         if path:
             check_wav_input(setting, path, vad)

@@ -194,3 +194,15 @@ def test_a_streamed_wavs_placeholder_length_is_read_as_it_is(tmp_path):
         streamed = tmp_path / 'streamed.wav'
         streamed.write_bytes(whole[:4] + placeholder.to_bytes(4, 'little') + whole[8:])
         check_not_cut(str(streamed), len(whole))
+
+
+def test_a_recording_compared_with_itself_is_refused(monkeypatch, tmp_path):
+    """verification.py --enroll_wav a.wav --test_wav ./a.wav said Accept (score 1.0): the
+    answer of any model, about no one."""
+    import verification
+    wav = os.path.join(ROOT, 'test_wavs', 'demo_f43', 'enroll.wav')
+    os.symlink(wav, tmp_path / 'again.wav')
+    monkeypatch.setattr(verification, 'enroll_wav', wav)
+    monkeypatch.setattr(verification, 'test_wav', str(tmp_path / 'again.wav'))
+    with pytest.raises(SetupError, match='again.wav: one file; compare two recordings'):
+        verification.check_inputs()
