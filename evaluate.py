@@ -145,7 +145,7 @@ def read_any(path: str) -> tuple:
 
 def read_all(model, paths: list) -> tuple:
     """Features and speakers of every file, read in parallel threads; features of another
-    width than the model's are refused."""
+    band count than the model's are refused."""
     with ThreadPoolExecutor(max(1, n_threads)) as pool:
         results = list(pool.map(read_any, paths))
     feats = [f for f, _ in results]

@@ -106,7 +106,7 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'optimizer_type': cli.one_of('sgd', 'adam', 'adagrad'),
     'lr_schedule': cli.one_of('plateau', 'cosine'), 'batch_size': cli.at_least(2),
     'valid_batch_size': cli.at_least(1), 'valid_by_length': cli.FLAG, 'use_shuffle': cli.FLAG,
-    'log_dir': cli.NAME,
+    'log_dir': cli.FOLDER,
     'log_interval': cli.at_least(1), 'seed': cli.between(0, 2 ** 32 - 1), 'resume': cli.FLAG,
     'channels_last': cli.FLAG, 'use_amp': cli.FLAG, 'num_workers': cli.at_least(0),
     'in_memory': cli.FLAG, 'whiten': cli.FLAG, 'whiten_layer': cli.one_of(*LAYERS),

@@ -17,7 +17,7 @@ DB_wav_reader.py, SR_Dataset.py, model/), which never import it.
 For programs: ``dvector.Encoder(model_dir=..., device=...)`` with ``.embed(path or samples,
 sample_rate)`` and ``.score(path_a, path_b)`` (dvector/encoder.py); ``embed_wav`` and
 ``score_wavs`` (dvector/recordings.py) for one call each; ``SetupError`` (a ValueError) for
-bad input. The repository's root must be on the import path (README: "Python API").
+bad input. The repository's root must be on the import path (docs/ADVANCED.md, "From Python").
 """
 from configure import SetupError  # noqa: F401  (the project's one error type)
 

@@ -26,18 +26,18 @@ from test_recordings import speech_wav
 WAV_SPEAKER = 'wspk'
 
 
-def make_trial_tree(root, n_speakers=3, n_files=4, bands=40, seed=3):
+def make_trial_tree(root, n_speakers=3, n_files=4, n_bands=40, seed=3):
     """Feature pickles <root>/<spk>/f<k>.p, one VoxCeleb-style extracted file
     <root>/vox1/vidA_00001.p (listed as vox1/vidA/00001.wav) and one wav to extract now."""
     rng = np.random.default_rng(seed)
     rels = []
     for s in range(n_speakers):
-        spk, profile = f'tr{s}', rng.normal(0, 2.0, bands)
+        spk, profile = f'tr{s}', rng.normal(0, 2.0, n_bands)
         for k in range(n_files):
-            feat = (profile + rng.normal(0, 1.0, (300, bands))).astype(np.float32)
+            feat = (profile + rng.normal(0, 1.0, (300, n_bands))).astype(np.float32)
             save_pickle({'feat': feat, 'label': spk}, os.path.join(root, spk, f'f{k}.p'))
             rels.append(f'{spk}/f{k}.p')
-    save_pickle({'feat': rng.normal(0, 1.0, (300, bands)), 'label': 'vox1'},
+    save_pickle({'feat': rng.normal(0, 1.0, (300, n_bands)), 'label': 'vox1'},
                 os.path.join(root, 'vox1', 'vidA_00001.p'))
     speech_wav(os.path.join(root, WAV_SPEAKER, 'w1.wav'))  # the detector keeps speech only
     return rels + ['vox1/vidA/00001.wav', f'{WAV_SPEAKER}/w1.wav']
@@ -240,9 +240,9 @@ def test_one_label_only(monkeypatch, capsys, tmp_path, trained_run, trial_db):
     assert 'EER undefined: all 2 trials are target' in err
 
 
-def test_feature_dimension_mismatch(monkeypatch, capsys, tmp_path, trained_run):
+def test_band_count_mismatch(monkeypatch, capsys, tmp_path, trained_run):
     root = str(tmp_path / 'db20')
-    rels = make_trial_tree(root, bands=20)[:8]
+    rels = make_trial_tree(root, n_bands=20)[:8]
     trials = write_trials(tmp_path / 't.txt', all_ordered_pairs(rels))
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
                        '--feat_dir', root)

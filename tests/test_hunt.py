@@ -15,7 +15,12 @@ FOLDER_SETTINGS = [('identification.py', 'embedding_dir'), ('verification.py', '
                    ('enroll.py', 'test_dir'), ('evaluate.py', 'log_dir'),
                    ('evaluate.py', 'test_dir'), ('evaluate.py', 'embedding_dir'),
                    ('evaluate.py', 'test_wav_dir'), ('evaluate.py', 'feat_dir'),
-                   ('demo.py', 'files_dir')]
+                   ('demo.py', 'files_dir'), ('train.py', 'log_dir'),
+                   ('tools/calibrate.py', 'log_dir'), ('tools/whitening.py', 'log_dir'),
+                   ('tools/extract_features.py', 'wav_dir'),
+                   ('tools/extract_features.py', 'feat_dir'), ('tools/make_demo_db.py', 'out_dir'),
+                   ('tools/split_heldout.py', 'db_dir'), ('tools/split_heldout.py', 'dest'),
+                   ('tools/download_tutorial_db.py', 'dest')]
 
 
 @pytest.mark.parametrize('script,setting', FOLDER_SETTINGS)
@@ -33,8 +38,8 @@ def test_a_file_given_for_a_folder_is_named_a_file(tmp_path, script, setting):
 def load_rules(script: str) -> dict:
     """A script's SETTING_RULES, read without running its main()."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location(script[:-3] + '_rules', os.path.join(ROOT,
-                                                                                       script))
+    name = os.path.basename(script)[:-3] + '_rules'
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.SETTING_RULES

@@ -59,7 +59,7 @@ seed = 1                             # fixes the speakers, segments and non-targ
 cache_dir = 'runs/calib'             # segment embeddings kept for refits ('' = none)
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
+    'use_cuda': cli.FLAG, 'log_dir': cli.FOLDER, 'cp_num': cli.at_least(0),
     'train_feat_dir': cli.TEXT, 'speakers_per_folder': cli.at_least(2),
     'segments_per_speaker': cli.at_least(2), 'min_seconds': cli.above(0, 600),
     'max_seconds': cli.above(0, 600), 'nontarget_per_target': cli.above(0, 1000),

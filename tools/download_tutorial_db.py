@@ -35,7 +35,7 @@ expect_utts = 100            # utterances per training speaker
 expect_test_speakers = 10    # test speakers, each with enroll.p and test.p
 # ----
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'url': cli.NAME, 'dest': cli.NAME, 'keep_archive': cli.FLAG, 'timeout': cli.above(0),
+    'url': cli.NAME, 'dest': cli.FOLDER, 'keep_archive': cli.FLAG, 'timeout': cli.above(0),
     'expect_train_speakers': cli.at_least(1), 'expect_utts': cli.at_least(1),
     'expect_test_speakers': cli.at_least(1)}
 

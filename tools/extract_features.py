@@ -55,7 +55,8 @@ use_delta = c.USE_DELTA              # append deltas and delta-deltas (3x the ba
 use_scale = c.USE_SCALE              # also divide each band by its std
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'wav_dir': cli.NAME, 'feat_dir': cli.NAME, 'dtype': cli.one_of('float32', 'float64', 'float16'),
+    'wav_dir': cli.FOLDER, 'feat_dir': cli.FOLDER,
+    'dtype': cli.one_of('float32', 'float64', 'float16'),
     'jobs': cli.at_least(1), 'chunk_size': cli.at_least(0), 'overwrite': cli.FLAG,
     'progress': cli.FLAG, 'sample_rate': cli.between(1000, 192000),
     'n_bands': cli.between(1, 128), 'use_logscale': cli.FLAG, 'use_delta': cli.FLAG,

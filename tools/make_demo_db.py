@@ -51,7 +51,7 @@ speech_level = 0.0           # 0: each file's peak at -9 to -3 dB of full scale,
 seed = 1234                  # all randomness comes from numpy Generators seeded with this
 jobs = 2                     # parallel worker processes
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'out_dir': cli.NAME, 'n_train_speakers': cli.at_least(2), 'n_utts': cli.at_least(1),
+    'out_dir': cli.FOLDER, 'n_train_speakers': cli.at_least(2), 'n_utts': cli.at_least(1),
     'n_test_speakers': cli.at_least(1), 'test_seconds': cli.above(0, 600),
     'train_min_seconds': cli.above(0, 600), 'train_max_seconds': cli.above(0, 600),
     'korean_share': cli.between(0, 1), 'snr_min_db': cli.between(-20, 120),

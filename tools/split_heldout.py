@@ -29,7 +29,7 @@ all_speakers = False                 # also link the 40 held-out speakers: only 
                                      # that is never scored on trials_heldout.txt
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'db_dir': cli.NAME, 'dest': cli.NAME, 'every': cli.at_least(1), 'all_speakers': cli.FLAG}
+    'db_dir': cli.FOLDER, 'dest': cli.FOLDER, 'every': cli.at_least(1), 'all_speakers': cli.FLAG}
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELDOUT_LIST = os.path.join(REPO, 'docs', 'evaluation', 'heldout_speakers.txt')

@@ -33,7 +33,7 @@ whole_utterance = False              # true: from now on the checkpoint embeds w
                                      # (as train.py --whole_utterance true); fitted on them too
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
-    'use_cuda': cli.FLAG, 'log_dir': cli.NAME, 'cp_num': cli.at_least(0),
+    'use_cuda': cli.FLAG, 'log_dir': cli.FOLDER, 'cp_num': cli.at_least(0),
     'train_feat_dir': cli.NAME, 'test_frames': cli.PIECE_FRAMES, 'layer': cli.one_of(*LAYERS),
     'reg': cli.at_least(0), 'pooling_reg': cli.at_least(0), 'whole_utterance': cli.FLAG}
 
