@@ -102,16 +102,18 @@ class ModelChosen(Exception):
 
 
 def model_folder_of_evaluate(monkeypatch, args: list) -> str:
-    """The log_dir evaluate.py loads for ``args`` (its load_model stubbed)."""
-    import evaluate
+    """The log_dir evaluate.py loads for ``args`` (its load_model stubbed). A fresh copy of
+    the module: other tests run evaluate.main() in this process and leave their settings."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('evaluate_fresh',
+                                                  os.path.join(ROOT, 'evaluate.py'))
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
 
     def chosen(folder, *rest):
         raise ModelChosen(folder)
-    monkeypatch.setattr(evaluate, 'load_model', chosen)
+    evaluate.load_model = chosen
     monkeypatch.setattr(sys, 'argv', ['evaluate.py', *args])
-    for name, value in cli.script_settings(vars(evaluate)).items():
-        monkeypatch.setattr(evaluate, name, value)  # main() sets them: restored after the test
-    monkeypatch.setattr(evaluate, 'GIVEN_SETTINGS', frozenset(), raising=False)
     with pytest.raises(ModelChosen) as folder:
         evaluate.main()
     return os.path.basename(str(folder.value))

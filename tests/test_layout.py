@@ -12,12 +12,16 @@ TOOLS = {os.path.splitext(os.path.basename(p))[0]
          for p in glob.glob(os.path.join(ROOT, 'tools', '**', '*.py'), recursive=True)}
 
 
+def parsed(path: str) -> ast.AST:
+    """The syntax tree of a Python file."""
+    with open(path, encoding='utf-8') as f:
+        return ast.parse(f.read(), path)
+
+
 def imported(path: str) -> set:
     """Top-level names of the modules a file imports (``a.b`` -> ``a``)."""
-    with open(path, encoding='utf-8') as f:
-        tree = ast.parse(f.read(), path)
     names = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             names |= {alias.name.split('.')[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -78,10 +82,8 @@ RETIRED_NAMES = {'feature_dim', 'feature_width', 'filter_bank', 'num_classes'}
 
 def names_in(path: str) -> set:
     """The identifiers of a Python file (not its strings or comments)."""
-    with open(path, encoding='utf-8') as f:
-        tree = ast.parse(f.read(), path)
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Name):
             found.add(node.id)
         elif isinstance(node, ast.Attribute):
