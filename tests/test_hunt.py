@@ -35,14 +35,20 @@ def test_a_file_given_for_a_folder_is_named_a_file(tmp_path, script, setting):
     cli.check_settings({setting: str(tmp_path / 'not yet')}, rules)  # a new folder is fine
 
 
-def load_rules(script: str) -> dict:
-    """A script's SETTING_RULES, read without running its main()."""
+def fresh_module(script: str):
+    """A new copy of a script's module, its settings at their defaults, main() not run (other
+    tests run scripts' main() in this process and leave their settings)."""
     import importlib.util
-    name = os.path.basename(script)[:-3] + '_rules'
+    name = os.path.basename(script)[:-3] + '_fresh'
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.SETTING_RULES
+    return module
+
+
+def load_rules(script: str) -> dict:
+    """A script's SETTING_RULES, read without running its main()."""
+    return fresh_module(script).SETTING_RULES
 
 
 def test_a_file_for_embedding_dir_is_one_line_from_the_script(tmp_path):
@@ -102,13 +108,9 @@ class ModelChosen(Exception):
 
 
 def model_folder_of_evaluate(monkeypatch, args: list) -> str:
-    """The log_dir evaluate.py loads for ``args`` (its load_model stubbed). A fresh copy of
-    the module: other tests run evaluate.main() in this process and leave their settings."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('evaluate_fresh',
-                                                  os.path.join(ROOT, 'evaluate.py'))
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
+    """The log_dir evaluate.py loads for ``args`` (its load_model stubbed), in a fresh copy
+    of the module."""
+    evaluate = fresh_module('evaluate.py')
 
     def chosen(folder, *rest):
         raise ModelChosen(folder)
