@@ -149,7 +149,10 @@ def read_audio(path: str, sample_rate: int = c.SAMPLE_RATE) -> np.ndarray:
             warnings.simplefilter('ignore', wavfile.WavFileWarning)
             rate, audio = wavfile.read(path)
     except Exception as err:  # untrusted bytes: a cut header, zero channels, ... are one line
-        raise SetupError(f'{path}: not a readable WAV file ({err})') from None
+        hint = ''
+        if 'Unknown wave file format' in str(err):  # A-law, mu-law, ADPCM, MP3 in a WAV, ...
+            hint = f'; convert it to PCM first, e.g. sox {path} -e signed-integer -b 16 out.wav'
+        raise SetupError(f'{path}: not a readable WAV file ({err}){hint}') from None
     if audio.size == 0:
         raise SetupError(f'{path}: empty audio (no samples)')
     if rate <= 0:

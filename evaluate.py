@@ -192,6 +192,10 @@ def test_utterances(model, test_table) -> tuple:
     feats, _ = read_all(model, files)
     chunk_frames = int(round(chunk_sec * FRAMES_PER_SECOND))
     names, pieces, speakers = [], [], []
+    short = sum(len(feat) < chunk_frames for feat in feats) if chunk_frames else 0
+    if short:  # said, or "1000 s pieces" would claim what was not done
+        print(f'note: {short} of {len(feats)} test utterances are shorter than '
+              f'--chunk_sec {chunk_sec:g}: scored whole')
     for path, speaker, feat in zip(files, test_table['speaker_id'], feats):
         chunks = split_pieces(feat, chunk_frames, drop_short_last=True)
         for k, piece in enumerate(chunks, 1):

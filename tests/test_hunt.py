@@ -215,3 +215,27 @@ def test_a_recording_compared_with_itself_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(verification, 'test_wav', str(tmp_path / 'again.wav'))
     with pytest.raises(SetupError, match='again.wav: one file; compare two recordings'):
         verification.check_inputs()
+
+
+def test_an_a_law_wav_is_refused_with_how_to_convert_it(tmp_path):
+    """A telephone recording in A-law (WAV format tag 6) said only "Unknown wave file format"."""
+    import struct
+
+    from DB_wav_reader import read_audio
+    samples = bytes(range(256)) * 40
+    fmt = struct.pack('<HHIIHH', 6, 1, 8000, 8000, 1, 8)  # A-law, mono, 8 kHz, 8 bits
+    body = b'WAVE' + b'fmt ' + struct.pack('<I', len(fmt)) + fmt \
+        + b'data' + struct.pack('<I', len(samples)) + samples
+    path = tmp_path / 'phone.wav'
+    path.write_bytes(b'RIFF' + struct.pack('<I', len(body)) + body)
+    with pytest.raises(SetupError, match='ALAW.*convert it to PCM first, e.g. sox .*phone.wav '
+                                         '-e signed-integer -b 16 out.wav'):
+        read_audio(str(path))
+
+
+def test_pieces_longer_than_every_test_utterance_are_said_to_be_whole():
+    """--chunk_sec 1000 printed "1000 s pieces" over utterances of a few seconds, scored whole."""
+    result = run_script('evaluate.py', '--chunk_sec', '1000')
+    assert result.returncode == 0, result.stderr
+    assert 'note: 10 of 10 test utterances are shorter than --chunk_sec 1000: scored whole' \
+        in result.stdout
