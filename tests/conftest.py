@@ -27,10 +27,53 @@ def pytest_configure(config):
                             'a CPU too); pytest -m cuda runs these')
 
 
-def run_script(*args, cwd=ROOT, timeout=300):
-    """Run a repository script as a user would; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+def run_script(*args, cwd=ROOT, timeout=300, in_process=True):
+    """Run a repository script as ``python <args>`` in ``cwd`` would; returns a
+    CompletedProcess (returncode, stdout, stderr).
+
+    By default the script runs in this process (``runpy``, as ``__main__``, with its own argv,
+    folder, output and warnings): a Python start with torch costs about 2.5 CPU seconds, most of
+    a short script's run and most of the suite's time. ``in_process=False`` starts a new
+    interpreter, for what only a process has (a timeout, its own environment). tests/test_readme.py,
+    test_own_voice.py and the kill tests always start real processes.
+    """
+    if not in_process:
+        return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout)
+    return run_here(list(args), str(cwd))
+
+
+def run_here(args: list, cwd: str) -> subprocess.CompletedProcess:
+    """``python <args>`` run in this process; see run_script."""
+    import contextlib
+    import io
+    import runpy
+    import signal
+    import traceback
+    import warnings
+    script = os.path.join(cwd, args[0])
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved = (sys.argv, list(sys.path), os.getcwd(), signal.getsignal(signal.SIGTERM))
+    try:
+        os.chdir(cwd)
+        sys.argv, sys.path[0:0] = [script, *args[1:]], [os.path.dirname(script)]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                warnings.catch_warnings():  # a fresh "once per place" record, as a new process
+            try:
+                runpy.run_path(script, run_name='__main__')
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (stop.code is not None)
+                if isinstance(stop.code, str):
+                    print(stop.code, file=sys.stderr)
+            except BaseException:  # noqa: BLE001  (what a process would print, and exit 1)
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv, sys.path[:] = saved[0], saved[1]
+        os.chdir(saved[2])
+        signal.signal(signal.SIGTERM, saved[3])
+    return subprocess.CompletedProcess([sys.executable, *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 def make_feature_tree(root, n_speakers=4, n_utts=6, frames=(220, 320), seed=0,
