@@ -124,6 +124,15 @@ def weighted_cross_entropy(weights: np.ndarray, design: np.ndarray, labels: np.n
     return loss, design.T @ slope
 
 
+def minimize_cross_entropy(start: np.ndarray, design: np.ndarray, labels: np.ndarray,
+                           prior: float):
+    """scipy's L-BFGS result of weighted_cross_entropy over the weights of ``design``'s columns,
+    from ``start``."""
+    from scipy.optimize import minimize  # only where a fit is made: 0.3 s off each script's start
+    return minimize(weighted_cross_entropy, start, args=(design, labels, prior), jac=True,
+                    method='L-BFGS-B')
+
+
 def fit_calibration(scores, labels, seconds_a, seconds_b, fitted_on: dict = None,
                     prior: float = FIT_PRIOR) -> dict:
     """Fit the calibration on trials (scores, 0/1 labels, both sides' seconds of speech) by
@@ -139,9 +148,7 @@ def fit_calibration(scores, labels, seconds_a, seconds_b, fitted_on: dict = None
     design = design_matrix(scores, seconds_a, seconds_b, seconds_range)
     start = np.zeros(len(TERMS))
     start[0] = 10.0  # a cosine difference of 0.1 as one natural unit of evidence: near the end
-    from scipy.optimize import minimize  # only where a fit is made: 0.3 s off each script's start
-    result = minimize(weighted_cross_entropy, start, args=(design, labels, prior), jac=True,
-                      method='L-BFGS-B')
+    result = minimize_cross_entropy(start, design, labels, prior)
     if not np.all(np.isfinite(result.x)):
         raise SetupError('the calibration fit did not converge (scores not finite?)')
     return {'terms': list(TERMS), 'weights': [float(w) for w in result.x],
@@ -210,9 +217,7 @@ def refit_scale_and_offset(record: dict, llrs, labels) -> dict:
     design = np.stack([np.asarray(llrs, dtype=np.float64).ravel(),
                        np.ones(labels.size)], axis=1)
     prior = record.get('prior', FIT_PRIOR)
-    from scipy.optimize import minimize  # as in fit_calibration
-    result = minimize(weighted_cross_entropy, np.array([1.0, 0.0]),
-                      args=(design, labels, prior), jac=True, method='L-BFGS-B')
+    result = minimize_cross_entropy(np.array([1.0, 0.0]), design, labels, prior)
     alpha, beta = (float(x) for x in result.x)
     weights = [alpha * w for w in record['weights']]
     weights[TERMS.index('offset')] += beta

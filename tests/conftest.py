@@ -27,19 +27,13 @@ def pytest_configure(config):
                             'a CPU too); pytest -m cuda runs these')
 
 
-def run_script(*args, cwd=ROOT, timeout=300, in_process=True):
-    """Run a repository script as ``python <args>`` in ``cwd`` would; returns a
-    CompletedProcess (returncode, stdout, stderr).
-
-    By default the script runs in this process (``runpy``, as ``__main__``, with its own argv,
-    folder, output and warnings): a Python start with torch costs about 2.5 CPU seconds, most of
-    a short script's run and most of the suite's time. ``in_process=False`` starts a new
-    interpreter, for what only a process has (a timeout, its own environment). tests/test_readme.py,
-    test_own_voice.py and the kill tests always start real processes.
-    """
-    if not in_process:
-        return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout)
+def run_script(*args, cwd=ROOT) -> subprocess.CompletedProcess:
+    """Run a repository script as ``python <args>`` in ``cwd`` would, in this process
+    (``runpy``, as ``__main__``, with its own argv, folder, output and warnings); returns a
+    CompletedProcess (returncode, stdout, stderr). A Python start with torch costs about 2.5 CPU
+    seconds, most of a short script's run and most of the suite's time: tests that need what only
+    a process has (README's commands, a kill, a closed pipe, another environment) start one with
+    subprocess themselves."""
     return run_here(list(args), str(cwd))
 
 
@@ -62,7 +56,7 @@ def run_here(args: list, cwd: str) -> subprocess.CompletedProcess:
             try:
                 runpy.run_path(script, run_name='__main__')
             except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else (stop.code is not None)
+                code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
                 if isinstance(stop.code, str):
                     print(stop.code, file=sys.stderr)
             except BaseException:  # noqa: BLE001  (what a process would print, and exit 1)
