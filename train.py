@@ -25,6 +25,7 @@ from dvector import distributed as dist
 from dvector.checkpoint import (
     list_checkpoints,
     read_checkpoint,
+    read_checkpoint_file,
     save_checkpoint,
     set_aside_previous_run,
 )
@@ -75,6 +76,9 @@ log_dir = 'model_saved'              # where checkpoints and loss_plot.png are w
 log_interval = 84                    # print a progress line every this many batches
 seed = 1                             # random seed: the same split and crops every run
 resume = False                       # continue from the last checkpoint in log_dir
+init_from = ''                       # fine-tune: start the model's weights from this checkpoint
+                                     # file (same model and classes; loss, optimizer and schedule
+                                     # start fresh; ignored when resuming)
 channels_last = True                 # channels_last memory format (faster on CPUs and GPUs)
 use_amp = True                       # mixed precision (bf16/fp16) on CUDA; no effect on CPU
 num_workers = 0                      # DataLoader worker processes (crops are made in memory)
@@ -108,7 +112,8 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'valid_batch_size': cli.at_least(1), 'valid_by_length': cli.FLAG, 'use_shuffle': cli.FLAG,
     'log_dir': cli.FOLDER,
     'log_interval': cli.at_least(1), 'seed': cli.between(0, 2 ** 32 - 1), 'resume': cli.FLAG,
-    'channels_last': cli.FLAG, 'use_amp': cli.FLAG, 'num_workers': cli.at_least(0),
+    'init_from': cli.OPTIONAL_FILE, 'channels_last': cli.FLAG, 'use_amp': cli.FLAG,
+    'num_workers': cli.at_least(0),
     'in_memory': cli.FLAG, 'whiten': cli.FLAG, 'whiten_layer': cli.one_of(*LAYERS),
     'whole_utterance': cli.FLAG}
 
@@ -373,6 +378,42 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     return checkpoint['epoch'], history, checkpoint.get('run_id')
 
 
+def start_from_checkpoint(model: nn.Module, criterion: nn.Module, train_loader: DataLoader,
+                          n_classes: int, n_bands: int, device: torch.device) -> None:
+    """Fine-tuning: the model's weights from init_from (the same model and classes), and a
+    loss with class weights of its own starts them at the class means of the training crops."""
+    checkpoint = read_checkpoint_file(init_from)
+    trained, now = checkpoint['model_args'], model_args(n_classes, n_bands)
+    if trained != now:
+        raise cli.SetupError(f'init_from: {init_from} is a model {trained}; this run builds '
+                             f'{now} (the same backbone, sizes and classes are needed)')
+    try:
+        model.load_state_dict(checkpoint['state_dict'])
+    except Exception as err:  # an untrusted file: any way its weights fail is one line
+        raise cli.SetupError(f'init_from: {init_from}: its weights do not fit this model '
+                             f'({type(err).__name__})') from None
+    log(f'=> starting from {init_from}')
+    criterion.start_from_class_means(class_means(model, train_loader, n_classes, device))
+
+
+@torch.no_grad()
+def class_means(model: nn.Module, train_loader: DataLoader, n_classes: int,
+                device: torch.device) -> torch.Tensor:
+    """(n_classes, E) mean d-vector of each class over one pass of the training crops; a class
+    with no crop gets zeros (its weights then keep their random start)."""
+    model.eval()
+    sums = torch.zeros(n_classes, embedding_size, device=device)
+    counts = torch.zeros(n_classes, device=device)
+    for inputs, targets in tqdm(train_loader, desc='class means', unit='batch', leave=False,
+                                disable=None if dist.is_main_process() else True):
+        inputs, targets = to_device(inputs, targets, device)  # (B, 1, 40, win), (B,)
+        with autocast(device):
+            embedding, _ = model(inputs)                      # (B, E)
+        sums.index_add_(0, targets, embedding.float())
+        counts.index_add_(0, targets, torch.ones_like(targets, dtype=torch.float))
+    return sums / counts.clamp(min=1).unsqueeze(1)            # (n_classes, E)
+
+
 def resumable_history(checkpoint: dict, path: str) -> dict:
     """The checkpoint's training history, checked: ``epoch`` (the next one) a whole number,
     and the four lists of one number per epoch trained; SetupError otherwise (a checkpoint of
@@ -527,8 +568,11 @@ def fit(device: torch.device) -> None:
                                               n_bands)
         if dist.is_main_process():  # a killed run's unfinished file (this run holds the lock)
             remove_stale_temporaries(log_dir)
-    elif dist.is_main_process():  # only now: a run that fails to start moves nothing
-        set_aside_previous_run(log_dir)
+    else:
+        if init_from:
+            start_from_checkpoint(model, criterion, train_loader, n_classes, n_bands, device)
+        if dist.is_main_process():  # only now: a run that fails to start moves nothing
+            set_aside_previous_run(log_dir)
     net = wrap_distributed(with_loss, device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == 'cuda')
     for epoch in range(first, start + n_epochs):

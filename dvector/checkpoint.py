@@ -180,18 +180,33 @@ def read_checkpoint(log_dir: str, cp_num: int = 0) -> dict:
         checkpoint = load_torch(checkpoints[cp_num])
     else:
         cp_num, checkpoint = lowest_validation_loss(log_dir)
+    checked(checkpoint, checkpoints[cp_num])
+    checkpoint.update(cp_num=cp_num, path=checkpoints[cp_num])
+    return checkpoint
+
+
+def read_checkpoint_file(path: str) -> dict:
+    """Load one checkpoint file (train.py's init_from), checked as read_checkpoint checks;
+    its 'path' is set."""
+    checkpoint = load_torch(path)
+    checked(checkpoint, path)
+    checkpoint['path'] = path
+    return checkpoint
+
+
+def checked(checkpoint: dict, path: str) -> None:
+    """SetupError naming ``path`` unless the loaded ``checkpoint`` has a model_args dict and a
+    state_dict of tensors."""
     missing = {'state_dict', 'model_args'} - set(checkpoint if isinstance(checkpoint, dict)
                                                  else {})
     if missing:
-        raise SetupError(f'{checkpoints[cp_num]}: not a checkpoint of this project (missing '
+        raise SetupError(f'{path}: not a checkpoint of this project (missing '
                          + ', '.join(sorted(missing)) + ')')
     weights = checkpoint['state_dict']
     if not isinstance(checkpoint['model_args'], dict) or not isinstance(weights, dict) \
             or not all(torch.is_tensor(w) for w in weights.values()):
-        raise SetupError(f'{checkpoints[cp_num]}: not a checkpoint of this project '
+        raise SetupError(f'{path}: not a checkpoint of this project '
                          '(model_args or state_dict of the wrong kind)')
-    checkpoint.update(cp_num=cp_num, path=checkpoints[cp_num])
-    return checkpoint
 
 
 def model_from_checkpoint(checkpoint: dict, device: torch.device) -> nn.Module:

@@ -303,6 +303,20 @@ def folder_problem(value: Any) -> str:
 FOLDER = Rule(lambda v: NAME.check(v) and not folder_problem(v), 'a folder', folder_problem)
 OPTIONAL_FOLDER = Rule(lambda v: v == '' or FOLDER.check(v), "a folder or '' (none)",
                        folder_problem)
+
+
+def file_problem(value: Any) -> str:
+    """What makes a path unusable as a file setting ('' when nothing does)."""
+    if not isinstance(value, str) or '\0' in value:
+        return ''
+    if os.path.isdir(value):
+        return 'is a folder, not a file (give the file inside it)'
+    return '' if os.path.isfile(value) else 'no such file'
+
+
+# an existing file, or '' (the setting is off)
+OPTIONAL_FILE = Rule(lambda v: v == '' or (NAME.check(v) and not file_problem(v)),
+                     "a file or '' (none)", file_problem)
 NAMES = Rule(lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v),
              'comma-separated names')
 

@@ -209,3 +209,25 @@ def test_softmaxproto_prefers_pairs_that_match():
     matched = loss_fn.prototype_term(emb, targets)
     mismatched = loss_fn.prototype_term(emb, targets[torch.tensor([0, 2, 1, 4, 3, 6, 5, 7])])
     assert matched < 0.01 < mismatched
+
+
+@pytest.mark.parametrize('loss_type', sorted(LOSSES))
+def test_fine_tuning_starts_class_weights_at_the_class_means(loss_type):
+    """train.py's init_from: a loss's own class weights become the class means (the direction
+    of each, for a cosine classifier); a class never seen (a zero mean) keeps its weights."""
+    loss_fn = build_loss(loss_type, E, N)
+    before = {k: v.clone() for k, v in loss_fn.state_dict().items()}
+    means = torch.randn(N, E, generator=torch.Generator().manual_seed(3))
+    means[2] = 0
+    loss_fn.start_from_class_means(means)
+    after = loss_fn.state_dict()
+    seen = [0, 1, 3, 4]
+    if hasattr(loss_fn, 'classifier'):
+        weight = after['classifier.weight']
+        assert torch.allclose(weight[seen], F.normalize(means[seen]), atol=1e-6)
+        assert torch.equal(weight[2], before['classifier.weight'][2])
+    elif hasattr(loss_fn, 'centers'):
+        assert torch.allclose(after['centers'][seen], means[seen])
+        assert torch.equal(after['centers'][2], before['centers'][2])
+    else:  # the model's `last` layer is its classifier: nothing of the loss's own changes
+        assert all(torch.equal(after[k], before[k]) for k in before)

@@ -304,3 +304,64 @@ def test_a_learning_rate_drop_is_printed(capsys, monkeypatch):
         train.step_scheduler(scheduler, optimizer, 1.0)
     assert 'Learning rate reduced from 0.1 to 0.01 (validation loss stalled)' \
         in capsys.readouterr().out
+
+
+def test_fine_tuning_starts_from_a_checkpoint_of_the_same_model(tmp_path, trained_run):
+    """init_from: a run starts from a trained model's weights (at a learning rate too small to
+    move them, they stay), with a loss of its own; the setting is recorded."""
+    log_dir, train_dir, _ = trained_run
+    source = os.path.join(log_dir, 'checkpoint_2.pth')
+    result = run_script('train.py', '--train_feat_dir', train_dir, '--n_epochs', '1',
+                        '--log_dir', str(tmp_path / 'ft'), '--batch_size', '8', '--val_ratio',
+                        '25', '--init_from', source, '--loss_type', 'aamsoftmax', '--lr', '1e-9')
+    assert result.returncode == 0, result.stderr
+    assert f'=> starting from {source}' in result.stdout
+    tuned, start = (load_torch(p) for p in (str(tmp_path / 'ft' / 'checkpoint_1.pth'), source))
+    weights = [k for k in start['state_dict'] if 'running' not in k and 'num_batches' not in k]
+    assert all(torch.allclose(tuned['state_dict'][k], start['state_dict'][k], atol=1e-6)
+               for k in weights)
+    assert tuned['train_settings']['init_from'] == source
+
+
+def test_fine_tuning_from_another_model_or_file_is_refused(tmp_path, trained_run):
+    log_dir, train_dir, _ = trained_run
+    source = os.path.join(log_dir, 'checkpoint_2.pth')
+    args = ['train.py', '--train_feat_dir', train_dir, '--log_dir', str(tmp_path / 'ft'),
+            '--val_ratio', '25']
+    assert_one_line_error(run_script(*args, '--init_from', source, '--embedding_size', '64'),
+                          f'init_from: {source} is a model', "'embedding_size': 64")
+    assert_one_line_error(run_script(*args, '--init_from', str(tmp_path / 'none.pth')),
+                          'init_from', 'no such file')
+    (tmp_path / 'text.pth').write_text('not a checkpoint')
+    assert_one_line_error(run_script(*args, '--init_from', str(tmp_path / 'text.pth')),
+                          'text.pth')
+    assert not os.path.exists(tmp_path / 'ft')
+
+
+def test_start_from_checkpoint_loads_the_weights_and_the_class_means(monkeypatch, trained_run):
+    """The classifier of the new loss starts at the direction of each class's mean d-vector over
+    the training crops; a class without crops keeps its random start."""
+    import torch.nn.functional as F
+
+    import train
+    from model.losses import build_loss
+    log_dir, _, _ = trained_run
+    source = os.path.join(log_dir, 'checkpoint_2.pth')
+    start, cpu = load_torch(source), torch.device('cpu')
+    monkeypatch.setattr(train, 'init_from', source)
+    n_bands = start['model_args']['n_bands']
+    model = train.build_model_for(4, n_bands, cpu)
+    criterion = build_loss('aamsoftmax', embedding_size=128, n_classes=4)
+    unseen = criterion.classifier.weight[3].detach().clone()
+    inputs = torch.randn(8, 1, n_bands, 100, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])            # class 3 has no crop
+    loader = [(inputs[:4], targets[:4]), (inputs[4:], targets[4:])]
+    train.start_from_checkpoint(model, criterion, loader, 4, n_bands, cpu)
+    assert all(torch.equal(model.state_dict()[k], w) for k, w in start['state_dict'].items())
+    with torch.no_grad():
+        embedding, _ = model(inputs)                             # (8, 128), eval mode
+    weight = criterion.classifier.weight.detach()
+    for c in range(3):
+        assert torch.allclose(weight[c], F.normalize(embedding[targets == c].mean(0), dim=0),
+                              atol=1e-5)
+    assert torch.equal(weight[3], unseen)

@@ -48,6 +48,9 @@ class ASoftmaxLoss(Loss):
         self.classifier = CosineClassifier(embedding_size, n_classes)
         self.register_buffer('iteration', torch.zeros((), dtype=torch.long))
 
+    def start_from_class_means(self, means: torch.Tensor) -> None:
+        self.classifier.start_at(means)
+
     def current_lambda(self) -> float:
         return max(LAMBDA_MIN, LAMBDA_BASE / (1 + LAMBDA_GAMMA * self.iteration.item()))
 

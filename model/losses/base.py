@@ -6,6 +6,7 @@ given (0 = the default) must be ``low < value <= high``. A setting it does not u
 at 0. Every loss checks its own settings when it is built (``resolve_settings``), so
 ``build_loss`` and train.py need no case for any loss.
 """
+import torch
 import torch.nn as nn
 
 from configure import SetupError
@@ -46,3 +47,9 @@ class Loss(nn.Module):
         settings = self.resolve_settings(margin, scale, center_weight)
         self.margin, self.scale = settings['margin'], settings['scale']
         self.center_weight = settings['center_weight']
+
+    def start_from_class_means(self, means: torch.Tensor) -> None:
+        """Fine-tuning (train.py's init_from): a loss with class weights of its own starts them
+        at the (n_classes, E) mean d-vectors of the training classes, so that a pretrained
+        embedding is not first pulled towards random weights. The softmax losses have none
+        (the model's ``last`` layer is its classifier)."""

@@ -20,6 +20,11 @@ class CenterLoss(Loss):
         super().__init__(margin, scale, center_weight)
         self.centers = nn.Parameter(torch.randn(n_classes, embedding_size))
 
+    def start_from_class_means(self, means: torch.Tensor) -> None:
+        seen = means.norm(dim=1) > 0  # (n_classes,): a class never seen keeps its centre
+        with torch.no_grad():         # (n_classes, E): the centres are the class means
+            self.centers[seen] = means[seen].to(self.centers.dtype)
+
     def center_term(self, embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """1/2 mean squared distance of each d-vector to its class centre."""
         return 0.5 * (embedding.float() - self.centers[targets]).pow(2).sum(dim=1).mean()

@@ -19,6 +19,13 @@ class CosineClassifier(nn.Module):
         with torch.autocast(device_type=embedding.device.type, enabled=False):
             return F.linear(F.normalize(embedding.float()), F.normalize(self.weight.float()))
 
+    def start_at(self, means: torch.Tensor) -> None:
+        """Each class's weight vector becomes the direction of its (n_classes, E) mean d-vector;
+        a class whose mean is all zeros (never seen) keeps its weights."""
+        seen = means.norm(dim=1) > 0                               # (n_classes,)
+        with torch.no_grad():
+            self.weight[seen] = F.normalize(means[seen].float()).to(self.weight.dtype)
+
 
 def one_hot(targets: torch.Tensor, n_classes: int) -> torch.Tensor:
     return F.one_hot(targets, n_classes).bool()
@@ -32,6 +39,9 @@ class MarginSoftmax(Loss):
                  scale: float = 0.0, center_weight: float = 0.0):
         super().__init__(margin, scale, center_weight)
         self.classifier = CosineClassifier(embedding_size, n_classes)
+
+    def start_from_class_means(self, means: torch.Tensor) -> None:
+        self.classifier.start_at(means)
 
     def margin_logits(self, cosine: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
