@@ -136,18 +136,19 @@ def float_list(name: str, values: list) -> list:
 
 # ---- features -----------------------------------------------------------------------------
 
-def read_any(path: str) -> tuple:
-    """(trimmed features, speaker) of a feature pickle or a wav (silences cut when vad)."""
+def read_any(path: str, level_db: float) -> tuple:
+    """(trimmed features, speaker) of a feature pickle or a wav (silences cut when vad; set to
+    ``level_db``, the model's recording level)."""
     if not is_recording(path):
         return read_MFB(path)
-    return wav_features(path, vad), feature_name(path)[0]
+    return wav_features(path, vad, level_db), feature_name(path)[0]
 
 
 def read_all(model, paths: list) -> tuple:
     """Features and speakers of every file, read in parallel threads; features of another
     band count than the model's are refused."""
     with ThreadPoolExecutor(max(1, n_threads)) as pool:
-        results = list(pool.map(read_any, paths))
+        results = list(pool.map(lambda p: read_any(p, model.recording_level_db), paths))
     feats = [f for f, _ in results]
     check_feature_dims(model, feats, paths)
     check_lengths(feats, paths)  # a test too short to recognise anyone by is not scored
@@ -258,8 +259,8 @@ def evaluate_test_set(model, checkpoint: dict, device) -> tuple:
     tests = embed_utterances(model, pieces, test_frames, device, progress='embedding tests')
     scores = scoring.cosine_scores(tests, enrolled).numpy()
     chunks = f', {chunk_sec:g} s pieces' if chunk_sec > 0 else ''
-    print(f'\n=== Tutorial test set: {len(speakers)} enrolled speakers, {len(names)} test '
-          f'utterances{chunks} ===')
+    print(f'\n=== Test set {tutorial_dir()} (tutorial mode): {len(speakers)} enrolled speakers, '
+          f'{len(names)} test utterances{chunks} ===')
     report_identification(scores, test_speakers, speakers)
     if as_norm:
         scores = scoring.as_norm_matrix(torch.from_numpy(scores), tests, enrolled,

@@ -11,6 +11,7 @@ and its enrollments, unless you choose log_dir or embedding_dir; dvector/recordi
     python identification.py --test_wav me_again.wav
 """
 import os
+import sys
 import unicodedata
 
 import configure as c
@@ -81,6 +82,18 @@ def report_decision(decision, best_spk: str) -> None:
               'the enrolled speakers')
 
 
+def warn_of_ties(scores: list, speakers: list, best: str) -> None:
+    """A warning when other speakers score what the best one scores: the answer among them is
+    arbitrary (the same recordings enrolled under two names, or a model that cannot tell them
+    apart)."""
+    top = scores[speakers.index(best)]
+    tied = [s for s, v in zip(speakers, scores) if s != best and abs(v - top) < 1e-6]
+    if tied:
+        print(f'warning: {", ".join(tied)} score{"s" if len(tied) == 1 else ""} the same as '
+              f'{best} ({top:.4f}): the answer between them is arbitrary (enrolled from the '
+              'same recordings?)', file=sys.stderr)
+
+
 def perform_identification(model, embeddings: dict, test_filename: str, device,
                            embedding_dir: str = embedding_dir, checkpoint: dict = None) -> str:
     """The enrolled speaker (of spk_list) whose d-vector is closest to the test utterance's,
@@ -94,6 +107,7 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
                               (test_seconds, enrolled_seconds(embedding_dir)),
                               check_operating_point(p_target, c_miss, c_fa))
     best_spk = best if decision is None or decision.accept else NONE
+    warn_of_ties(scores.tolist(), speakers, best)
     true_spk = unicodedata.normalize('NFC', os.path.basename(os.path.dirname(
         os.path.abspath(test_filename))))  # as enroll.py names speakers (recordings.py)
     features = not is_recording(test_filename)

@@ -29,7 +29,7 @@ from dvector.checkpoint import (
     save_checkpoint,
     set_aside_previous_run,
 )
-from dvector.features import feature_settings
+from dvector.features import LEVEL_KEY, feature_settings, tree_level_db
 from dvector.fileio import check_writable_dir, folder_lock, remove_stale_temporaries
 from dvector.pair_batches import PairBatchSampler
 from dvector.threshold import describe, fit_validation_threshold
@@ -476,9 +476,23 @@ def check_choices() -> None:
         raise cli.SetupError('speed_perturb: works on plain filterbank bands; configure.py has '
                              'USE_DELTA = True')
     check_writable_dir(log_dir, 'log_dir')
+    training_level_db()
     if stem_stride != 1 and not backbone.startswith('resnet'):
         raise cli.SetupError(f'stem_stride={stem_stride}: 1, or 2 with a resnet backbone '
                              f'(backbone is {backbone!r})')
+
+
+def training_level_db() -> float:
+    """The speech level of the recordings the training features were made from (each folder's
+    dvector.features.LEVEL_FILE; the tutorial DB's without one): stored in the checkpoint, so
+    that recordings given to the model later are set to it. Folders of two levels: refused."""
+    levels = {folder: tree_level_db(folder) for folder in train_feat_dir.split(',')}
+    if len(set(levels.values())) > 1:
+        raise cli.SetupError('train_feat_dir: its folders were made from recordings at other '
+                             'speech levels (' + ', '.join(f'{f}: {v:g} dB' for f, v in
+                                                           levels.items())
+                             + '); make them at one level (make_demo_db.py --speech_level)')
+    return next(iter(levels.values()))
 
 
 def create_scheduler(optimizer):
@@ -540,7 +554,8 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: 
         'loss_args': loss_args(), 'loss_state_dict': criterion.state_dict(),
         'speakers': speakers, 'feature_settings': feature_settings(),
         'win_size': win_size, 'speed_factors': list(parsed_speed_factors()),
-        'whole_utterance': whole_utterance, 'train_settings': training_settings(),
+        'whole_utterance': whole_utterance, LEVEL_KEY: training_level_db(),
+        'train_settings': training_settings(),
         'valid_loss': history['valid_loss'][-1],
         'valid_acc': history['valid_acc'][-1], 'history': history,
         **({'run_id': run_id} if run_id else {})})

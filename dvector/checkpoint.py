@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from configure import SetupError
+from dvector.features import model_level_db
 from dvector.fileio import load_torch, remove_stale_temporaries, save_torch
 from model import build_model
 from model.fuse import fold_batchnorm, fold_whitening
@@ -89,8 +90,12 @@ def set_aside_previous_run(log_dir: str) -> str:
 def check_rewritable(path: str, why: str) -> None:
     """Before the work: SetupError unless the checkpoint at ``path`` can be rewritten (its
     folder writable, room on the disk for a new copy beside it: atomic_path writes the copy,
-    then renames it); ``why`` says what rewrites it."""
+    then renames it; the file itself not marked read-only, a mark the rename would not
+    respect); ``why`` says what rewrites it."""
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.stat(path).st_mode & 0o222:
+        raise SetupError(f'{why}: {path} is read-only (chmod u+w it to let {why} rewrite it); '
+                         'nothing was done')
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SetupError(f'{why}: cannot rewrite {path} ({folder} is not a writable folder); '
                          'nothing was done')
@@ -291,6 +296,7 @@ def inference_model(checkpoint: dict, device: torch.device) -> nn.Module:
     # was trained on (None, not checked, for a file train.py did not write)
     model.feature_settings = checkpoint.get('feature_settings')
     model.n_bands = checkpoint['model_args'].get('n_bands')
+    model.recording_level_db = model_level_db(checkpoint)  # recordings are set to it
     # channels_last (after folding, which makes new weights): about 2x faster convolutions on
     # CPUs, and tensor cores on GPUs
     return model.to(memory_format=torch.channels_last)

@@ -49,6 +49,9 @@ def samples_of(audio: np.ndarray, sample_rate: Optional[int]) -> np.ndarray:
         raise SetupError(f'sample_rate={sample_rate!r}: give the rate of the samples in Hz '
                          '(a positive integer), e.g. embed(samples, 16000)')
     audio = np.asarray(audio)
+    if audio.ndim == 2 and audio.shape[1] > audio.shape[0]:  # more channels than samples
+        raise SetupError(f'audio: shape {audio.shape} reads as {audio.shape[1]} channels of '
+                         f'{audio.shape[0]} samples; give (samples, channels), e.g. audio.T')
     if audio.ndim not in (1, 2) or audio.size == 0 or not (
             np.issubdtype(audio.dtype, np.number) and not np.iscomplexobj(audio)):
         raise SetupError(f'audio: expected a (samples,) or (samples, channels) array of real '
@@ -56,6 +59,18 @@ def samples_of(audio: np.ndarray, sample_rate: Optional[int]) -> np.ndarray:
     if not np.isfinite(audio).all():
         raise SetupError('audio: the samples are not all finite (NaN or infinite)')
     return to_mono(audio, int(sample_rate), c.SAMPLE_RATE, 'the array given')
+
+
+def device_of(device) -> torch.device:
+    """A CPU or CUDA torch.device from a name or a torch.device; SetupError for others."""
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        chosen = None
+    if chosen is None or chosen.type not in ('cpu', 'cuda'):
+        raise SetupError(f"device={device!r}: give 'cpu', 'cuda' (or 'cuda:N'), a torch.device "
+                         'of either, or None (CUDA when present, else the CPU)')
+    return chosen
 
 
 class Encoder:
@@ -72,8 +87,12 @@ class Encoder:
 
     def __init__(self, model_dir: str = REAL_MODEL_PATH,
                  device: Union[str, torch.device, None] = None, vad: bool = True):
+        if not isinstance(model_dir, (str, os.PathLike)) or os.path.isfile(model_dir):
+            raise SetupError(f'model_dir={model_dir!r}: give a folder of checkpoints (a '
+                             "train.py log_dir), not " + ('a file' if isinstance(
+                                 model_dir, (str, os.PathLike)) else type(model_dir).__name__))
         self.model_dir, self.vad = os.fspath(model_dir), vad
-        self.device = select_device(True) if device is None else torch.device(device)
+        self.device = select_device(True) if device is None else device_of(device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise SetupError(f'device={device!r}: no CUDA device here; give device=\'cpu\'')
         with notes_to_stderr():
@@ -84,11 +103,17 @@ class Encoder:
     def features(self, audio: Audio, sample_rate: Optional[int] = None) -> np.ndarray:
         """(frames, bands) features of a wav file or an array of samples at ``sample_rate``."""
         if isinstance(audio, (str, os.PathLike)):
-            return wav_features(os.fspath(audio), self.vad)
+            return wav_features(os.fspath(audio), self.vad, self.model.recording_level_db)
+        if isinstance(audio, torch.Tensor):
+            audio = audio.detach().cpu().numpy()
+        if not isinstance(audio, np.ndarray):
+            raise SetupError(f'audio: give a wav file\'s path or an array of samples, not '
+                             f'{type(audio).__name__}')
         samples = samples_of(audio, sample_rate)
+        level = self.model.recording_level_db  # its training recordings' speech level
         if not self.vad:
-            return trimmed_features(samples, 'the array given')
-        return recording_features(keep_speech(samples, c.SAMPLE_RATE, 'the array given'))
+            return trimmed_features(samples, 'the array given', level)
+        return recording_features(keep_speech(samples, c.SAMPLE_RATE, 'the array given'), level)
 
     def embed(self, audio: Audio, sample_rate: Optional[int] = None) -> torch.Tensor:
         """The (E,) L2-normalised d-vector, on the CPU, of a wav file (any rate, any channels;
@@ -105,6 +130,11 @@ class Encoder:
         """Are two wav files of the same speaker? What dvector.score_wavs answers
         (dvector/recordings.py: the cosine score, the threshold and what it rests on, the
         decision, each recording's quality), with this encoder's model and device."""
+        for name, path in (('path_a', path_a), ('path_b', path_b)):
+            if not isinstance(path, (str, os.PathLike)):
+                raise SetupError(f'{name}: score() takes two wav files\' paths, not '
+                                 f'{type(path).__name__} (the cosine of two d-vectors of '
+                                 'embed() is float(a @ b))')
         with notes_to_stderr():
             return compare_wavs(self.model, self.checkpoint, os.fspath(path_a),
                                 os.fspath(path_b), self.vad, p_target, c_miss, c_fa, thres)

@@ -19,6 +19,7 @@ once) and the model loaded now against the record's, so a partial or mixed set i
 import glob
 import hashlib
 import os
+import re
 import shutil
 import uuid
 
@@ -37,6 +38,7 @@ from dvector.fileio import (
 )
 
 MODEL_FILE = 'enrolled_with.txt'
+LOCK_FILE = re.compile(r'\..+\.lock')  # fileio.lock_path's name for a folder's lock
 # 'speaker seconds' lines: each enrollment's seconds of speech, which a calibrated model's LLR
 # depends on (dvector/calibration.py); a set from before it has none
 SECONDS_FILE = 'speech_seconds.txt'
@@ -236,9 +238,12 @@ def check_own_files(embedding_dir: str, names: list) -> tuple:
     project replaces only what it wrote: that file is never touched)."""
     record = read_record(embedding_dir)
     listed = {s + '.pth' for s in record[2]} | {MODEL_FILE, SECONDS_FILE} if record else set()
-    foreign = sorted(set(names) - listed)
+    # the user's own files named first; a lock file (.<folder>.lock, fileio.lock_path) last
+    foreign = sorted(set(names) - listed, key=lambda n: (bool(LOCK_FILE.fullmatch(n)), n))
     if foreign:
         why = f'{MODEL_FILE} does not list it' if record else f'there is no {MODEL_FILE}'
+        if LOCK_FILE.fullmatch(foreign[0]):
+            why += '; a lock file of an enroll.py into its subfolder: remove it when none runs'
         raise SetupError(f'{embedding_dir}: holds {foreign[0]}, which is not an enrollment '
                          f'enroll.py wrote ({why}); move it out, or give another folder')
     return record

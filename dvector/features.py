@@ -19,6 +19,7 @@ therefore set to the tutorial DB's speech level (``at_db_level``) before its fea
 """
 import functools
 import math
+import os
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -26,6 +27,7 @@ from python_speech_features import delta, fbank, get_filterbanks
 from python_speech_features.sigproc import round_half_up
 
 import configure as c
+from configure import SetupError
 
 
 def logfbank_features(audio: np.ndarray, sample_rate: int = c.SAMPLE_RATE,
@@ -129,10 +131,45 @@ def at_db_level(samples: np.ndarray, level_db: float = SPEECH_LEVEL_DB) -> np.nd
     return (samples * 10 ** ((level_db - level) / 20)).astype(samples.dtype)
 
 
-def recording_features(samples: np.ndarray) -> np.ndarray:
+def recording_features(samples: np.ndarray, level_db: float = SPEECH_LEVEL_DB) -> np.ndarray:
     """(frames, bands) float32 features of a recording's 16 kHz samples (its speech, or all of
-    it): set to the DB's speech level, then the tutorial's recipe."""
-    return fast_logfbank(at_db_level(samples)).astype(np.float32)
+    it): set to ``level_db``, the speech level of the model's training recordings (the DB's by
+    default; a model's own: model_level_db), then the tutorial's recipe."""
+    return fast_logfbank(at_db_level(samples, level_db)).astype(np.float32)
+
+
+# A feature tree made from recordings at another level than the tutorial DB's says so in this
+# file beside its train/ and test/ folders (tools/make_demo_db.py writes it): train.py stores
+# the level in the checkpoint, and recordings given to that model are set to it.
+LEVEL_FILE = 'speech_level_db.txt'
+LEVEL_KEY = 'recording_level_db'  # the checkpoint's key for it
+
+
+def tree_level_db(feat_dir: str) -> float:
+    """The speech level (dB of full scale) of the recordings ``feat_dir``'s features were made
+    from: LEVEL_FILE in the folder above it, else the tutorial DB's (SPEECH_LEVEL_DB)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(feat_dir)), LEVEL_FILE)
+    if not os.path.isfile(path):
+        return SPEECH_LEVEL_DB
+    try:
+        with open(path, encoding='utf-8') as f:
+            level = float(f.read().split()[0])
+    except (ValueError, IndexError, UnicodeDecodeError, OSError):
+        level = float('nan')
+    if not -100 <= level <= 0:
+        raise SetupError(f'{path}: expected the speech level in dB of full scale (a number from '
+                         '-100 to 0, e.g. -22.5), as tools/make_demo_db.py writes it')
+    return level
+
+
+def model_level_db(checkpoint: dict) -> float:
+    """The level recordings are set to for this model: its training recordings' (LEVEL_KEY,
+    stored by train.py), the tutorial DB's for a checkpoint without it."""
+    level = checkpoint.get(LEVEL_KEY, SPEECH_LEVEL_DB)
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not -100 <= level <= 0:
+        raise SetupError(f'the checkpoint\'s {LEVEL_KEY} is {level!r}: not a speech level in dB '
+                         'of full scale (-100 to 0)')
+    return float(level)
 
 
 def feature_settings() -> dict:

@@ -29,7 +29,7 @@ from dvector import cli
 from dvector.calibration import DEFAULT_P_TARGET, check_operating_point, decide
 from dvector.checkpoint import inference_model, read_checkpoint, select_device
 from dvector.embedding import embed_features
-from dvector.features import feature_settings, recording_features
+from dvector.features import SPEECH_LEVEL_DB, feature_settings, recording_features
 from dvector.quality import RecordingQuality, measure_quality
 from dvector.scoring import cosine_pairs
 from dvector.vad import MIN_ENROLL_SECONDS, MIN_SPEECH_SECONDS, check_speech_length, speech_of
@@ -119,22 +119,23 @@ def print_warnings(paths: list) -> None:
                 print(f'warning: {line}')
 
 
-def wav_features(path: str, vad: bool = True) -> np.ndarray:
-    """(frames, bands) float32 features of one wav file. With ``vad`` only its speech is kept
-    (dvector/vad.py); without, 0.5 s is dropped at each end, as the tutorial's feature files
-    are read."""
+def wav_features(path: str, vad: bool = True, level_db: float = SPEECH_LEVEL_DB) -> np.ndarray:
+    """(frames, bands) float32 features of one wav file, set to ``level_db`` (the model's:
+    model.recording_level_db). With ``vad`` only its speech is kept (dvector/vad.py); without,
+    0.5 s is dropped at each end, as the tutorial's feature files are read."""
     if vad:
         speech, quality = wav_speech(path)
         check_speech_length(quality.speech_seconds, quality.audio_seconds, path)
-        return recording_features(speech)
+        return recording_features(speech, level_db)
     check_not_cut(path, os.path.getsize(path))
-    return trimmed_features(read_audio(path, c.SAMPLE_RATE), path)
+    return trimmed_features(read_audio(path, c.SAMPLE_RATE), path, level_db)
 
 
-def trimmed_features(audio: np.ndarray, name: str) -> np.ndarray:
+def trimmed_features(audio: np.ndarray, name: str,
+                     level_db: float = SPEECH_LEVEL_DB) -> np.ndarray:
     """(frames, bands) features of 16 kHz samples without the detector: 0.5 s dropped at each
     end, as the tutorial's feature files are read; SetupError naming ``name`` if too short."""
-    feat = trim_silence(recording_features(audio))
+    feat = trim_silence(recording_features(audio, level_db))
     if len(feat) * c.HOP_SECONDS < MIN_SPEECH_SECONDS:  # too little to recognise anyone by
         raise SetupError(f'{name}: too short ({len(feat) * c.HOP_SECONDS:.2f} s of audio, '
                          f'trimmed); at least {MIN_SPEECH_SECONDS:g} s is needed')
@@ -283,7 +284,8 @@ def embed_wavs_with_seconds(model: torch.nn.Module, files: list, device: torch.d
                             vad: bool = True, test_frames: int = TEST_FRAMES) -> tuple:
     """((n_files, E) d-vectors, [seconds of speech of each file]): what a calibrated model's
     LLR needs (dvector/calibration.py)."""
-    feats = [wav_features(f, vad) for f in files]
+    level = getattr(model, 'recording_level_db', SPEECH_LEVEL_DB)  # checkpoint.inference_model
+    feats = [wav_features(f, vad, level) for f in files]
     return (embed_features(model, feats, files, test_frames, device),
             [len(f) * c.HOP_SECONDS for f in feats])
 

@@ -15,6 +15,7 @@ Silero runs on the CPU through onnxruntime, in a session of one thread of its ow
 changes torch's thread count (importing ``silero_vad`` sets torch to one thread, so the count is
 restored around the import), and each thread gets its own model because the model holds state.
 """
+import os
 import sys
 import threading
 import warnings
@@ -45,11 +46,16 @@ def silero():
     if 'silero_vad' in sys.modules:  # imported before (the import waits for one under way)
         import silero_vad
         return silero_vad
+    # onnxruntime's telemetry (1DS on Linux and macOS since 1.2x: a device id and an event queue
+    # under ~/.cache): off, read once when onnxruntime starts; later events off too
+    os.environ.setdefault('ORT_DISABLE_TELEMETRY', '1')
     threads = torch.get_num_threads()
     try:
         import silero_vad  # its first import sets torch to one thread for the whole process
     finally:
         torch.set_num_threads(threads)
+    import onnxruntime
+    onnxruntime.disable_telemetry_events()
     return silero_vad
 
 

@@ -1,6 +1,7 @@
 """Issue 27's hunt: bad inputs and faults a new user or a careless operator meets, each one
 line (or the right answer), never a traceback, a lost file or a silent wrong answer."""
 import os
+import re
 import subprocess
 import sys
 
@@ -239,3 +240,106 @@ def test_pieces_longer_than_every_test_utterance_are_said_to_be_whole():
     assert result.returncode == 0, result.stderr
     assert 'note: 10 of 10 test utterances are shorter than --chunk_sec 1000: scored whole' \
         in result.stdout
+
+
+# ---- the second hunt (session of the fine-tuned model_real) ----
+
+def test_a_read_only_checkpoint_is_not_rewritten(tmp_path, trained_run):
+    """chmod 444 checkpoint_2.pth, then evaluate.py --store_threshold true: the rename replaced
+    the file and its read-only mark without a word."""
+    import hashlib
+    import shutil
+    import stat
+    log_dir, _, test_dir = trained_run
+    run = tmp_path / 'run'
+    shutil.copytree(log_dir, run)
+    path = run / 'checkpoint_2.pth'
+    os.chmod(path, 0o444)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    result = run_script('evaluate.py', '--log_dir', str(run), '--cp_num', '2', '--test_dir',
+                        test_dir, '--store_threshold', 'true')
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'is read-only' in lines[0] and 'nothing was done' in lines[0]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o444
+
+
+def test_a_foreign_file_is_named_before_an_enrollment_lock_file(tmp_path):
+    """A folder of recordings (me/) given as embedding_dir after a refused enroll into me/:
+    the refusal named the project's own .me.lock as the user's foreign file."""
+    from dvector.enrollment import check_own_files
+    with pytest.raises(SetupError, match=r'holds me, which is not an enrollment'):
+        check_own_files(str(tmp_path), ['.me.lock', 'me'])
+    with pytest.raises(SetupError, match=r'holds \.me\.lock, .*a lock file of an enroll\.py'):
+        check_own_files(str(tmp_path), ['.me.lock'])
+
+
+def test_a_tie_between_two_enrolled_speakers_is_said(tmp_path):
+    """alice and bob from the same wav: identification named alice without a word about bob,
+    who scores the same."""
+    wav = os.path.join(ROOT, 'test_wavs', 'demo_f43', 'enroll.wav')
+    emb = str(tmp_path / 'e')
+    for name in ('alice', 'bob'):
+        assert run_script('enroll.py', '--enroll_wav', wav, '--speaker', name,
+                          '--embedding_dir', emb).returncode == 0
+    result = run_script('identification.py', '--embedding_dir', emb, '--test_wav',
+                        os.path.join(ROOT, 'test_wavs', 'demo_f43', 'test.wav'))
+    assert result.returncode == 0, result.stderr
+    assert 'Predicted speaker : alice' in result.stdout
+    assert re.search(r'warning: bob scores the same as alice \(0\.\d{4}\): the answer between '
+                     r'them is arbitrary', result.stderr), result.stderr
+
+
+def test_the_demo_model_hears_recordings_at_its_own_training_level():
+    """A demo voice's wav against the demo set enrolled from feature files: rejected at 0.89
+    (the recording set to the tutorial DB's -42 dB, the demo DB's features made at -21 dB)."""
+    result = run_script('verification.py', '--log_dir', 'model_saved', '--embedding_dir',
+                        'enroll_embeddings', '--enroll_speaker', 'demo_f43', '--test_wav',
+                        os.path.join('test_wavs', 'demo_f43', 'test.wav'))
+    assert result.returncode == 0, result.stderr
+    assert 'Result : Accept' in result.stdout
+    score = float(re.search(r'Score : ([0-9.]+)', result.stdout).group(1))
+    assert score > 0.9938  # the demo model's stored threshold
+
+
+def test_train_py_stores_the_level_of_its_training_recordings(tmp_path, monkeypatch, trained_run):
+    import train
+    from dvector.features import LEVEL_FILE, LEVEL_KEY, SPEECH_LEVEL_DB
+    from dvector.fileio import load_torch
+    assert load_torch(os.path.join(trained_run[0], 'checkpoint_2.pth'))[LEVEL_KEY] == \
+        SPEECH_LEVEL_DB  # a tree without a level file: the tutorial DB's
+    for name, level in (('a', '-20.5'), ('b', None)):
+        os.makedirs(tmp_path / name / 'train')
+        if level:
+            (tmp_path / name / LEVEL_FILE).write_text(level + '\n')
+    monkeypatch.setattr(train, 'train_feat_dir', str(tmp_path / 'a' / 'train'))
+    assert train.training_level_db() == -20.5
+    monkeypatch.setattr(train, 'train_feat_dir', f'{tmp_path}/a/train,{tmp_path}/b/train')
+    with pytest.raises(SetupError, match='other speech levels .*-20.5 dB.*-42 dB'):
+        train.training_level_db()
+    (tmp_path / 'a' / LEVEL_FILE).write_text('loud\n')
+    with pytest.raises(SetupError, match='speech_level_db.txt: expected the speech level'):
+        train.training_level_db()
+
+
+def test_encoder_misuse_is_one_line(tmp_path):
+    """device='tpu' and score(tensor, tensor): tracebacks; a file for model_dir, a list or None
+    for embed(), a (channels, samples) array: messages about something else."""
+    import numpy as np
+
+    import dvector
+    with pytest.raises(SetupError, match="device='tpu': give 'cpu', 'cuda'"):
+        dvector.Encoder(device='tpu')
+    wav = os.path.join(ROOT, 'test_wavs', 'demo_f43', 'test.wav')
+    with pytest.raises(SetupError, match='give a folder of checkpoints .*not a file'):
+        dvector.Encoder(model_dir=wav)
+    encoder = dvector.Encoder(device='cpu')
+    for audio in (['a.wav'], None):
+        with pytest.raises(SetupError, match="give a wav file's path or an array of samples"):
+            encoder.embed(audio, 16000)
+    with pytest.raises(SetupError, match=r'shape \(2, 48000\) reads as 48000 channels'):
+        encoder.embed(np.zeros((2, 48000), dtype=np.float32), 16000)
+    vector = encoder.embed(wav)
+    with pytest.raises(SetupError, match="score\\(\\) takes two wav files' paths, not Tensor"):
+        encoder.score(vector, vector)

@@ -58,7 +58,8 @@ def test_layout(demo_db):
         for kind in ('enroll', 'test'):
             assert f'feat_logfbank_nfilt40/test/{speaker}/{kind}.p' in files
             assert f'test_wavs/{speaker}/{kind}.wav' in files
-    assert len(files) == 6 + 2 * 2 * 2  # and no temporary files left behind
+    assert 'feat_logfbank_nfilt40/speech_level_db.txt' in files  # the level the model hears
+    assert len(files) == 6 + 2 * 2 * 2 + 1  # and no temporary files left behind
 
 
 def test_feature_pickles(demo_db):
@@ -131,3 +132,8 @@ def test_speech_level_sets_each_file_to_the_level_asked(tmp_path, demo_db):
                 for p in glob.glob(f'{root}/test_wavs/*/*.wav')]
     assert levels(tmp_path) and all(-45.1 < level < -38.9 for level in levels(tmp_path))
     assert all(level > -30 for level in levels(demo_db))
+    # the median level of the files, beside train/ and test/, for train.py to store in the model
+    from dvector.features import tree_level_db
+    feats = tmp_path / 'feat_logfbank_nfilt40' / 'train'
+    assert -45.1 < tree_level_db(str(feats)) < -38.9
+    assert tree_level_db(str(demo_db / 'feat_logfbank_nfilt40' / 'train')) > -30

@@ -141,3 +141,16 @@ def test_the_scripts_refuse_recordings_without_speech(speech, tmp_path):
     result = run_script('verification.py', '--enroll_wav', me, '--test_wav', dithered)
     assert result.returncode == 1
     assert result.stderr.startswith(f'error: no speech found in {dithered} (10.00 s')
+
+
+def test_the_speech_detector_leaves_no_telemetry_behind(tmp_path):
+    """onnxruntime (under Silero) keeps a device id and a queue of telemetry events under
+    ~/.cache on Linux unless told not to before it starts: the project says telemetry off."""
+    env = {k: v for k, v in os.environ.items() if k != 'ORT_DISABLE_TELEMETRY'}
+    env['HOME'] = str(tmp_path)
+    code = ('import numpy as np; from dvector import vad; '
+            'vad.speech_probabilities(np.zeros(16000, dtype=np.float32))')
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert not [p for p in tmp_path.rglob('*') if p.is_file()], 'files written under HOME'

@@ -35,7 +35,7 @@ from dvector.calibration import (  # noqa: E402
     refit_scale_and_offset,
     store_calibration,
 )
-from dvector.checkpoint import load_model, select_device  # noqa: E402
+from dvector.checkpoint import check_rewritable, load_model, select_device  # noqa: E402
 from dvector.embedding import check_feature_dims, embed_utterances  # noqa: E402
 from dvector.enrollment import model_fingerprint  # noqa: E402
 from dvector.fileio import load_torch, save_torch  # noqa: E402
@@ -272,6 +272,7 @@ def main() -> None:
     if train_feat_dir:  # before the model is loaded
         training_folders({})
     model, checkpoint = load_model(log_dir, cp_num, select_device(use_cuda))
+    check_rewritable(checkpoint['path'], 'calibrate.py')  # before the work, not after the fit
     device = next(model.parameters()).device
     folders = training_folders(checkpoint)
     held = validation_files(checkpoint, folders)

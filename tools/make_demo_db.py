@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import configure as c
 from DB_wav_reader import pcm_to_float, read_audio
 from dvector import cli
-from dvector.features import at_db_level, fast_logfbank
+from dvector.features import LEVEL_FILE, at_db_level, fast_logfbank, speech_level_db
 from dvector.fileio import atomic_path, save_pickle
 
 # ---- settings (override on the command line, e.g. --n_train_speakers 3) ----
@@ -278,7 +278,17 @@ def render(task: dict) -> dict:
     save_pickle({'feat': feat, 'label': task['speaker']}, task['pickle'])
     written = [task['pickle']] + ([task['wav']] if task.get('wav') else [])
     return {'seconds': len(pcm) / SAMPLE_RATE, 'bytes': sum(map(os.path.getsize, written)),
-            'files': len(written), 'speaker': task['speaker']}
+            'files': len(written), 'speaker': task['speaker'], 'level': speech_level_db(audio)}
+
+
+def write_level(results: list) -> str:
+    """The median speech level of the files, in LEVEL_FILE beside train/ and test/: train.py
+    stores it in the model, and recordings given to the model are set to it."""
+    path = os.path.join(os.path.dirname(os.path.join(out_dir, c.TRAIN_FEAT_DIR)), LEVEL_FILE)
+    level = float(np.median([r['level'] for r in results]))
+    with atomic_path(path) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+        f.write(f'{level:.1f}\n')
+    return f'{level:.1f} dB'
 
 
 def train_tasks(voices: list, rng: np.random.Generator, used: set) -> Iterator[dict]:
@@ -348,12 +358,13 @@ def main() -> None:
     started = time.time()
     results = run_tasks(all_tasks())
     n_speakers = len({r['speaker'] for r in results})
+    level = write_level(results)
     print(f'Demo DB in {os.path.abspath(out_dir)}: {n_speakers} speakers '
           f'({n_train_speakers} train, {n_test_speakers} test), '
           f'{sum(r["files"] for r in results)} files, '
           f'{sum(r["bytes"] for r in results) / 1e6:.1f} MB, '
           f'{sum(r["seconds"] for r in results):.0f} s of audio, '
-          f'made in {time.time() - started:.0f} s')
+          f'made in {time.time() - started:.0f} s; speech level {level}')
 
 
 if __name__ == '__main__':
