@@ -360,10 +360,12 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     trained, trained_loss = checkpoint['model_args'], checkpoint['loss_args']
     now = model_args(n_classes_for(speakers), n_bands)
     if (trained != now or trained_loss != loss_args() or checkpoint['speakers'] != speakers
-            or checkpoint['speed_factors'] != list(parsed_speed_factors())):
+            or checkpoint['speed_factors'] != list(parsed_speed_factors())
+            or checkpoint.get(LEVEL_KEY, training_level_db()) != training_level_db()):
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
                              f'{trained_loss} on other speakers or settings; now {now} '
                              f'{loss_args()}')
+    check_resumed_start(checkpoint, checkpoints[last])
     history = resumable_history(checkpoint, checkpoints[last])
     try:
         model.load_state_dict(checkpoint['state_dict'])
@@ -378,15 +380,41 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     return checkpoint['epoch'], history, checkpoint.get('run_id')
 
 
+def check_resumed_start(checkpoint: dict, path: str) -> None:
+    """With resume, init_from is not loaded again (the run's own weights are); it must name the
+    file the resumed run started from, so that a recipe of fine-tuning resumes as it is."""
+    if not init_from:
+        return
+    settings = checkpoint.get('train_settings')
+    started = settings.get('init_from') if isinstance(settings, dict) else None
+    if not isinstance(started, str) or not started \
+            or os.path.realpath(started) != os.path.realpath(init_from):
+        raise cli.SetupError(f'resume: {path} continues a run that started from '
+                             f'{started or "random weights"}, not init_from {init_from}; give '
+                             'that init_from (or none), or train a new run (--resume false)')
+    log(f'=> init_from {init_from}: not loaded again, the resumed run started from it')
+
+
 def start_from_checkpoint(model: nn.Module, criterion: nn.Module, train_loader: DataLoader,
-                          n_classes: int, n_bands: int, device: torch.device) -> None:
-    """Fine-tuning: the model's weights from init_from (the same model and classes), and a
-    loss with class weights of its own starts them at the class means of the training crops."""
-    checkpoint = read_checkpoint_file(init_from)
+                          speakers: list, n_bands: int, device: torch.device) -> None:
+    """Fine-tuning: the model's weights from init_from (the same model, speakers and speeds:
+    class k must be the same person), and a loss with class weights of its own starts them at
+    the class means of the training crops."""
+    try:
+        checkpoint = read_checkpoint_file(init_from)
+    except cli.SetupError as err:
+        raise cli.SetupError(f'init_from: {err}') from None
+    n_classes = n_classes_for(speakers)
     trained, now = checkpoint['model_args'], model_args(n_classes, n_bands)
     if trained != now:
         raise cli.SetupError(f'init_from: {init_from} is a model {trained}; this run builds '
                              f'{now} (the same backbone, sizes and classes are needed)')
+    if (checkpoint.get('speakers') != speakers
+            or checkpoint.get('speed_factors', []) != list(parsed_speed_factors())):
+        raise cli.SetupError(f'init_from: {init_from} was trained on other speakers or speed '
+                             f'factors than train_feat_dir {train_feat_dir} gives now; its '
+                             'classes would be other people (the same speakers in the same '
+                             'order, and the same speed_factors, are needed)')
     try:
         model.load_state_dict(checkpoint['state_dict'])
     except Exception as err:  # an untrusted file: any way its weights fail is one line
@@ -585,7 +613,7 @@ def fit(device: torch.device) -> None:
             remove_stale_temporaries(log_dir)
     else:
         if init_from:
-            start_from_checkpoint(model, criterion, train_loader, n_classes, n_bands, device)
+            start_from_checkpoint(model, criterion, train_loader, speakers, n_bands, device)
         if dist.is_main_process():  # only now: a run that fails to start moves nothing
             set_aside_previous_run(log_dir)
     net = wrap_distributed(with_loss, device)

@@ -147,18 +147,23 @@ LEVEL_KEY = 'recording_level_db'  # the checkpoint's key for it
 
 def tree_level_db(feat_dir: str) -> float:
     """The speech level (dB of full scale) of the recordings ``feat_dir``'s features were made
-    from: LEVEL_FILE in the folder above it, else the tutorial DB's (SPEECH_LEVEL_DB)."""
+    from: LEVEL_FILE in the folder above it, else the tutorial DB's (SPEECH_LEVEL_DB). A
+    LEVEL_FILE that is there but not a readable file of one number: SetupError."""
     path = os.path.join(os.path.dirname(os.path.abspath(feat_dir)), LEVEL_FILE)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):  # a dangling link or a folder of that name is not "absent"
         return SPEECH_LEVEL_DB
+    text = ''
     try:
-        with open(path, encoding='utf-8') as f:
-            level = float(f.read().split()[0])
-    except (ValueError, IndexError, UnicodeDecodeError, OSError):
+        if os.path.isfile(path):
+            with open(path, encoding='utf-8-sig') as f:  # an editor's byte-order mark is fine
+                text = f.read(100).split('\n')[0].strip()
+        level = float(text)
+    except (ValueError, UnicodeDecodeError, OSError):
         level = float('nan')
     if not -100 <= level <= 0:
         raise SetupError(f'{path}: expected the speech level in dB of full scale (a number from '
-                         '-100 to 0, e.g. -22.5), as tools/make_demo_db.py writes it')
+                         f'-100 to 0, e.g. -22.5) on its first line, as tools/make_demo_db.py '
+                         f'writes it; found {text[:40]!r}')
     return level
 
 

@@ -128,15 +128,28 @@ def load_failure(err: Exception, path: str) -> str:
     """Why torch.load(weights_only=True) refused a file, in one short line (never torch's
     advice to load it with weights_only=False: the file is untrusted)."""
     text = re.sub(r'\x1b\[[0-9;]*m', '', str(err)).strip()
+    if not written_by_torch_save(path):  # torch then tries it as a pickle: "holds objects"
+        return 'cannot load as a checkpoint (not a file that torch.save wrote)'
     if 'weights only load failed' in text.lower():
         found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', text)
         what = f'an object of {found.group(1)}' if found else 'objects'
         return (f'cannot load as a checkpoint: not one this project can load safely (it holds '
                 f'{what}, not only tensors and plain values; nothing in it was run)')
     first = text.splitlines()[0][:120] if len(text) > 3 else type(err).__name__
-    if os.path.isfile(path) and not zipfile.is_zipfile(path):
-        first = 'not a file that torch.save wrote'
     return f'cannot load as a checkpoint ({first})'
+
+
+def written_by_torch_save(path: str) -> bool:
+    """Whether ``path`` can be a torch.save file: a zip archive (torch >= 1.6) or a pickle of
+    the legacy format (its first byte the pickle protocol's 0x80); True when unreadable here
+    (torch's own error then says why)."""
+    try:
+        if not os.path.isfile(path) or zipfile.is_zipfile(path):
+            return True
+        with open(path, 'rb') as f:
+            return f.read(1) == b'\x80'
+    except OSError:
+        return True
 
 
 def nearest_existing(path: str) -> str:

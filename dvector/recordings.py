@@ -446,6 +446,9 @@ def compare_wavs(model: torch.nn.Module, checkpoint: dict, path_a: str, path_b: 
     """score_wavs with a model already loaded (its inference_model and checkpoint): what
     score_wavs and dvector.Encoder.score share."""
     point = check_operating_point(p_target, c_miss, c_fa)
+    if os.path.isfile(path_a) and os.path.isfile(path_b) and os.path.samefile(path_a, path_b):
+        raise SetupError(f'{path_a}, {path_b}: one file; compare two recordings (a recording '
+                         'against itself scores 1 by construction)')
     device = next(model.parameters()).device
     (a, b), seconds = embed_wavs_with_seconds(model, [path_a, path_b], device, vad)
     score = float(cosine_pairs(b[None], a[None])[0])

@@ -1,6 +1,7 @@
 """dvector/features.py's level step: recordings are set to the tutorial DB's speech level before
 their features are made, so that a d-vector does not depend on how loud one spoke."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 import dvector
 from conftest import ROOT
 from DB_wav_reader import read_audio
+from dvector import SetupError
 from dvector.features import (
     SPEECH_LEVEL_DB,
     at_db_level,
@@ -56,3 +58,28 @@ def test_a_louder_copy_of_a_recording_has_the_same_d_vector(tmp_path):
     for gain in (0.03, 1.6):  # -30 dB and +4 dB (its peaks stay under full scale)
         other = encoder.embed(audio * gain, 16000)
         assert float(torch.dot(as_is, other)) > 0.99, gain
+
+
+def test_a_level_file_is_one_number_on_its_first_line(tmp_path):
+    """LEVEL_FILE as editors and careless hands leave it: a byte-order mark and a second line are
+    read; a folder, a dangling link, a huge or empty file of that name are refused, not taken for
+    "no file" (the model would then be told the tutorial DB's level)."""
+    from dvector.features import LEVEL_FILE, tree_level_db
+    feats, level_file = tmp_path / 'train', tmp_path / LEVEL_FILE
+    feats.mkdir()
+    assert tree_level_db(str(feats)) == SPEECH_LEVEL_DB  # none: the tutorial DB's
+    level_file.write_bytes('\ufeff-20.5\nmade by make_demo_db.py\n'.encode('utf-8'))
+    assert tree_level_db(str(feats)) == -20.5
+    for make, shown in ((lambda: level_file.mkdir(), "''"),
+                        (lambda: level_file.symlink_to(tmp_path / 'gone.txt'), "''"),
+                        (lambda: level_file.write_text('-' + '1' * 10 ** 6), "'-1111111"),
+                        (lambda: level_file.write_text(''), "''"),
+                        (lambda: level_file.write_text('+5\n'), "'+5'")):
+        if level_file.is_dir():
+            level_file.rmdir()
+        elif os.path.lexists(level_file):
+            level_file.unlink()
+        make()
+        with pytest.raises(SetupError, match=f'{LEVEL_FILE}: expected the speech level.*found '
+                           + re.escape(shown)):
+            tree_level_db(str(feats))

@@ -343,3 +343,7 @@ def test_encoder_misuse_is_one_line(tmp_path):
     vector = encoder.embed(wav)
     with pytest.raises(SetupError, match="score\\(\\) takes two wav files' paths, not Tensor"):
         encoder.score(vector, vector)
+    link = tmp_path / 'again.wav'
+    link.symlink_to(wav)  # one recording under two names scores 1: refused as verification.py does
+    with pytest.raises(SetupError, match='one file; compare two recordings'):
+        encoder.score(wav, link)

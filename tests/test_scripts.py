@@ -1,6 +1,7 @@
 """End to end: the four scripts run as a user runs them, on a small synthetic DB."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -321,6 +322,16 @@ def test_fine_tuning_starts_from_a_checkpoint_of_the_same_model(tmp_path, traine
     assert all(torch.allclose(tuned['state_dict'][k], start['state_dict'][k], atol=1e-6)
                for k in weights)
     assert tuned['train_settings']['init_from'] == source
+    resume = ['train.py', '--train_feat_dir', train_dir, '--n_epochs', '2', '--log_dir',
+              str(tmp_path / 'ft'), '--batch_size', '8', '--val_ratio', '25', '--loss_type',
+              'aamsoftmax', '--lr', '1e-9', '--resume', 'true']
+    other = os.path.join(log_dir, 'checkpoint_1.pth')
+    assert_one_line_error(run_script(*resume, '--init_from', other),
+                          'continues a run that started from', f'not init_from {other}')
+    resumed = run_script(*resume, '--init_from', source)  # the recipe as it is: resumes
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'not loaded again, the resumed run started from it' in resumed.stdout
+    assert os.path.exists(tmp_path / 'ft' / 'checkpoint_2.pth')
 
 
 def test_fine_tuning_from_another_model_or_file_is_refused(tmp_path, trained_run):
@@ -334,7 +345,18 @@ def test_fine_tuning_from_another_model_or_file_is_refused(tmp_path, trained_run
                           'init_from', 'no such file')
     (tmp_path / 'text.pth').write_text('not a checkpoint')
     assert_one_line_error(run_script(*args, '--init_from', str(tmp_path / 'text.pth')),
-                          'text.pth')
+                          'init_from: ', 'text.pth', 'not a file that torch.save wrote')
+    (tmp_path / 'plot.png').write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(range(256)))
+    assert_one_line_error(run_script(*args, '--init_from', str(tmp_path / 'plot.png')),
+                          'init_from: ', 'not a file that torch.save wrote')
+    others = tmp_path / 'others' / 'train'  # the same count of speakers, one of them another
+    shutil.copytree(train_dir, others)
+    first = sorted(os.listdir(others))[0]
+    os.rename(others / first, others / ('zz_' + first))
+    assert_one_line_error(run_script('train.py', '--train_feat_dir', str(others), '--log_dir',
+                                     str(tmp_path / 'ft'), '--val_ratio', '25', '--init_from',
+                                     source),
+                          'init_from: ', 'other speakers', 'the same speakers in the same order')
     assert not os.path.exists(tmp_path / 'ft')
 
 
@@ -356,7 +378,7 @@ def test_start_from_checkpoint_loads_the_weights_and_the_class_means(monkeypatch
     inputs = torch.randn(8, 1, n_bands, 100, generator=torch.Generator().manual_seed(0))
     targets = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])            # class 3 has no crop
     loader = [(inputs[:4], targets[:4]), (inputs[4:], targets[4:])]
-    train.start_from_checkpoint(model, criterion, loader, 4, n_bands, cpu)
+    train.start_from_checkpoint(model, criterion, loader, start['speakers'], n_bands, cpu)
     assert all(torch.equal(model.state_dict()[k], w) for k, w in start['state_dict'].items())
     with torch.no_grad():
         embedding, _ = model(inputs)                             # (8, 128), eval mode
