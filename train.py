@@ -77,8 +77,8 @@ log_interval = 84                    # print a progress line every this many bat
 seed = 1                             # random seed: the same split and crops every run
 resume = False                       # continue from the last checkpoint in log_dir
 init_from = ''                       # fine-tune: start the model's weights from this checkpoint
-                                     # file (same model and classes; loss, optimizer and schedule
-                                     # start fresh; ignored when resuming)
+                                     # file (same model and speakers; loss, optimizer, schedule
+                                     # start fresh; resuming: the run's own start, not reloaded)
 channels_last = True                 # channels_last memory format (faster on CPUs and GPUs)
 use_amp = True                       # mixed precision (bf16/fp16) on CUDA; no effect on CPU
 num_workers = 0                      # DataLoader worker processes (crops are made in memory)
