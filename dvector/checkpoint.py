@@ -248,7 +248,10 @@ def checkpoint_wins(checkpoint: dict, settings: dict) -> list:
 def load_model(log_dir: str, cp_num: int, device: torch.device, settings: dict = None) -> tuple:
     """The tutorial's load_model: (model in eval mode, checkpoint dict). The model is rebuilt
     from the checkpoint's model_args (backbone, pooling, sizes); ``settings`` (a script's) that
-    say otherwise are reported and ignored. The returned model embeds only (inference_model)."""
+    say otherwise are reported and ignored. The returned model embeds only (inference_model):
+    ``print(model)`` shows the slides' layers with each BatchNorm2d folded into the convolution
+    before it (``FoldedBatchNorm(folded into conv1)``); model_from_checkpoint gives the layout
+    as trained."""
     print('=> loading checkpoint')
     checkpoint = read_checkpoint(log_dir, cp_num)
     why = f'cp_num = {cp_num}' if cp_num else 'lowest validation loss (cp_num = 0)'

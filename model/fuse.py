@@ -28,14 +28,27 @@ def conv_bn_pairs(module: nn.Module) -> list:
             and isinstance(children.get(bn), nn.BatchNorm2d)]
 
 
+class FoldedBatchNorm(nn.Identity):
+    """What a BatchNorm2d leaves behind once folded: nothing to compute, and ``print(model)``
+    says where it went (``(bn1): FoldedBatchNorm(folded into conv1)``)."""
+
+    def __init__(self, conv: str):
+        super().__init__()
+        self.conv = conv
+
+    def extra_repr(self) -> str:
+        return f'folded into ({self.conv})' if self.conv.isdigit() else f'folded into {self.conv}'
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold conv -> BN pairs in place (the BN becomes Identity); returns the model in eval mode."""
+    """Fold conv -> BN pairs in place (the BN becomes a FoldedBatchNorm, an Identity); returns
+    the model in eval mode."""
     model.eval()
     for module in list(model.modules()):
         for conv, bn in conv_bn_pairs(module):
             fused = fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn))
             setattr(module, conv, fused)
-            setattr(module, bn, nn.Identity())
+            setattr(module, bn, FoldedBatchNorm(conv))
     return model
 
 

@@ -31,6 +31,8 @@ def test_folding_keeps_embeddings_and_removes_batchnorm(backbone):
         again = folded(x.contiguous(memory_format=torch.channels_last))[0]
     assert n_bn > 0
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    # print(model) says where each BatchNorm went
+    assert str(folded).count('FoldedBatchNorm(folded into ') == n_bn
     assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)
     assert torch.allclose(after, again, atol=1e-4, rtol=1e-4)
     assert not folded.training
