@@ -28,8 +28,9 @@ from dvector.checkpoint import (
     read_checkpoint_file,
     save_checkpoint,
     set_aside_previous_run,
+    weights_are_finite,
 )
-from dvector.features import LEVEL_KEY, feature_settings, tree_level_db
+from dvector.features import LEVEL_FILE, LEVEL_KEY, feature_settings, tree_level_db
 from dvector.fileio import check_writable_dir, folder_lock, remove_stale_temporaries
 from dvector.pair_batches import PairBatchSampler
 from dvector.threshold import describe, fit_validation_threshold
@@ -344,9 +345,10 @@ def visualize_the_losses(history: dict, best: int) -> str:
 
 
 def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
-                 speakers: list, n_bands: int) -> tuple:
+                 speakers: list, n_bands: int, level_db: float) -> tuple:
     """Load the last checkpoint of log_dir into the model and optimizer; (next epoch, history,
-    run id: the run it continues)."""
+    the record of the run it continues: save_epoch's ``run``). ``level_db``: the training
+    folders' speech level now, which must be the run's."""
     checkpoints = list_checkpoints(log_dir)
     if not checkpoints:
         raise cli.SetupError(f'resume: no checkpoint in {log_dir} to resume from')
@@ -360,12 +362,16 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     trained, trained_loss = checkpoint['model_args'], checkpoint['loss_args']
     now = model_args(n_classes_for(speakers), n_bands)
     if (trained != now or trained_loss != loss_args() or checkpoint['speakers'] != speakers
-            or checkpoint['speed_factors'] != list(parsed_speed_factors())
-            or checkpoint.get(LEVEL_KEY, training_level_db()) != training_level_db()):
+            or checkpoint['speed_factors'] != list(parsed_speed_factors())):
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
                              f'{trained_loss} on other speakers or settings; now {now} '
                              f'{loss_args()}')
-    check_resumed_start(checkpoint, checkpoints[last])
+    if checkpoint.get(LEVEL_KEY, level_db) != level_db:
+        raise cli.SetupError(f'resume: {checkpoints[last]} was trained on recordings at '
+                             f'{checkpoint[LEVEL_KEY]:g} dB; train_feat_dir {train_feat_dir} '
+                             f'says {level_db:g} dB now (its {LEVEL_FILE})')
+    run = {'run_id': checkpoint.get('run_id'), LEVEL_KEY: level_db,
+           'started_from': check_resumed_start(checkpoint, checkpoints[last])}
     history = resumable_history(checkpoint, checkpoints[last])
     try:
         model.load_state_dict(checkpoint['state_dict'])
@@ -377,22 +383,26 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
                              f'run ({type(err).__name__}); train a new run (--resume false)') \
             from None
     log(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
-    return checkpoint['epoch'], history, checkpoint.get('run_id')
+    return checkpoint['epoch'], history, run
 
 
-def check_resumed_start(checkpoint: dict, path: str) -> None:
+def check_resumed_start(checkpoint: dict, path: str) -> str:
     """With resume, init_from is not loaded again (the run's own weights are); it must name the
-    file the resumed run started from, so that a recipe of fine-tuning resumes as it is."""
+    file the resumed run started from, so that a recipe of fine-tuning resumes as it is.
+    Returns that file ('' for random weights), which each later checkpoint records again."""
+    started = checkpoint.get('started_from')
+    if started is None:  # a checkpoint of before started_from: its own call's init_from
+        settings = checkpoint.get('train_settings')
+        started = settings.get('init_from') if isinstance(settings, dict) else ''
+    started = started if isinstance(started, str) else ''
     if not init_from:
-        return
-    settings = checkpoint.get('train_settings')
-    started = settings.get('init_from') if isinstance(settings, dict) else None
-    if not isinstance(started, str) or not started \
-            or os.path.realpath(started) != os.path.realpath(init_from):
+        return started
+    if not started or os.path.realpath(started) != os.path.realpath(init_from):
         raise cli.SetupError(f'resume: {path} continues a run that started from '
                              f'{started or "random weights"}, not init_from {init_from}; give '
                              'that init_from (or none), or train a new run (--resume false)')
     log(f'=> init_from {init_from}: not loaded again, the resumed run started from it')
+    return started
 
 
 def start_from_checkpoint(model: nn.Module, criterion: nn.Module, train_loader: DataLoader,
@@ -400,10 +410,17 @@ def start_from_checkpoint(model: nn.Module, criterion: nn.Module, train_loader: 
     """Fine-tuning: the model's weights from init_from (the same model, speakers and speeds:
     class k must be the same person), and a loss with class weights of its own starts them at
     the class means of the training crops."""
+    if os.path.dirname(os.path.realpath(init_from)) == os.path.realpath(log_dir):
+        raise cli.SetupError(f'init_from: {init_from} is in log_dir {log_dir}, whose checkpoints '
+                             'this new run moves aside; copy it out of the folder, or give '
+                             'another log_dir')
     try:
         checkpoint = read_checkpoint_file(init_from)
     except cli.SetupError as err:
         raise cli.SetupError(f'init_from: {err}') from None
+    if not weights_are_finite(checkpoint['state_dict']):
+        raise cli.SetupError(f'init_from: {init_from}: its weights are not finite (NaN or '
+                             'infinite); start from another checkpoint')
     n_classes = n_classes_for(speakers)
     trained, now = checkpoint['model_args'], model_args(n_classes, n_bands)
     if trained != now:
@@ -567,10 +584,12 @@ def training_settings() -> dict:
 
 
 def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: int,
-               history: dict, run_id: str = None) -> None:
-    """Checkpoint of the epoch just finished (rank 0 only), written atomically. ``run_id``
-    marks the checkpoints of one run (a resumed run keeps its own), so that the lowest
-    validation loss is never chosen across runs."""
+               history: dict, run: dict) -> None:
+    """Checkpoint of the epoch just finished (rank 0 only), written atomically. ``run``: its
+    ``run_id`` marks the checkpoints of one run (a resumed run keeps its own), so that the
+    lowest validation loss is never chosen across runs; ``started_from``, the init_from file
+    it started from ('' for random weights), kept through every resume; the speech level of
+    its training recordings, read once when the run starts."""
     if not dist.is_main_process():
         return
     epoch = history['epoch'][-1]
@@ -582,11 +601,12 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: 
         'loss_args': loss_args(), 'loss_state_dict': criterion.state_dict(),
         'speakers': speakers, 'feature_settings': feature_settings(),
         'win_size': win_size, 'speed_factors': list(parsed_speed_factors()),
-        'whole_utterance': whole_utterance, LEVEL_KEY: training_level_db(),
+        'whole_utterance': whole_utterance, LEVEL_KEY: run[LEVEL_KEY],
         'train_settings': training_settings(),
         'valid_loss': history['valid_loss'][-1],
         'valid_acc': history['valid_acc'][-1], 'history': history,
-        **({'run_id': run_id} if run_id else {})})
+        'started_from': run['started_from'],
+        **({'run_id': run['run_id']} if run['run_id'] else {})})
 
 
 def fit(device: torch.device) -> None:
@@ -605,10 +625,11 @@ def fit(device: torch.device) -> None:
     optimizer = create_optimizer(with_loss)
     scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
-    run_id = uuid.uuid4().hex
+    run = {'run_id': uuid.uuid4().hex, LEVEL_KEY: training_level_db(),
+           'started_from': os.path.realpath(init_from) if init_from else ''}
     if resume:
-        first, history, run_id = resume_state(model, criterion, optimizer, scheduler, speakers,
-                                              n_bands)
+        first, history, run = resume_state(model, criterion, optimizer, scheduler, speakers,
+                                           n_bands, run[LEVEL_KEY])
         if dist.is_main_process():  # a killed run's unfinished file (this run holds the lock)
             remove_stale_temporaries(log_dir)
     else:
@@ -624,7 +645,7 @@ def fit(device: torch.device) -> None:
         step_scheduler(scheduler, optimizer, valid_loss)
         for key, value in zip(history, (epoch, train_loss, valid_loss, valid_acc)):
             history[key].append(value)
-        save_epoch(model, criterion, optimizer, scheduler, speakers, n_bands, history, run_id)
+        save_epoch(model, criterion, optimizer, scheduler, speakers, n_bands, history, run)
     if not history['epoch'] or history['epoch'][-1] < first:
         raise cli.SetupError(f'start={start}, n_epochs={n_epochs}: the last epoch, '
                              f'{start + n_epochs - 1}, is already trained; nothing to do')

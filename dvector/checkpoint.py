@@ -214,6 +214,12 @@ def checked(checkpoint: dict, path: str) -> None:
                          '(model_args or state_dict of the wrong kind)')
 
 
+def weights_are_finite(weights: dict) -> bool:
+    """Whether every floating-point tensor of a state_dict is free of NaN and infinities."""
+    return all(torch.isfinite(w).all() for w in weights.values()
+               if isinstance(w, torch.Tensor) and w.is_floating_point())
+
+
 def model_from_checkpoint(checkpoint: dict, device: torch.device) -> nn.Module:
     """Rebuild the model from the checkpoint's own arguments and load its weights; SetupError
     (naming the file) for arguments that build no model or weights that are not finite."""
@@ -227,7 +233,7 @@ def model_from_checkpoint(checkpoint: dict, device: torch.device) -> nn.Module:
     except Exception as err:  # an untrusted file: any way its arguments fail is one line
         raise SetupError(f'{where}: its weights and model_args {args} do not make a model '
                          f'({type(err).__name__}: {str(err).splitlines()[0]})') from None
-    if not all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point()):
+    if not weights_are_finite(weights):
         raise SetupError(f'{where}: its weights are not finite (NaN or infinite); train again '
                          'with a lower --lr')
     return model.to(device).eval()

@@ -147,23 +147,38 @@ LEVEL_KEY = 'recording_level_db'  # the checkpoint's key for it
 
 def tree_level_db(feat_dir: str) -> float:
     """The speech level (dB of full scale) of the recordings ``feat_dir``'s features were made
-    from: LEVEL_FILE in the folder above it, else the tutorial DB's (SPEECH_LEVEL_DB). A
-    LEVEL_FILE that is there but not a readable file of one number: SetupError."""
-    path = os.path.join(os.path.dirname(os.path.abspath(feat_dir)), LEVEL_FILE)
-    if not os.path.lexists(path):  # a dangling link or a folder of that name is not "absent"
-        return SPEECH_LEVEL_DB
-    text = ''
+    from: LEVEL_FILE in the folder above it (above the folder it links to, for a link), else
+    the tutorial DB's (SPEECH_LEVEL_DB). A LEVEL_FILE that is there but not a readable file of
+    one number, or two that disagree: SetupError."""
+    parents = dict.fromkeys(os.path.dirname(path(feat_dir)) for path in (os.path.abspath,
+                                                                            os.path.realpath))
+    levels = {path: read_level_file(path) for path in
+              (os.path.join(parent, LEVEL_FILE) for parent in parents)
+              if os.path.lexists(path)}  # a dangling link or a folder of that name is there
+    if len(set(levels.values())) > 1:
+        raise SetupError(f'{feat_dir}: its level files disagree ('
+                         + ', '.join(f'{path}: {v:g}' for path, v in levels.items()) + ')')
+    return next(iter(levels.values()), SPEECH_LEVEL_DB)
+
+
+def read_level_file(path: str) -> float:
+    """The number on a LEVEL_FILE's first line (the lines after it are free for notes);
+    SetupError quoting what it holds otherwise."""
+    text, found = '', None
+    if os.path.isdir(path):
+        found = 'a folder'
+    elif not os.path.isfile(path):
+        found = 'a link to nothing'
     try:
-        if os.path.isfile(path):
-            with open(path, encoding='utf-8-sig') as f:  # an editor's byte-order mark is fine
-                text = f.read(100).split('\n')[0].strip()
+        with open(path, encoding='utf-8-sig') as f:  # an editor's byte-order mark is fine
+            text = f.read(100).split('\n')[0].strip() if found is None else ''
         level = float(text)
     except (ValueError, UnicodeDecodeError, OSError):
         level = float('nan')
     if not -100 <= level <= 0:
         raise SetupError(f'{path}: expected the speech level in dB of full scale (a number from '
                          f'-100 to 0, e.g. -22.5) on its first line, as tools/make_demo_db.py '
-                         f'writes it; found {text[:40]!r}')
+                         f'writes it; found {found or repr(text[:40])}')
     return level
 
 

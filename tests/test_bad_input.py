@@ -301,7 +301,8 @@ def saved_epoch(tmp_path, monkeypatch, **changes):
     optimizer = train.create_optimizer(ModelWithLoss(model, criterion))
     scheduler = train.create_scheduler(optimizer)
     history = {'epoch': [1], 'train_loss': [2.0], 'valid_loss': [1.5], 'valid_acc': [40.0]}
-    train.save_epoch(model, criterion, optimizer, scheduler, speakers, 40, history)
+    run = {'run_id': None, 'recording_level_db': -42.0, 'started_from': ''}
+    train.save_epoch(model, criterion, optimizer, scheduler, speakers, 40, history, run)
     path = str(tmp_path / 'checkpoint_1.pth')
     checkpoint = torch.load(path, weights_only=True)
     for key, value in changes.items():
@@ -310,7 +311,7 @@ def saved_epoch(tmp_path, monkeypatch, **changes):
         else:
             checkpoint[key] = value
     torch.save(checkpoint, path)
-    return model, criterion, optimizer, scheduler, speakers, 40
+    return model, criterion, optimizer, scheduler, speakers, 40, -42.0
 
 
 @pytest.mark.parametrize('changes, message', [

@@ -267,9 +267,9 @@ def saved_for_resume(log_dir: str, monkeypatch, backbone: str = 'resnet18') -> t
     optimizer = train.create_optimizer(ModelWithLoss(model, criterion))
     scheduler = train.create_scheduler(optimizer)
     history = {'epoch': [1], 'train_loss': [2.0], 'valid_loss': [1.5], 'valid_acc': [40.0]}
-    train.save_epoch(model, criterion, optimizer, scheduler, ['a', 'b', 'c'], 40, history,
-                     'run-1')
-    return model, criterion, optimizer, scheduler, ['a', 'b', 'c'], 40
+    run = {'run_id': 'run-1', 'recording_level_db': -42.0, 'started_from': ''}
+    train.save_epoch(model, criterion, optimizer, scheduler, ['a', 'b', 'c'], 40, history, run)
+    return model, criterion, optimizer, scheduler, ['a', 'b', 'c'], 40, -42.0
 
 
 def test_resume_takes_only_checkpoints_in_the_format_train_py_writes(tmp_path, monkeypatch):
@@ -278,7 +278,9 @@ def test_resume_takes_only_checkpoints_in_the_format_train_py_writes(tmp_path, m
     import train
     state = saved_for_resume(str(tmp_path), monkeypatch)
     assert train.resume_state(*state) == (2, {'epoch': [1], 'train_loss': [2.0],
-                                              'valid_loss': [1.5], 'valid_acc': [40.0]}, 'run-1')
+                                              'valid_loss': [1.5], 'valid_acc': [40.0]},
+                                          {'run_id': 'run-1', 'recording_level_db': -42.0,
+                                           'started_from': ''})
     path = str(tmp_path / 'checkpoint_1.pth')
     saved = torch.load(path, weights_only=True)
     older = dict(saved, model_args={k: v for k, v in saved['model_args'].items()

@@ -70,8 +70,8 @@ def test_a_level_file_is_one_number_on_its_first_line(tmp_path):
     assert tree_level_db(str(feats)) == SPEECH_LEVEL_DB  # none: the tutorial DB's
     level_file.write_bytes('\ufeff-20.5\nmade by make_demo_db.py\n'.encode('utf-8'))
     assert tree_level_db(str(feats)) == -20.5
-    for make, shown in ((lambda: level_file.mkdir(), "''"),
-                        (lambda: level_file.symlink_to(tmp_path / 'gone.txt'), "''"),
+    for make, shown in ((lambda: level_file.mkdir(), 'a folder'),
+                        (lambda: level_file.symlink_to(tmp_path / 'gone.txt'), 'a link to nothing'),
                         (lambda: level_file.write_text('-' + '1' * 10 ** 6), "'-1111111"),
                         (lambda: level_file.write_text(''), "''"),
                         (lambda: level_file.write_text('+5\n'), "'+5'")):
@@ -83,3 +83,21 @@ def test_a_level_file_is_one_number_on_its_first_line(tmp_path):
         with pytest.raises(SetupError, match=f'{LEVEL_FILE}: expected the speech level.*found '
                            + re.escape(shown)):
             tree_level_db(str(feats))
+
+
+def test_a_linked_training_folder_keeps_its_trees_level(tmp_path):
+    """train_feat_dir given as a link to a tree's train/: the level file beside the folder it
+    links to is the one (it was read beside the link, and the model was told -42 dB); a level
+    file beside the link too must agree."""
+    from dvector.features import LEVEL_FILE, tree_level_db
+    tree, elsewhere = tmp_path / 'tree', tmp_path / 'elsewhere'
+    (tree / 'train').mkdir(parents=True)
+    elsewhere.mkdir()
+    (tree / LEVEL_FILE).write_text('-20.5\n')
+    (elsewhere / 'train').symlink_to(tree / 'train')
+    assert tree_level_db(str(elsewhere / 'train')) == -20.5
+    (elsewhere / LEVEL_FILE).write_text('-20.5\n')
+    assert tree_level_db(str(elsewhere / 'train')) == -20.5
+    (elsewhere / LEVEL_FILE).write_text('-30\n')
+    with pytest.raises(SetupError, match='level files disagree'):
+        tree_level_db(str(elsewhere / 'train'))

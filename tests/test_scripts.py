@@ -332,6 +332,15 @@ def test_fine_tuning_starts_from_a_checkpoint_of_the_same_model(tmp_path, traine
     assert resumed.returncode == 0, resumed.stderr
     assert 'not loaded again, the resumed run started from it' in resumed.stdout
     assert os.path.exists(tmp_path / 'ft' / 'checkpoint_2.pth')
+    # resumed once without init_from, the run still knows where it started: the recipe with
+    # its init_from resumes again (it was refused as "started from random weights")
+    resume[4] = '3'
+    assert run_script(*resume).returncode == 0
+    resume[4] = '4'
+    again = run_script(*resume, '--init_from', source)
+    assert again.returncode == 0, again.stderr
+    assert load_torch(str(tmp_path / 'ft' / 'checkpoint_4.pth'))['started_from'] == \
+        os.path.realpath(source)
 
 
 def test_fine_tuning_from_another_model_or_file_is_refused(tmp_path, trained_run):
@@ -358,6 +367,32 @@ def test_fine_tuning_from_another_model_or_file_is_refused(tmp_path, trained_run
                                      source),
                           'init_from: ', 'other speakers', 'the same speakers in the same order')
     assert not os.path.exists(tmp_path / 'ft')
+    broken = load_torch(source)
+    next(iter(broken['state_dict'].values())).view(-1)[0] = float('nan')
+    torch.save(broken, tmp_path / 'nan.pth')
+    kept = tmp_path / 'kept'  # a log_dir holding a run: nothing is moved for a refused start
+    shutil.copytree(log_dir, kept)
+    before = sorted(os.listdir(kept))
+    assert_one_line_error(run_script(*args[:3], '--log_dir', str(kept), '--val_ratio', '25',
+                                     '--init_from', str(tmp_path / 'nan.pth')),
+                          'init_from: ', 'nan.pth: its weights are not finite')
+    assert_one_line_error(run_script(*args[:3], '--log_dir', str(kept), '--val_ratio', '25',
+                                     '--init_from', str(kept / 'checkpoint_2.pth')),
+                          'init_from: ', f'is in log_dir {kept}', 'moves aside')
+    assert sorted(os.listdir(kept)) == before
+
+
+def test_resume_on_recordings_of_another_level_says_so(tmp_path, trained_run):
+    from dvector.features import LEVEL_FILE
+    train_dir = tmp_path / 'tree' / 'train'
+    shutil.copytree(trained_run[1], train_dir)
+    args = ['train.py', '--train_feat_dir', str(train_dir), '--log_dir', str(tmp_path / 'run'),
+            '--batch_size', '8', '--val_ratio', '25', '--embedding_size', '16']
+    assert run_script(*args, '--n_epochs', '1').returncode == 0
+    (tmp_path / 'tree' / LEVEL_FILE).write_text('-30\n')
+    assert_one_line_error(run_script(*args, '--n_epochs', '2', '--resume', 'true'),
+                          'checkpoint_1.pth was trained on recordings at -42 dB',
+                          'says -30 dB now', LEVEL_FILE)
 
 
 def test_start_from_checkpoint_loads_the_weights_and_the_class_means(monkeypatch, trained_run):
