@@ -526,7 +526,7 @@ def save_threshold(checkpoint: dict, scores: np.ndarray, labels: np.ndarray,
               f"({before['n_trials']} trials)")
     with folder_lock(os.path.dirname(checkpoint['path']), 'a threshold'):  # one writer
         remove_stale_temporaries(os.path.dirname(checkpoint['path']))  # a killed writer's
-        store_in_checkpoint(checkpoint['path'], record, as_norm)
+        store_in_checkpoint(checkpoint['path'], record, as_norm, scored=checkpoint)
     print(f'Threshold {eer_thres:.4f} stored in {checkpoint["path"]}: verification.py\'s '
           'default for this model')
 

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from configure import SetupError
-from dvector.fileio import load_torch, save_torch
+from dvector.checkpoint import add_to_checkpoint
 
 CALIBRATION_KEY = 'score_calibration'  # {scoring: record}; see fit_calibration
 TERMS = ('score', 'offset', 'log_min_s', 'log_max_s', 'score*log_min_s', 'score*log_max_s')
@@ -185,14 +185,11 @@ def model_calibration(checkpoint: dict, as_norm: int = 0):
     return record
 
 
-def store_calibration(path: str, record: dict, as_norm: int = 0) -> None:
+def store_calibration(path: str, record: dict, as_norm: int = 0, *, scored: dict) -> None:
     """Add the calibration to the checkpoint file at ``path`` (rewritten atomically); the
-    weights and everything else in it stay as they are."""
-    checkpoint = load_torch(path)
-    stored = dict(checkpoint.get(CALIBRATION_KEY) or {})
-    stored[scoring_key(as_norm)] = record
-    checkpoint[CALIBRATION_KEY] = stored
-    save_torch(checkpoint, path)
+    weights and everything else in it stay as they are. ``scored``: the checkpoint it was
+    fitted on, which the file must still hold (checkpoint.add_to_checkpoint)."""
+    add_to_checkpoint(path, CALIBRATION_KEY, scoring_key(as_norm), record, scored)
 
 
 def describe_calibration(record: dict) -> str:

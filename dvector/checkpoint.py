@@ -15,6 +15,7 @@ setting of the run), ``epoch`` (the next epoch, as in the tutorial), ``valid_los
 all (train.save_epoch).
 """
 import glob
+import hashlib
 import math
 import os
 import re
@@ -85,6 +86,37 @@ def set_aside_previous_run(log_dir: str) -> str:
     print(f'note: {log_dir} held another run ({len(files)} files): moved to {aside}/ '
           f'(move them back to use that model again)')
     return aside
+
+
+def model_fingerprint(checkpoint: dict) -> str:
+    """A short hash of everything that decides the embedding: the weights, the whitening and
+    whole-utterance embedding."""
+    digest = hashlib.sha1(b'whole_utterance' if checkpoint.get('whole_utterance') else b'')
+    tensors = dict(checkpoint['state_dict'])
+    for name, value in (checkpoint.get(WHITENING_KEY) or {}).items():
+        if isinstance(value, torch.Tensor):
+            tensors['whitening.' + name] = value
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def add_to_checkpoint(path: str, key: str, name: str, record: dict, scored: dict) -> None:
+    """Put ``record`` at checkpoint[key][name] of the file at ``path`` (rewritten atomically),
+    the rest as it is. ``scored``: the checkpoint the record was measured on; if the file no
+    longer holds that model (another program, e.g. tools/whitening.py, rewrote its weights or
+    whitening meanwhile), SetupError and nothing stored: a record of one model is never given
+    to another. The caller holds the folder's lock (fileio.folder_lock)."""
+    checkpoint = load_torch(path)
+    if model_fingerprint(checkpoint) != model_fingerprint(scored):
+        raise SetupError(f'{path} changed while it was being measured (another program '
+                         'rewrote its weights or whitening); nothing was stored: run the '
+                         'command again')
+    stored = dict(checkpoint.get(key) or {})
+    stored[name] = record
+    checkpoint[key] = stored
+    save_torch(checkpoint, path)
 
 
 def check_rewritable(path: str, why: str) -> None:

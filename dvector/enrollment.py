@@ -17,7 +17,6 @@ Reading (load_enroll_embeddings) checks the set against its record (the same spe
 once) and the model loaded now against the record's, so a partial or mixed set is never used.
 """
 import glob
-import hashlib
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ import torch
 
 from configure import SetupError
 from DB_wav_reader import read_DB_structure, read_feats_structure
-from dvector.checkpoint import WHITENING_KEY
+from dvector.checkpoint import model_fingerprint
 from dvector.fileio import (
     LOCK_TIMEOUT_S,
     atomic_path,
@@ -42,20 +41,6 @@ LOCK_FILE = re.compile(r'\..+\.lock')  # fileio.lock_path's name for a folder's 
 # 'speaker seconds' lines: each enrollment's seconds of speech, which a calibrated model's LLR
 # depends on (dvector/calibration.py); a set from before it has none
 SECONDS_FILE = 'speech_seconds.txt'
-
-
-def model_fingerprint(checkpoint: dict) -> str:
-    """A short hash of everything that decides the embedding: the weights, the whitening and
-    whole-utterance embedding."""
-    digest = hashlib.sha1(b'whole_utterance' if checkpoint.get('whole_utterance') else b'')
-    tensors = dict(checkpoint['state_dict'])
-    for name, value in (checkpoint.get(WHITENING_KEY) or {}).items():
-        if isinstance(value, torch.Tensor):
-            tensors['whitening.' + name] = value
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def read_record(embedding_dir: str) -> tuple:

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from configure import SetupError
-from dvector.checkpoint import inference_model, read_checkpoint
+from dvector.checkpoint import add_to_checkpoint, inference_model, read_checkpoint
 from dvector.embedding import embed_files
-from dvector.fileio import load_torch, save_torch
 from dvector.metrics import compute_eer, threshold_table
 from dvector.scoring import cosine_scores
 
@@ -73,14 +72,11 @@ def choose_threshold(thres: float, checkpoint: dict, as_norm: int = 0) -> tuple:
     return record['threshold'], describe(record)
 
 
-def store_threshold(path: str, record: dict, as_norm: int = 0) -> None:
+def store_threshold(path: str, record: dict, as_norm: int = 0, *, scored: dict) -> None:
     """Add ``record`` to the checkpoint file at ``path`` (rewritten atomically); the weights
-    and everything else in it stay as they are."""
-    checkpoint = load_torch(path)
-    stored = dict(checkpoint.get(THRESHOLD_KEY) or {})
-    stored[scoring_name(as_norm)] = record
-    checkpoint[THRESHOLD_KEY] = stored
-    save_torch(checkpoint, path)
+    and everything else in it stay as they are. ``scored``: the checkpoint the threshold was
+    measured on, which the file must still hold (checkpoint.add_to_checkpoint)."""
+    add_to_checkpoint(path, THRESHOLD_KEY, scoring_name(as_norm), record, scored)
 
 
 # ---- the threshold a training run stores: pairs of its validation utterances --------------
@@ -122,5 +118,5 @@ def fit_validation_threshold(log_dir: str, epoch: int, files: list, speakers: li
     scores, labels = pair_trials(embeddings, speakers)
     record = eer_record(scores, labels, f'pairs of {len(files)} held-out utterances of '
                         f"{len(set(speakers))} training speakers (train.py's validation)")
-    store_threshold(checkpoint['path'], record)
+    store_threshold(checkpoint['path'], record, scored=checkpoint)
     return record

@@ -118,7 +118,7 @@ def test_store_and_read_round_trip(tmp_path):
     path = str(tmp_path / 'checkpoint_1.pth')
     save_torch({'state_dict': {'w': torch.ones(2)}, 'epoch': 2}, path)
     record = calibrated_checkpoint()[CALIBRATION_KEY]['cosine']
-    store_calibration(path, record)
+    store_calibration(path, record, scored=load_torch(path))
     stored = load_torch(path)  # weights_only: the record is plain values
     assert model_calibration(stored) == record and stored['epoch'] == 2
     assert torch.equal(stored['state_dict']['w'], torch.ones(2))
@@ -194,7 +194,8 @@ def test_calibrate_stores_what_verification_identification_and_evaluate_use(tmp_
     assert os.path.isfile(tmp_path / 'plots' / 'calibration.png')
     # open set: a calibration that calls any score below 0.999 another speaker
     strict = {**record, 'weights': [100.0, -99.9, 0.0, 0.0, 0.0, 0.0]}
-    store_calibration(read_checkpoint(run)['path'], strict)
+    checkpoint = read_checkpoint(run)
+    store_calibration(checkpoint['path'], strict, scored=checkpoint)
     result = run_script('identification.py', *common, '--embedding_dir', emb, '--spk_list',
                         'syn_t00', '--test_speaker', 'syn_t01')
     assert result.returncode == 0, result.stderr

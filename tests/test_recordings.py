@@ -17,6 +17,7 @@ from conftest import ROOT, run_script, write_24bit
 from dvector import embed_wav, score_wavs
 from dvector.checkpoint import read_checkpoint
 from dvector.cli import override_settings
+from dvector.fileio import load_torch
 from dvector.recordings import (
     Folders,
     cached_model,
@@ -115,7 +116,7 @@ def test_embed_wav_and_score_wavs_for_programs(tmp_path, trained_run):
     path = read_checkpoint(run)['path']  # the checkpoint the scripts choose
     trained = read_checkpoint(run)['verification_threshold']['cosine']['threshold']
     assert score_wavs(a, b, log_dir=run).threshold == trained  # the one train.py stored
-    store_threshold(path, threshold_record(0.5, 1, 1, 'trials', 10))
+    store_threshold(path, threshold_record(0.5, 1, 1, 'trials', 10), scored=load_torch(path))
     cached_model.cache_clear()
     a_copy = shutil.copy(a, tmp_path / 'a_copy.wav')  # one file twice is refused
     same = score_wavs(a, str(a_copy), log_dir=run)
@@ -133,7 +134,7 @@ def test_wav_commands_of_the_scripts(tmp_path, trained_run):
     run = str(tmp_path / 'run')
     shutil.copytree(log_dir, run)
     path = read_checkpoint(run)['path']  # the checkpoint the scripts choose
-    store_threshold(path, threshold_record(0.5, 1, 1, 'trials', 10))
+    store_threshold(path, threshold_record(0.5, 1, 1, 'trials', 10), scored=load_torch(path))
     me = [speech_wav(tmp_path / 'me' / f'{i}.wav', voice)
           for i, voice in enumerate(['en', 'en+m3'])]
     other = speech_wav(tmp_path / 'other' / 'other.wav', 'de')

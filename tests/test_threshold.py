@@ -9,7 +9,7 @@ import torch
 
 from configure import SetupError
 from conftest import run_script
-from dvector.checkpoint import read_checkpoint
+from dvector.checkpoint import WHITENING_KEY, read_checkpoint
 from dvector.fileio import load_torch, save_torch
 from dvector.threshold import (
     THRESHOLD_KEY,
@@ -46,13 +46,28 @@ def test_a_damaged_record_counts_as_none():
 def test_storing_keeps_the_rest_of_the_checkpoint(tmp_path):
     path = str(tmp_path / 'checkpoint_1.pth')
     save_torch({'state_dict': {'w': torch.ones(2)}, 'epoch': 2}, path)
-    store_threshold(path, threshold_record(0.5, 1, 2, 't', 10))
-    store_threshold(path, threshold_record(3.2, 1, 2, 't', 10), as_norm=50)
+    scored = load_torch(path)
+    store_threshold(path, threshold_record(0.5, 1, 2, 't', 10), scored=scored)
+    store_threshold(path, threshold_record(3.2, 1, 2, 't', 10), as_norm=50, scored=scored)
     stored = load_torch(path)
     assert stored['epoch'] == 2 and torch.equal(stored['state_dict']['w'], torch.ones(2))
     assert model_threshold(stored)['threshold'] == 0.5
     assert model_threshold(stored, 50)['threshold'] == 3.2
     assert [f for f in os.listdir(tmp_path)] == ['checkpoint_1.pth']  # no temporary left
+
+
+def test_a_threshold_of_another_model_is_never_stored(tmp_path):
+    """tools/whitening.py rewrote the checkpoint while evaluate.py was scoring the model as
+    it was: the threshold measured on the old model is refused, the file left as it is."""
+    path = str(tmp_path / 'checkpoint_1.pth')
+    save_torch({'state_dict': {'w': torch.ones(2)}, 'epoch': 2}, path)
+    scored = load_torch(path)
+    save_torch({'state_dict': {'w': torch.ones(2)}, 'epoch': 2,
+                WHITENING_KEY: {'matrix': torch.eye(2)}}, path)  # the whitening, meanwhile
+    before = open(path, 'rb').read()
+    with pytest.raises(SetupError, match='checkpoint_1.pth changed while it was being measured'):
+        store_threshold(path, threshold_record(0.5, 1, 2, 't', 10), scored=scored)
+    assert open(path, 'rb').read() == before
 
 
 def test_evaluate_stores_the_eer_threshold_that_verification_then_uses(tmp_path, trained_run):
@@ -94,7 +109,8 @@ def test_whitening_drops_a_threshold_measured_before_it(tmp_path, trained_run):
     log_dir, train_dir, _ = trained_run
     run = str(tmp_path / 'run')
     shutil.copytree(log_dir, run)
-    store_threshold(read_checkpoint(run)['path'], threshold_record(0.5, 1, 1, 't', 10))
+    checkpoint = read_checkpoint(run)
+    store_threshold(checkpoint['path'], threshold_record(0.5, 1, 1, 't', 10), scored=checkpoint)
     result = run_script('tools/whitening.py', '--log_dir', run, '--train_feat_dir', train_dir)
     assert result.returncode == 0, result.stderr
     assert 'measured before this whitening and is dropped' in result.stdout

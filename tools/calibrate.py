@@ -35,10 +35,14 @@ from dvector.calibration import (  # noqa: E402
     refit_scale_and_offset,
     store_calibration,
 )
-from dvector.checkpoint import check_rewritable, load_model, select_device  # noqa: E402
+from dvector.checkpoint import (  # noqa: E402
+    check_rewritable,
+    load_model,
+    model_fingerprint,
+    select_device,
+)
 from dvector.embedding import check_feature_dims, embed_utterances  # noqa: E402
-from dvector.enrollment import model_fingerprint  # noqa: E402
-from dvector.fileio import load_torch, save_torch  # noqa: E402
+from dvector.fileio import folder_lock, load_torch, save_torch  # noqa: E402
 from dvector.metrics import cllr  # noqa: E402
 from dvector.recordings import REAL_MODEL_DIR  # noqa: E402
 from dvector.scoring import cosine_pairs  # noqa: E402
@@ -297,7 +301,8 @@ def main() -> None:
     before = model_calibration(checkpoint)
     if before:
         print(f'note: it replaces the calibration {describe_calibration(before)}')
-    store_calibration(checkpoint['path'], record)
+    with folder_lock(os.path.dirname(checkpoint['path']), 'a calibration'):  # one writer
+        store_calibration(checkpoint['path'], record, scored=checkpoint)
     print(f'Calibration stored in {checkpoint["path"]}: {describe_calibration(record)}')
     print('weights: ' + ', '.join(f'{t} {w:+.3f}' for t, w in zip(record['terms'],
                                                                   record['weights'])))
