@@ -70,6 +70,17 @@ def run_here(args: list, cwd: str) -> subprocess.CompletedProcess:
                                        err.getvalue())
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, *parts: str) -> None:
+    """The script refused in one line: exit 1, one ``error:`` line on stderr (progress bars
+    aside) holding each of ``parts``."""
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    lines = [line for line in result.stderr.strip().splitlines()
+             if '|' not in line]  # progress bars (the download's) are not messages
+    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr[-2000:]
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
 def make_feature_tree(root, n_speakers=4, n_utts=6, frames=(220, 320), seed=0,
                       names=('enroll', 'test')):
     """A feature tree of learnable synthetic speakers: each has its own spectral profile.

@@ -10,21 +10,12 @@ import torch
 import train
 import verification
 from configure import SetupError
-from conftest import run_script
+from conftest import assert_one_line_error, run_script
 from dvector import cli
 from dvector.checkpoint import load_model, save_checkpoint
 from dvector.fileio import save_pickle
 from dvector.scoring import cosine_scores
 from model import build_model
-
-
-def assert_one_line_error(result, *parts):
-    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
-    lines = [line for line in result.stderr.strip().splitlines()
-             if '|' not in line]  # progress bars (the download's) are not messages
-    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr[-2000:]
-    for part in parts:
-        assert part in lines[0], lines[0]
 
 
 def settings_of(module) -> dict:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from configure import SetupError
-from conftest import run_script
+from conftest import assert_one_line_error, run_script
 from dvector.calibration import (
     CALIBRATION_KEY,
     OperatingPoint,
@@ -177,6 +177,15 @@ def test_calibrate_stores_what_verification_identification_and_evaluate_use(tmp_
     again = run_script(*fit)  # a refit: the segments from the cache, the record replaced
     assert again.returncode == 0 and 'read from' in again.stdout
     assert 'it replaces the calibration' in again.stdout
+    cached = sorted((tmp_path / 'cache').iterdir())[0]
+    saved = cached.read_bytes()
+    torch.save([1, 2], cached)  # a file of the cache's name that calibrate.py did not write
+    assert_one_line_error(run_script(*fit), f'{cached}: not a segment cache that calibrate.py '
+                                            'wrote; delete it')
+    cached.write_bytes(saved)
+    (tmp_path / 'afile').write_text('x')
+    assert_one_line_error(run_script(*fit[:-1], str(tmp_path / 'afile')),
+                          '--cache_dir', 'afile', 'not a folder')
     emb = str(tmp_path / 'emb')
     common = ['--log_dir', run, '--test_dir', test_dir]
     assert run_script('enroll.py', *common, '--embedding_dir', emb).returncode == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, run_script
+from conftest import ROOT, assert_one_line_error, run_script
 from dvector.fileio import load_torch, save_pickle
 
 
@@ -92,14 +92,6 @@ def test_enroll_identify_verify(tmp_path, trained_run):
     assert 'Claimed speaker : syn_t00\nTrue speaker : syn_t01\n\nResult : Reject' in result.stdout
     assert re.search(r"Score : -?\d\.\d{4}\nThreshold : 1 \(--thres\): the user's threshold, on "
                      r'the score\n', result.stdout)
-
-
-def assert_one_line_error(result, *parts):
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
-    for part in parts:
-        assert part in lines[0], lines[0]
 
 
 def test_bad_training_input(tmp_path):

@@ -42,7 +42,7 @@ from dvector.checkpoint import (  # noqa: E402
     select_device,
 )
 from dvector.embedding import check_feature_dims, embed_utterances  # noqa: E402
-from dvector.fileio import folder_lock, load_torch, save_torch  # noqa: E402
+from dvector.fileio import check_writable_dir, folder_lock, load_torch, save_torch  # noqa: E402
 from dvector.metrics import cllr  # noqa: E402
 from dvector.recordings import REAL_MODEL_DIR  # noqa: E402
 from dvector.scoring import cosine_pairs  # noqa: E402
@@ -67,7 +67,7 @@ SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'train_feat_dir': cli.TEXT, 'speakers_per_folder': cli.at_least(2),
     'segments_per_speaker': cli.at_least(2), 'min_seconds': cli.above(0, 600),
     'max_seconds': cli.above(0, 600), 'nontarget_per_target': cli.above(0, 1000),
-    'seed': cli.at_least(0), 'cache_dir': cli.TEXT}
+    'seed': cli.at_least(0), 'cache_dir': cli.OPTIONAL_FOLDER}
 FRAMES_PER_SECOND = 100  # a 10 ms hop
 VERSION_SECONDS = (1.5, 3.0)  # validation utterances are also cut to these lengths (stage 2)
 
@@ -160,7 +160,7 @@ def embed_folder(model, checkpoint: dict, folder: str, rng: np.random.Generator,
     path = cache_path(checkpoint, plans) if cache_dir else ''
     if path and os.path.isfile(path):
         print(f'{folder}: segment embeddings read from {path} (delete it to embed again)')
-        return load_torch(path)
+        return checked_cache(load_torch(path), path)
     segments = [segment for plan in plans for segment in cut_segments(plan)]
     speakers, feats = [s for s, _ in segments], [f for _, f in segments]
     print(f'{folder}: {len(feats)} segments of {len(set(speakers))} speakers, '
@@ -172,6 +172,19 @@ def embed_folder(model, checkpoint: dict, folder: str, rng: np.random.Generator,
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         save_torch(embedded, path)
+    return embedded
+
+
+def checked_cache(embedded, path: str) -> dict:
+    """A cache file's contents as embed_folder wrote them (a speaker and seconds for each row
+    of a 2-D tensor of embeddings); SetupError naming the file otherwise."""
+    ok = isinstance(embedded, dict) and isinstance(embedded.get('embeddings'), torch.Tensor)
+    rows = len(embedded['embeddings']) if ok and embedded['embeddings'].dim() == 2 else -1
+    if not (ok and isinstance(embedded.get('speaker'), list) and isinstance(
+            embedded.get('seconds'), list) and len(embedded['speaker']) == rows
+            == len(embedded['seconds'])):
+        raise cli.SetupError(f'{path}: not a segment cache that calibrate.py wrote; delete it '
+                             'to embed again')
     return embedded
 
 
@@ -275,6 +288,8 @@ def main() -> None:
                              f'{max_seconds:g}')
     if train_feat_dir:  # before the model is loaded
         training_folders({})
+    if cache_dir:
+        check_writable_dir(cache_dir, 'cache_dir')
     model, checkpoint = load_model(log_dir, cp_num, select_device(use_cuda))
     check_rewritable(checkpoint['path'], 'calibrate.py')  # before the work, not after the fit
     device = next(model.parameters()).device
