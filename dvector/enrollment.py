@@ -134,17 +134,24 @@ def read_journal(embedding_dir: str) -> tuple:
     return os.path.join(parent, new), os.path.join(parent, old)
 
 
-def remove_old_set(folder: str) -> None:
+def remove_old_set(folder: str) -> bool:
     """Delete a replaced set: the files its record lists, the record, then the folder if empty
-    (a file enroll.py did not write keeps the folder, with a note)."""
+    (a file enroll.py did not write keeps the folder, with a note). False, with a note, when a
+    file of it cannot be deleted (the journal then stays, and the next run tries again)."""
     record = read_record(folder)
     for name in [s + '.pth' for s in record[2]] + [SECONDS_FILE, MODEL_FILE] if record else []:
-        if os.path.isfile(os.path.join(folder, name)):
-            os.remove(os.path.join(folder, name))
+        try:
+            if os.path.isfile(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
+        except OSError as err:
+            print(f'note: left {folder}, the replaced set: cannot delete {name} '
+                  f'({err.strerror or err}); the next enroll.py tries again')
+            return False
     try:
         os.rmdir(folder)
     except OSError:
         print(f'note: left {folder}: it holds files enroll.py did not write')
+    return True
 
 
 def recover_enrollment_set(embedding_dir: str) -> None:
@@ -164,7 +171,8 @@ def recover_enrollment_set(embedding_dir: str) -> None:
         print(f'note: {embedding_dir}: the last complete set is back in place (a run was '
               'stopped while replacing it)')
     elif os.path.isdir(old) and swapped:
-        remove_old_set(old)
+        if not remove_old_set(old):
+            return  # the journal stays: a later run deletes the rest
     elif os.path.isdir(old):
         print(f'note: left {old}: an earlier set, beside {embedding_dir} which is in place')
     if os.path.isdir(new):
@@ -212,9 +220,8 @@ def swap_in(embeddings: dict, embedding_dir: str, checkpoint: dict, seconds: dic
             raise
         raise SetupError(f'{embedding_dir}: cannot write the enrollments '
                          f'({failure_reason(err)}); nothing there was changed') from None
-    if os.path.isdir(old):
-        remove_old_set(old)
-    os.remove(journal)
+    if not os.path.isdir(old) or remove_old_set(old):
+        os.remove(journal)  # else it stays: the next run deletes the rest of the old set
 
 
 # ---- what a new set keeps of the old one ----------------------------------------------------

@@ -282,6 +282,33 @@ def test_case5_a_kill_after_the_swap_keeps_the_new_set(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ['.e.lock', 'e']
 
 
+def test_an_old_set_that_cannot_be_deleted_is_left_with_a_note_and_finished_later(
+        tmp_path, monkeypatch, capsys):
+    """A file of the replaced set that cannot be deleted (an immutable file: PermissionError
+    even for root) was a traceback on every later run; now a note, the new set in place, the
+    journal kept, and the next run deletes the rest."""
+    out = str(tmp_path / 'e')
+    checkpoint = make_model()[1]
+    save_enrollment_set({'alice': torch.ones(1, 4)}, out, checkpoint)
+    real_remove = os.remove
+
+    def refuse_old_sets(path):
+        if '.e.old-' in path:
+            raise PermissionError(errno.EPERM, 'Operation not permitted')
+        real_remove(path)
+    with monkeypatch.context() as patch:
+        patch.setattr(enrollment.os, 'remove', refuse_old_sets)
+        save_enrollment_set({'bob': torch.ones(1, 4)}, out, checkpoint)
+        assert 'cannot delete alice.pth (Operation not permitted); the next enroll.py tries ' \
+            'again' in capsys.readouterr().out
+        assert sorted(load_enroll_embeddings(out, checkpoint)) == ['alice', 'bob']
+        enrollment.recover_enrollment_set(out)  # still refused: a note again, nothing lost
+        assert any(n.startswith('.e.old-') for n in os.listdir(tmp_path))
+    enrollment.recover_enrollment_set(out)  # the next writer's first step
+    assert sorted(os.listdir(tmp_path)) == ['.e.lock', 'e']
+    assert sorted(load_enroll_embeddings(out, checkpoint)) == ['alice', 'bob']
+
+
 @pytest.mark.parametrize('failure', [OSError(errno.ENOSPC, 'No space left on device'),
                                      RuntimeError('[enforce fail at inline_container.cc:626] .'
                                                   ' unexpected pos 64 vs 0\nand more')])
