@@ -366,6 +366,7 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
                              f'{trained_loss} on other speakers or settings; now {now} '
                              f'{loss_args()}')
+    check_same_features(checkpoint, f'resume: {checkpoints[last]}')
     if checkpoint.get(LEVEL_KEY, level_db) != level_db:
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained on recordings at '
                              f'{checkpoint[LEVEL_KEY]:g} dB; train_feat_dir {train_feat_dir} '
@@ -384,6 +385,18 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
             from None
     log(f'=> resuming from {checkpoints[last]} at epoch {checkpoint["epoch"]}')
     return checkpoint['epoch'], history, run
+
+
+def check_same_features(checkpoint: dict, what: str) -> None:
+    """SetupError unless the checkpoint's features were made as configure.py makes them now
+    (window, hop, bands, ...): its weights would see other inputs."""
+    trained = checkpoint.get('feature_settings')
+    if isinstance(trained, dict) and trained != feature_settings():
+        differ = sorted(k for k in trained.keys() | feature_settings().keys()
+                        if trained.get(k) != feature_settings().get(k))
+        raise cli.SetupError(f'{what} was trained on features made with ' + ', '.join(
+            f'{k}={trained.get(k)!r}' for k in differ) + '; configure.py makes them with '
+            + ', '.join(f'{k}={feature_settings().get(k)!r}' for k in differ))
 
 
 def check_resumed_start(checkpoint: dict, path: str) -> str:
@@ -421,6 +434,7 @@ def start_from_checkpoint(model: nn.Module, criterion: nn.Module, train_loader: 
     if not weights_are_finite(checkpoint['state_dict']):
         raise cli.SetupError(f'init_from: {init_from}: its weights are not finite (NaN or '
                              'infinite); start from another checkpoint')
+    check_same_features(checkpoint, f'init_from: {init_from}')
     n_classes = n_classes_for(speakers)
     trained, now = checkpoint['model_args'], model_args(n_classes, n_bands)
     if trained != now:

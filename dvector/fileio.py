@@ -129,7 +129,8 @@ def load_failure(err: Exception, path: str) -> str:
     advice to load it with weights_only=False: the file is untrusted)."""
     text = re.sub(r'\x1b\[[0-9;]*m', '', str(err)).strip()
     if not written_by_torch_save(path):  # torch then tries it as a pickle: "holds objects"
-        return 'cannot load as a checkpoint (not a file that torch.save wrote)'
+        return ('cannot load as a checkpoint (not a file that torch.save wrote, or one cut '
+                'short)')
     if 'weights only load failed' in text.lower():
         found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', text)
         what = f'an object of {found.group(1)}' if found else 'objects'

@@ -359,6 +359,12 @@ def test_fine_tuning_from_another_model_or_file_is_refused(tmp_path, trained_run
                                      source),
                           'init_from: ', 'other speakers', 'the same speakers in the same order')
     assert not os.path.exists(tmp_path / 'ft')
+    hop = load_torch(source)
+    hop['feature_settings'] = {**hop['feature_settings'], 'hop_seconds': 0.02}
+    torch.save(hop, tmp_path / 'hop.pth')
+    assert_one_line_error(run_script(*args, '--init_from', str(tmp_path / 'hop.pth')),
+                          'init_from: ', 'hop.pth was trained on features made with '
+                          'hop_seconds=0.02; configure.py makes them with hop_seconds=0.01')
     broken = load_torch(source)
     next(iter(broken['state_dict'].values())).view(-1)[0] = float('nan')
     torch.save(broken, tmp_path / 'nan.pth')
