@@ -347,3 +347,26 @@ def test_encoder_misuse_is_one_line(tmp_path):
     link.symlink_to(wav)  # one recording under two names scores 1: refused as verification.py does
     with pytest.raises(SetupError, match='one file; compare two recordings'):
         encoder.score(wav, link)
+
+
+def test_split_heldout_carries_the_dbs_speech_level(tmp_path):
+    """A DB made at another level (its level file beside train/): the held-out training set
+    said nothing of it, and a model trained on it was told the tutorial DB's -42 dB."""
+    from dvector.features import LEVEL_FILE, tree_level_db
+    db = tmp_path / 'db' / 'feat_logfbank_nfilt40'
+    for spk in ('a', 'b'):
+        (db / 'train' / spk).mkdir(parents=True)
+        (db / 'train' / spk / 'u.p').write_bytes(b'x')
+    (db / LEVEL_FILE).write_text('-20.7\n')
+    split = ['tools/split_heldout.py', '--db_dir', str(tmp_path / 'db'), '--all_speakers', 'true']
+    result = run_script(*split, '--dest', str(tmp_path / 'dest'))
+    assert result.returncode == 0, result.stderr
+    assert tree_level_db(str(tmp_path / 'dest' / 'train')) == -20.7
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'other' / LEVEL_FILE).write_text('-30\n')
+    result = run_script(*split, '--dest', str(tmp_path / 'other'))
+    assert result.returncode == 1 and 'says -30 dB, but the recordings' in result.stderr
+    assert not (tmp_path / 'other' / 'train').exists()
+    (db / LEVEL_FILE).unlink()  # the tutorial DB: no level file, none written
+    result = run_script(*split, '--dest', str(tmp_path / 'plain'))
+    assert result.returncode == 0 and not (tmp_path / 'plain' / LEVEL_FILE).exists()

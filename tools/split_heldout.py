@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from configure import SetupError  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.cli import override_settings, run  # noqa: E402
-from dvector.fileio import check_writable_dir  # noqa: E402
+from dvector.features import LEVEL_FILE, tree_level_db  # noqa: E402
+from dvector.fileio import atomic_path, check_writable_dir  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
 db_dir = 'data/tutorial_db'          # the tutorial DB (python tools/download_tutorial_db.py)
@@ -96,6 +97,22 @@ def link(chosen: dict, train_dir: str, out_dir: str, n: int) -> int:
     return sum(len(files) for files in chosen.values())
 
 
+def carry_level(train_dir: str) -> str:
+    """The line to write in LEVEL_FILE beside <dest>/train, where train.py looks for it: the
+    DB's speech level file (beside its train/) carried over; '' when the DB has none (the
+    tutorial DB's level) or <dest> has it already. One in <dest> that says another level:
+    SetupError."""
+    level, mine = tree_level_db(train_dir), os.path.join(dest, LEVEL_FILE)
+    if os.path.lexists(mine):
+        there = tree_level_db(os.path.join(dest, 'train'))
+        if there != level:
+            raise SetupError(f'{mine}: says {there:g} dB, but the recordings of {db_dir} are at '
+                             f'{level:g} dB; remove it or give another --dest')
+        return ''
+    has_file = os.path.lexists(os.path.join(os.path.dirname(train_dir), LEVEL_FILE))
+    return f'{level:.1f}\n' if has_file else ''
+
+
 def main() -> None:
     override_settings(globals(), doc=__doc__)
     if every < 1:
@@ -108,10 +125,16 @@ def main() -> None:
     train_dir = os.path.join(db_dir, TRAIN_SUBDIR)
     chosen = plan(train_dir, [] if all_speakers else heldout, every)
     check_writable_dir(out_dir, 'dest')
+    level_line = carry_level(train_dir)
     try:
         n_files = link(chosen, train_dir, out_dir, every)
     except OSError as err:  # e.g. a file in the way, or no symbolic links on this system
         raise SetupError(f'--dest {dest}: cannot make the links there ({err})') from None
+    if level_line:  # the recordings' level, which train.py stores in the model
+        with atomic_path(os.path.join(dest, LEVEL_FILE)) as tmp, \
+                open(tmp, 'w', encoding='utf-8') as f:
+            f.write(level_line)
+        print(f'{os.path.join(dest, LEVEL_FILE)}: the DB\'s speech level, {level_line.strip()} dB')
     which = 'all files' if every == 1 else f'one file in {every} by sorted name'
     left_out = 'none left out' if all_speakers else \
         f'the {len(heldout)} held-out speakers are left out'
