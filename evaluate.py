@@ -286,13 +286,25 @@ def joined_entry_ok(entry: str) -> bool:
         return False
 
 
+def shares_a_file(enroll: str, test: str) -> bool:
+    """Whether the two sides of a trial (files joined with JOIN) have a file in common."""
+    return bool({os.path.normpath(p) for p in enroll.split(JOIN)}
+                & {os.path.normpath(p) for p in test.split(JOIN)})
+
+
+def line_numbers(numbers: list) -> str:
+    """'3, 7, 9' (the first ten, then 'and N more')."""
+    return ', '.join(map(str, numbers[:10])) + (f' and {len(numbers) - 10} more'
+                                                if len(numbers) > 10 else '')
+
+
 def read_trials(path: str) -> list:
     """[(label, enroll, test)] from lines 'label enroll test'; SetupError naming bad lines."""
     if not os.path.isfile(path):
         raise cli.SetupError(f'{path}: trial list not found')
-    rows, bad = [], []
+    rows, bad, same = [], [], []
     try:
-        with open(path, encoding='utf-8') as f:
+        with open(path, encoding='utf-8-sig') as f:  # an editor's byte-order mark is fine
             lines = f.read().splitlines()
     except UnicodeDecodeError as err:
         raise cli.SetupError(f'{path}: not a text trial list (not UTF-8 at byte {err.start})') \
@@ -305,11 +317,14 @@ def read_trials(path: str) -> list:
                 joined_entry_ok(entry) for entry in fields[1:]):
             bad.append(number)
             continue
+        if shares_a_file(fields[1], fields[2]):
+            same.append(number)
         rows.append((int(fields[0]), fields[1], fields[2]))
+    if same:
+        raise cli.SetupError(f'{path}: trial lines {line_numbers(same)}: both sides share a file '
+                             '(a recording against itself scores 1 by construction)')
     if bad:
-        shown = ', '.join(map(str, bad[:10])) + (f' and {len(bad) - 10} more' if len(bad) > 10
-                                                 else '')
-        raise cli.SetupError(f'{path}: malformed trial lines {shown} (expected '
+        raise cli.SetupError(f'{path}: malformed trial lines {line_numbers(bad)} (expected '
                              '"label enroll_path test_path" with label 0 or 1; files joined '
                              'with + are of one speaker folder)')
     if not rows:

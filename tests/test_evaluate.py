@@ -226,6 +226,12 @@ def test_malformed_and_empty_lists(monkeypatch, capsys, tmp_path, trained_run, t
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
                        '--feat_dir', root)
     assert 'malformed trial lines 2, 3, 4' in err and 'files joined with + are of one' in err
+    # a side against itself scored 1 and went into the stored threshold; a BOM is no line
+    path.write_text(f'\ufeff1 {rels[0]} {rels[1]}\n1 {rels[0]} ./{rels[0]}\n'
+                    '1 tr0/f0.p+tr0/f1.p tr0/f1.p+tr0/f2.p\n', encoding='utf-8')
+    err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
+                       '--feat_dir', root, '--store_threshold', 'true')
+    assert 'trial lines 2, 3: both sides share a file' in err
     path.write_text('\n')
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
                        '--feat_dir', root)

@@ -36,3 +36,20 @@ def test_long_trials_refuse_lists_it_cannot_use(tmp_path):
     result = run_script('tools/long_trials.py', '--trials', no_folder, '--out', str(tmp_path / 'o'))
     assert result.returncode == 1 and 'line 1: a.p has no speaker folder' in result.stderr
     assert not os.path.exists(tmp_path / 'o')
+
+
+def test_long_trials_never_replace_their_input_or_a_users_file(tmp_path):
+    rows = [(1, f'{s}/{i}.p', f'{s}/{i + 1}.p') for s in 'ab' for i in range(1, 5)]
+    short = write_trials(tmp_path / 'short.txt', rows)
+    before = open(short).read()
+    common = ['tools/long_trials.py', '--trials', short, '--enroll_files', '2', '--test_files', '1']
+    result = run_script(*common, '--out', short)
+    assert result.returncode == 1 and 'is the --trials list it is made from' in result.stderr
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('my notes\n')
+    result = run_script(*common, '--out', str(notes))
+    assert result.returncode == 1 and 'holds something other than a trial list' in result.stderr
+    assert open(short).read() == before and notes.read_text() == 'my notes\n'
+    out = str(tmp_path / 'long.txt')
+    assert run_script(*common, '--out', out).returncode == 0
+    assert run_script(*common, '--out', out).returncode == 0  # its own list: made again

@@ -73,9 +73,24 @@ def long_entries(files: dict) -> tuple:
     return enrolls, tests
 
 
+def check_out() -> None:
+    """Before any work: ``out`` is a new file, or a trial list (this tool's) that is not
+    ``trials`` itself; anything else there is refused, never replaced."""
+    check_writable_file(out, 'out')
+    if not os.path.isfile(out) or os.path.getsize(out) == 0:
+        return
+    if os.path.isfile(trials) and os.path.samefile(out, trials):
+        raise SetupError(f'--out {out}: is the --trials list it is made from; give another file')
+    with open(out, 'rb') as f:
+        first = f.readline(1000).decode('utf-8', 'replace').split()
+    if len(first) != 3 or first[0] not in ('0', '1'):
+        raise SetupError(f'--out {out}: holds something other than a trial list; it is not '
+                         'replaced: give another file')
+
+
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
-    check_writable_file(out, 'out')
+    check_out()
     enrolls, tests = long_entries(speaker_files(trials))
     lines = [f'{int(spk == test_spk)} {enroll} {test}\n'
              for spk, enroll in enrolls.items() for test_spk, test in tests]
