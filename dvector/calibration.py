@@ -141,6 +141,8 @@ def fit_calibration(scores, labels, seconds_a, seconds_b, fitted_on: dict = None
     labels = np.asarray(labels).astype(bool).ravel()
     if labels.all() or not labels.any():
         raise SetupError('a calibration needs both target and non-target trials')
+    if not np.all(np.isfinite(np.asarray(scores, dtype=np.float64))):
+        raise SetupError('a calibration needs finite scores (some are NaN or infinite)')
     seconds = np.concatenate([np.ravel(seconds_a), np.ravel(seconds_b)]).astype(np.float64)
     if not np.all(seconds > 0):
         raise SetupError('every trial needs a positive number of seconds of speech on each side')

@@ -179,9 +179,15 @@ def test_calibrate_stores_what_verification_identification_and_evaluate_use(tmp_
     assert 'it replaces the calibration' in again.stdout
     cached = sorted((tmp_path / 'cache').iterdir())[0]
     saved = cached.read_bytes()
-    torch.save([1, 2], cached)  # a file of the cache's name that calibrate.py did not write
-    assert_one_line_error(run_script(*fit), f'{cached}: not a segment cache that calibrate.py '
-                                            'wrote; delete it')
+    good = load_torch(str(cached))
+    nan = good['embeddings'].clone()
+    nan[0, 0] = float('nan')
+    for bad in ([1, 2], {**good, 'embeddings': nan},  # "Cllr nan", and stored
+                {**good, 'embeddings': torch.randn(len(nan), 7)},
+                {**good, 'seconds': ['a'] * len(nan)}):  # a ValueError traceback
+        torch.save(bad, cached)  # a file of the cache's name that calibrate.py did not write
+        assert_one_line_error(run_script(*fit), f'{cached}: not a segment cache that '
+                                                'calibrate.py wrote; delete it')
     cached.write_bytes(saved)
     (tmp_path / 'afile').write_text('x')
     assert_one_line_error(run_script(*fit[:-1], str(tmp_path / 'afile')),

@@ -18,6 +18,7 @@ hence the two stages.
 Segment embeddings are kept in ``cache_dir`` so that a refit does not embed again.
 """
 import hashlib
+import math
 import os
 import sys
 
@@ -176,13 +177,21 @@ def embed_folder(model, checkpoint: dict, folder: str, rng: np.random.Generator,
 
 
 def checked_cache(embedded, path: str) -> dict:
-    """A cache file's contents as embed_folder wrote them (a speaker and seconds for each row
-    of a 2-D tensor of embeddings); SetupError naming the file otherwise."""
-    ok = isinstance(embedded, dict) and isinstance(embedded.get('embeddings'), torch.Tensor)
-    rows = len(embedded['embeddings']) if ok and embedded['embeddings'].dim() == 2 else -1
-    if not (ok and isinstance(embedded.get('speaker'), list) and isinstance(
-            embedded.get('seconds'), list) and len(embedded['speaker']) == rows
-            == len(embedded['seconds'])):
+    """A cache file's contents as embed_folder wrote them: a speaker name and a positive number
+    of seconds for each row of a 2-D tensor of unit-length d-vectors; SetupError naming the
+    file otherwise (damaged, or written by something else)."""
+    try:
+        vectors, speakers, seconds = (embedded[k] for k in ('embeddings', 'speaker', 'seconds'))
+        fine = (isinstance(vectors, torch.Tensor) and vectors.dim() == 2
+                and vectors.is_floating_point() and bool(torch.isfinite(vectors).all())
+                and bool(torch.allclose(vectors.norm(dim=1), torch.ones(len(vectors)),
+                                        atol=1e-3))
+                and len(speakers) == len(seconds) == len(vectors)
+                and all(isinstance(s, str) for s in speakers)
+                and all(isinstance(t, float) and 0 < t < math.inf for t in seconds))
+    except (TypeError, KeyError, IndexError, RuntimeError):
+        fine = False
+    if not fine:
         raise cli.SetupError(f'{path}: not a segment cache that calibrate.py wrote; delete it '
                              'to embed again')
     return embedded
