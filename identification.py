@@ -20,9 +20,11 @@ from dvector.calibration import (
     DEFAULT_C_FA,
     DEFAULT_C_MISS,
     DEFAULT_P_TARGET,
+    DEFAULT_POINT,
     check_operating_point,
     identify,
     llr_words,
+    point_text,
 )
 from dvector.checkpoint import load_model, select_device
 from dvector.enrollment import (
@@ -103,9 +105,9 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
                                                            device, vad)              # (1, E)
     speakers, enrolled = select_speakers(embeddings, spk_list, embedding_dir)        # (N, E)
     scores = cosine_scores(test_embedding, enrolled)[0]                               # (N,)
+    point = check_operating_point(p_target, c_miss, c_fa)
     best, decision = identify(scores.tolist(), speakers, checkpoint or {},
-                              (test_seconds, enrolled_seconds(embedding_dir)),
-                              check_operating_point(p_target, c_miss, c_fa))
+                              (test_seconds, enrolled_seconds(embedding_dir)), point)
     best_spk = best if decision is None or decision.accept else NONE
     warn_of_ties(scores.tolist(), speakers, best)
     true_spk = unicodedata.normalize('NFC', os.path.basename(os.path.dirname(
@@ -123,6 +125,9 @@ def perform_identification(model, embeddings: dict, test_filename: str, device,
     # the tutorial's feature files keep its output unless the answer is the open set's
     if decision is not None and (not features or not decision.accept):
         report_decision(decision, best)
+    elif point != DEFAULT_POINT and (decision is None or decision.llr is None):
+        print(f'note: {point_text(point)} not used: this model has no calibration '
+              '(tools/calibrate.py fits one)')
     return best_spk
 
 

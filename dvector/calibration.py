@@ -271,8 +271,10 @@ def decide(score: float, checkpoint: dict, seconds: tuple = (None, None), thres:
                         f"{thres:g} (--thres): the user's threshold, on the score")
     if record is None:
         threshold, how = choose_threshold(0, checkpoint, as_norm)
+        unused = '' if point == DEFAULT_POINT else f' ({point_text(point)} not used)'
         return Decision(score, score > threshold, threshold, None, '',
-                        how + '; this model has no calibration (tools/calibrate.py fits one)')
+                        f'{how}; this model has no calibration{unused} (tools/calibrate.py '
+                        'fits one)')
     llr_threshold = bayes_threshold(*point)
     default = ' (the default)' if point == DEFAULT_POINT else ''
     basis = (f'LLR {llr_threshold:.2f}, the Bayes threshold of {point_text(point)}'

@@ -233,3 +233,16 @@ def test_llr_words_name_whom_the_llr_is_for():
     """identification.py's best match is not a claimed speaker: its name stands in the words."""
     assert llr_words(math.log(40), 'alice') == '40 times more likely alice than another speaker'
     assert llr_words(-math.log(40), 'alice').endswith('another speaker than alice')
+
+
+def test_an_operating_point_an_uncalibrated_model_cannot_use_is_said_to_be_unused():
+    """The demo model has a stored threshold and no calibration: --p_target and the costs
+    changed nothing, without a word."""
+    unused = 'p_target 0.001, c_miss 1000, c_fa 1 not used'
+    result = run_script('verification.py', '--p_target', '0.001', '--c_miss', '1000')
+    assert result.returncode == 0, result.stderr
+    assert f'this model has no calibration ({unused})' in result.stdout
+    result = run_script('identification.py', '--p_target', '0.001', '--c_miss', '1000')
+    assert result.returncode == 0, result.stderr
+    assert f'note: {unused}: this model has no calibration' in result.stdout
+    assert 'not used' not in run_script('verification.py').stdout  # the default: no note
