@@ -10,6 +10,7 @@ dvector/live.py: this file only lays out the page and writes the answers.
 """
 import math
 import os
+import socket
 
 import torch
 
@@ -94,10 +95,21 @@ def current_speakers() -> list:
 
 def identify(clip: str) -> str:
     """The ranked speakers and the decision on the best one, as markdown."""
+    return identify_and_keep(clip)[0]
+
+
+def identify_and_keep(clip: str) -> tuple:
+    """(identify's markdown, the clip for the voice map: '' when the clip was refused, so that
+    the map is not drawn around a clip it cannot read)."""
     try:
         found = live.identify_clip(clip, embedding_dir, log_dir)
     except cli.SetupError as err:
-        return shown_error(err, [clip])
+        return shown_error(err, [clip]), ''
+    return identification_text(found, clip), clip
+
+
+def identification_text(found: live.Identification, clip: str) -> str:
+    """The markdown of an identification: the answer, the ranking, the decision."""
     answer = (f'### Identified · 식별: **{found.speaker}**' if found.speaker else
               '### None of the enrolled speakers · 등록된 화자가 아님')
     rows = '\n'.join(f'| {rank} | {speaker} | {score:.4f} | '
@@ -185,7 +197,7 @@ def identify_tab(gr, last_clip) -> None:
         clip = clip_input('Clip · 녹음', 'identify_clip')
         button = gr.Button('Identify · 식별', variant='primary', elem_id='identify_button')
         answer = gr.Markdown(elem_id='identify_result')
-        button.click(lambda path: (identify(path), path), [clip], [answer, last_clip])
+        button.click(identify_and_keep, [clip], [answer, last_clip])
 
 
 def verify_tab(gr, claimed) -> None:
@@ -238,6 +250,17 @@ def build_page():
     return page
 
 
+def check_host() -> None:
+    """Before any work: ``host`` is a name or address this machine can resolve (a port in use
+    is found when the page starts)."""
+    try:
+        socket.getaddrinfo(host, port)
+    except (socket.gaierror, UnicodeError) as err:
+        raise cli.SetupError(f'--host {host}: not an address this machine can listen on '
+                             f'({err}); give 127.0.0.1, 0.0.0.0 or a name of this machine') \
+            from None
+
+
 def main() -> None:
     cli.override_settings(globals(), doc=__doc__)
     global embedding_dir, files_dir
@@ -247,15 +270,19 @@ def main() -> None:
                              '(enroll.py); give the demo a folder of its own')
     check_writable_dir(embedding_dir, 'embedding_dir')
     check_writable_dir(files_dir, 'files_dir')
+    check_host()
     torch.set_num_threads(threads)
     cached_model(log_dir)            # load the model now, not at the first clip
     live.enrolled(embedding_dir, log_dir)  # a folder it cannot use is refused before the page
     os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no telemetry, no version check
     os.environ['GRADIO_TEMP_DIR'] = os.path.join(files_dir, 'uploads')  # read on import
+    figures = os.path.join(files_dir, 'figures')
+    os.makedirs(figures, exist_ok=True)
     page = build_page()
     try:
         _, address, _ = page.launch(server_name=host, server_port=port, share=False,
-                                    ssr_mode=False, footer_links=[], allowed_paths=[files_dir],
+                                    ssr_mode=False, footer_links=[],
+                                    allowed_paths=[figures],  # the page's figures only
                                     quiet=True, prevent_thread_lock=True)
     except OSError as err:
         raise cli.SetupError(f'--port {port}: cannot listen on {host}:{port} ({err}); give '

@@ -144,6 +144,8 @@ def test_bad_input_is_one_message_and_nothing_lost(page, clips):
     assert 'no clip given' in page.identify(None)
     too_short = page.identify(clips['short'])
     assert too_short.startswith(demo.ERROR) and 'short.wav' in too_short, too_short
+    assert page.identify_and_keep(clips['short']) == (too_short, '')  # not kept for the map
+    assert page.identify_and_keep(clips['alice_3'])[1] == clips['alice_3']
     assert 'notes.wav: not a readable WAV file' in page.compare(clips['bad'], clips['bob_1'])
     message, _ = page.enroll('alice', clips['alice_2'], None, True)  # replacing is asked for
     assert 'Enrolled' in message and folder_bytes(page.embedding_dir) != before
@@ -162,3 +164,10 @@ def test_the_scripts_sets_are_refused(monkeypatch, tmp_path, capsys):
     with pytest.raises(SystemExit):
         demo.cli.run(demo.main)
     assert '--port 0: expected a number from 1 to 65535' in capsys.readouterr().err
+    monkeypatch.setattr(sys, 'argv', ['demo.py', '--host', 'foo.invalid', '--embedding_dir',
+                                      str(tmp_path / 'e'), '--files_dir', str(tmp_path / 'f')])
+    with pytest.raises(SystemExit):
+        demo.cli.run(demo.main)
+    err = capsys.readouterr().err  # it blamed --port
+    assert err.startswith('error: --host foo.invalid: not an address this machine can listen')
+    assert len(err.splitlines()) == 1

@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -98,6 +100,10 @@ def test_record_enroll_identify_verify_in_chromium(server):
         browser.open_tab(driver, 'See the voices')
         browser.click(driver, 'voices_button')
         assert 'star' in browser.answer(driver, 'voices_result', '2 enrolled speakers')
+        shown = driver.execute_script(
+            "return [...document.querySelectorAll('img')].filter(i => i.complete && "
+            "i.naturalWidth > 0 && /heatmap|voice_map/.test(i.src)).length")
+        assert shown == 2, shown  # both figures served from files_dir/figures
         driver.save_screenshot(str(folder / 'demo.png'))
         fetched = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)")
@@ -107,3 +113,7 @@ def test_record_enroll_identify_verify_in_chromium(server):
         driver.quit()
     with open(folder / 'demo.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    (folder / 'files' / 'notes.txt').write_text('not for the page')  # only figures are served
+    for path in (folder / 'files' / 'notes.txt', folder / 'enrolled' / 'alice.pth'):
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f'{url}gradio_api/file={path}', timeout=10)
