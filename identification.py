@@ -58,9 +58,11 @@ test_speaker = 'demo_m47'            # whose test.p to identify (edit to try ano
 # wav input (your own recordings): used instead of test_dir when test_wav is given
 test_wav = ''                        # the wav file to identify
 vad = True                           # cut leading, trailing and long silences first
-p_target = DEFAULT_P_TARGET          # a calibrated model's operating point (as verification.py):
-c_miss = DEFAULT_C_MISS              # below its Bayes threshold even the best match is taken
-c_fa = DEFAULT_C_FA                  # for none of the enrolled speakers
+# a calibrated model's operating point (as verification.py's): below its Bayes threshold even
+# the best match is taken for none of the enrolled speakers
+p_target = DEFAULT_P_TARGET          # how likely the test is an enrolled speaker, before the score
+c_miss = DEFAULT_C_MISS              # the cost of answering none for an enrolled speaker ...
+c_fa = DEFAULT_C_FA                  # ... and of naming one for someone else (equal by default)
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'use_cuda': cli.FLAG, 'log_dir': cli.FOLDER, 'cp_num': cli.at_least(0),

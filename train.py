@@ -370,7 +370,8 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     if checkpoint.get(LEVEL_KEY, level_db) != level_db:
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained on recordings at '
                              f'{checkpoint[LEVEL_KEY]:g} dB; train_feat_dir {train_feat_dir} '
-                             f'says {level_db:g} dB now (its {LEVEL_FILE})')
+                             f'says {level_db:g} dB now (its {LEVEL_FILE}; without one, the '
+                             'tutorial DB\'s level)')
     run = {'run_id': checkpoint.get('run_id'), LEVEL_KEY: level_db,
            'started_from': check_resumed_start(checkpoint, checkpoints[last])}
     history = resumable_history(checkpoint, checkpoints[last])

@@ -455,10 +455,12 @@ def select_speakers(embeddings: dict, speakers: list, embedding_dir: str) -> tup
 def find_test_file(test_dir: str, speaker: str, name: str = 'test.p') -> str:
     """``<test_dir>/<speaker>/test.p``; SetupError listing the speakers that have one."""
     path = os.path.join(test_dir, speaker, name)
+    if not os.path.isdir(test_dir):
+        raise SetupError(f'test_dir {test_dir}: folder not found (in {os.getcwd()}; run the '
+                         'scripts from the repository\'s folder, or give the full path)')
     if not os.path.isfile(path):
         have = sorted(d for d in os.listdir(test_dir)
-                      if os.path.isfile(os.path.join(test_dir, d, name))) \
-            if os.path.isdir(test_dir) else []
+                      if os.path.isfile(os.path.join(test_dir, d, name)))
         raise SetupError(f'test_speaker={speaker!r}: no {path}; speakers with a {name}: '
                          + (', '.join(have) or f'none ({test_dir} has none)'))
     return path

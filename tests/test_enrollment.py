@@ -72,6 +72,9 @@ def test_enrollment_errors_list_what_exists(tmp_path, feature_tree):
         select_speakers(load_enroll_embeddings(str(tmp_path / 'empty')), ['zz'], 'empty')
     with pytest.raises(SetupError, match='speakers with a test.p: syn_t00, syn_t01, syn_t02'):
         find_test_file(test_dir, 'nobody')
+    with pytest.raises(SetupError, match=r'test_dir nowhere/test: folder not found \(in .*run '
+                                         'the scripts from the repository'):
+        find_test_file('nowhere/test', 'nobody')  # a script run from another folder
     torch.save({'not': 'a tensor'}, str(tmp_path / 'empty' / 'b.pth'))
     enrollment.write_record(str(tmp_path / 'empty'), ['a', 'b'], {'state_dict': {}}, {})
     with pytest.raises(SetupError, match=r'b.pth: not an enrollment'):
