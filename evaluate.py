@@ -329,6 +329,10 @@ def read_trials(path: str) -> list:
                              'with + are of one speaker folder)')
     if not rows:
         raise cli.SetupError(f'{path}: no trials in the list')
+    repeated = len(rows) - len({frozenset(row[1:]) for row in rows})  # either order
+    if repeated:
+        print(f'note: {path}: {repeated} trials repeat an earlier one (the same two sides); '
+              'each is counted every time it appears')
     return rows
 
 

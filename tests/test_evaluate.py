@@ -246,6 +246,15 @@ def test_one_label_only(monkeypatch, capsys, tmp_path, trained_run, trial_db):
     assert 'EER undefined: all 2 trials are target' in err
 
 
+def test_repeated_trials_are_noted(monkeypatch, capsys, tmp_path, trained_run, trial_db):
+    root, rels = trial_db
+    trials = write_trials(tmp_path / 't.txt', [(1, rels[0], rels[1]), (0, rels[0], rels[2]),
+                                               (1, rels[1], rels[0])])  # the first, reversed
+    out = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
+                       '--feat_dir', root, status=0)
+    assert '1 trials repeat an earlier one (the same two sides)' in out
+
+
 def test_band_count_mismatch(monkeypatch, capsys, tmp_path, trained_run):
     root = str(tmp_path / 'db20')
     rels = make_trial_tree(root, n_bands=20)[:8]
