@@ -536,10 +536,22 @@ def check_choices() -> None:
         raise cli.SetupError('speed_perturb: works on plain filterbank bands; configure.py has '
                              'USE_DELTA = True')
     check_writable_dir(log_dir, 'log_dir')
+    check_log_dir_outside_the_data()
     training_level_db()
     if stem_stride != 1 and not backbone.startswith('resnet'):
         raise cli.SetupError(f'stem_stride={stem_stride}: 1, or 2 with a resnet backbone '
                              f'(backbone is {backbone!r})')
+
+
+def check_log_dir_outside_the_data() -> None:
+    """SetupError when log_dir is a training folder or inside one: its checkpoints and plot
+    would be written among the speakers' features."""
+    mine = os.path.realpath(log_dir)
+    for folder in train_feat_dir.split(','):
+        data = os.path.realpath(folder)
+        if mine == data or mine.startswith(data + os.sep):
+            raise cli.SetupError(f'--log_dir {log_dir}: is inside train_feat_dir {folder}; '
+                                 'give a folder outside the training data')
 
 
 def training_level_db() -> float:

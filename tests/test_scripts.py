@@ -105,6 +105,10 @@ def test_bad_training_input(tmp_path):
                           'n_epochs')
     assert_one_line_error(run_script('train.py', '--whiten_layer', 'pool'),
                           '--whiten_layer pool: expected one of embedding, pooling, both')
+    inside = str(tmp_path / 'empty' / 'run')  # checkpoints among the speakers' features
+    assert_one_line_error(run_script('train.py', '--train_feat_dir', str(tmp_path / 'empty'),
+                                     '--log_dir', inside), f'--log_dir {inside}: is inside')
+    assert os.listdir(tmp_path / 'empty') == []
 
 
 def test_corrupt_and_nan_feature_files_are_named(tmp_path, feature_tree):
