@@ -615,7 +615,8 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: 
     """Checkpoint of the epoch just finished (rank 0 only), written atomically. ``run``: its
     ``run_id`` marks the checkpoints of one run (a resumed run keeps its own), so that the
     lowest validation loss is never chosen across runs; ``started_from``, the init_from file
-    it started from ('' for random weights), kept through every resume; the speech level of
+    it started from ('' for random weights), kept through every resume (resume state: a shipped
+    model does not keep it, dvector.checkpoint.keep_best_only); the speech level of
     its training recordings, read once when the run starts."""
     if not dist.is_main_process():
         return
@@ -653,7 +654,7 @@ def fit(device: torch.device) -> None:
     scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
     run = {'run_id': uuid.uuid4().hex, LEVEL_KEY: training_level_db(),
-           'started_from': os.path.realpath(init_from) if init_from else ''}
+           'started_from': init_from}  # as given: compared by the file it names
     if resume:
         first, history, run = resume_state(model, criterion, optimizer, scheduler, speakers,
                                            n_bands, run[LEVEL_KEY])

@@ -35,6 +35,8 @@ CHECKPOINT_RE = re.compile(r'checkpoint_(\d+)\.pth$')
 # (E, D) on fc0's input; 'both' adds the d-vector's 'embedding_mean', 'embedding_matrix' and
 # 'embedding_reg'
 WHITENING_KEY = 'embedding_whitening'
+# what only train.py --resume reads: a shipped model keeps none of it (keep_best_only)
+RESUME_ONLY = ('optimizer', 'scheduler', 'started_from')
 # whitening.py's (S, E) whitened, normalised d-vectors of the training speakers (AS-norm cohort;
 # (S, 2E) for layer 'both')
 COHORT_KEY = 'score_cohort'
@@ -347,7 +349,7 @@ def keep_best_only(log_dir: str) -> str:
     """Keep only the lowest-validation-loss checkpoint, without optimizer state (for shipping)."""
     best, checkpoint = lowest_validation_loss(log_dir)
     checkpoints = list_checkpoints(log_dir)
-    slim = {k: v for k, v in checkpoint.items() if k not in ('optimizer', 'scheduler')}
+    slim = {k: v for k, v in checkpoint.items() if k not in RESUME_ONLY}
     path = save_checkpoint(log_dir, best, slim)
     for epoch, other in checkpoints.items():
         if epoch != best:

@@ -132,6 +132,7 @@ def test_a_trial_list_of_recordings_takes_the_real_speech_model(tmp_path, monkey
         (wavs / spk).mkdir(parents=True)
         (wavs / spk / 'a.wav').write_bytes(b'RIFF')
     (wavs / 'bob' / 'b.p').write_bytes(b'')
+    (wavs / 'alice' / 'b.p').write_bytes(b'')
     trials = tmp_path / 'trials.txt'
     trials.write_text('0 alice/a.wav bob/a.wav\n')
     args = ['--trials', str(trials), '--feat_dir', str(wavs)]
@@ -143,7 +144,7 @@ def test_a_trial_list_of_recordings_takes_the_real_speech_model(tmp_path, monkey
         model_folder_of_evaluate(monkeypatch, args)
     assert model_folder_of_evaluate(monkeypatch, args + ['--log_dir', 'model_saved']) == \
         'model_saved'
-    trials.write_text('0 bob/b.p bob/b.p\n')
+    trials.write_text('0 bob/b.p alice/b.p\n')
     assert model_folder_of_evaluate(monkeypatch, args) == 'model_saved'  # features: as set
 
 
