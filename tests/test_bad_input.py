@@ -218,6 +218,11 @@ def test_extract_features_plans_each_real_wav_once_at_the_speaker_depth(tmp_path
     outputs = sorted(os.path.relpath(out, tmp_path / 'feats') for _, out, _ in todo)
     assert outputs == ['id1/vid_00001.p', 'spkA/a.p', 'spkB/b.p'] and skipped == 0
     assert len(failures) == 1 and 'spkA/sub/c.wav: not at <speaker>/<name>.wav' in failures[0]
+    (wavs / 'spkB' / 'D.WAV').write_bytes(b'')  # skipped without a word; the scripts take it
+    (wavs / 'spkB' / 'B.Wav').write_bytes(b'')
+    todo, _, failures = plan_jobs(str(wavs), str(tmp_path / 'feats'), False)
+    outputs = sorted(os.path.relpath(out, tmp_path / 'feats') for _, out, _ in todo)
+    assert outputs == ['id1/vid_00001.p', 'spkA/a.p', 'spkB/B.p', 'spkB/D.p', 'spkB/b.p']
 
 
 def empty_feature_files(root, speakers: dict) -> str:

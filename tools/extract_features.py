@@ -78,7 +78,8 @@ def check_layout(relative: str) -> None:
 def plan_jobs(source: str, target: str, redo: bool) -> tuple:
     """(jobs to run as (wav, output, label), number skipped, failure messages)."""
     todo, skipped, failures, claimed = [], 0, [], {}
-    for relative in [os.path.relpath(f, source) for f in find_files(source, '**/*.wav')]:
+    for relative in [os.path.relpath(f, source)  # .wav in any case, as the scripts take them
+                     for f in find_files(source, '**/*.[wW][aA][vV]')]:
         wav = os.path.join(source, relative)
         try:
             check_layout(relative)
