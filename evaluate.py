@@ -286,6 +286,15 @@ def joined_entry_ok(entry: str) -> bool:
         return False
 
 
+def speaker_of(entry: str) -> str:
+    """The speaker folder of a trial entry (its first file; joined files share one); '' for
+    a file given without a folder."""
+    try:
+        return feature_name(entry.split(JOIN)[0])[0]
+    except ValueError:
+        return ''
+
+
 def shares_a_file(enroll: str, test: str) -> bool:
     """Whether the two sides of a trial (files joined with JOIN) have a file in common."""
     return bool({os.path.normpath(p) for p in enroll.split(JOIN)}
@@ -329,6 +338,12 @@ def read_trials(path: str) -> list:
                              'with + are of one speaker folder)')
     if not rows:
         raise cli.SetupError(f'{path}: no trials in the list')
+    disagree = sum(speaker_of(enroll) and speaker_of(test)
+                   and (label == 1) != (speaker_of(enroll) == speaker_of(test))
+                   for label, enroll, test in rows)
+    if disagree:
+        print(f'note: {path}: {disagree} of {len(rows)} trials have a label that their speaker '
+              'folders contradict (1 for two folders, or 0 for one); scored as labelled')
     repeated = len(rows) - len({frozenset(row[1:]) for row in rows})  # either order
     if repeated:
         print(f'note: {path}: {repeated} trials repeat an earlier one (the same two sides); '

@@ -248,11 +248,17 @@ def test_one_label_only(monkeypatch, capsys, tmp_path, trained_run, trial_db):
 
 def test_repeated_trials_are_noted(monkeypatch, capsys, tmp_path, trained_run, trial_db):
     root, rels = trial_db
-    trials = write_trials(tmp_path / 't.txt', [(1, rels[0], rels[1]), (0, rels[0], rels[2]),
+    trials = write_trials(tmp_path / 't.txt', [(1, rels[0], rels[1]), (0, rels[0], rels[4]),
                                                (1, rels[1], rels[0])])  # the first, reversed
     out = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
                        '--feat_dir', root, status=0)
     assert '1 trials repeat an earlier one (the same two sides)' in out
+    assert 'have a label that their speaker folders contradict' not in out
+    trials = write_trials(tmp_path / 't.txt', [(0, rels[0], rels[1]), (0, rels[0], rels[4]),
+                                               (1, rels[1], rels[5])])  # tr0, tr0 / tr0, tr1
+    out = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', trials,
+                       '--feat_dir', root, status=0)
+    assert '2 of 3 trials have a label that their speaker folders contradict' in out
 
 
 def test_band_count_mismatch(monkeypatch, capsys, tmp_path, trained_run):
