@@ -307,8 +307,9 @@ def line_numbers(numbers: list) -> str:
                                                 if len(numbers) > 10 else '')
 
 
-def read_trials(path: str) -> list:
-    """[(label, enroll, test)] from lines 'label enroll test'; SetupError naming bad lines."""
+def read_trials(path: str, notes: bool = True) -> list:
+    """[(label, enroll, test)] from lines 'label enroll test'; SetupError naming bad lines;
+    ``notes``: print what is odd but allowed (repeated trials, labels the folders contradict)."""
     if not os.path.isfile(path):
         raise cli.SetupError(f'{path}: trial list not found')
     rows, bad, same = [], [], []
@@ -338,6 +339,13 @@ def read_trials(path: str) -> list:
                              'with + are of one speaker folder)')
     if not rows:
         raise cli.SetupError(f'{path}: no trials in the list')
+    if notes:
+        note_odd_trials(path, rows)
+    return rows
+
+
+def note_odd_trials(path: str, rows: list) -> None:
+    """Notes on trials that are allowed but likely mistakes."""
     disagree = sum(speaker_of(enroll) and speaker_of(test)
                    and (label == 1) != (speaker_of(enroll) == speaker_of(test))
                    for label, enroll, test in rows)
@@ -348,7 +356,6 @@ def read_trials(path: str) -> list:
     if repeated:
         print(f'note: {path}: {repeated} trials repeat an earlier one (the same two sides); '
               'each is counted every time it appears')
-    return rows
 
 
 def feature_candidates(root: str, rel: str) -> list:
@@ -442,10 +449,28 @@ def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list
     return acc, scoring.cosine_scores(enrolled, enrolled).numpy(), spk_list
 
 
+def check_sides_differ(rows: list) -> None:
+    """SetupError naming the trials whose two sides read one file (or an entry that joins
+    one file twice), as the files are read: the same file by another path (absolute and
+    relative, a link, a wav and its extracted .p) scores 1 by construction."""
+    parts = sorted({p for _, e, t in rows for entry in (e, t) for p in entry.split(JOIN)})
+    real = {rel: os.path.realpath(path) for rel, path in resolve_files(feat_dir, parts).items()}
+    same = []
+    for number, (_, enroll, test) in enumerate(rows, 1):
+        sides = [[real[p] for p in entry.split(JOIN)] for entry in (enroll, test)]
+        if set(sides[0]) & set(sides[1]) or any(len(set(s)) < len(s) for s in sides):
+            same.append(number)
+    if same:
+        raise cli.SetupError(f'{trials}: trials {line_numbers(same)} (counting trials, not '
+                             'lines) read one file twice, by other paths (a recording against '
+                             'itself scores 1 by construction)')
+
+
 def evaluate_trials(model, checkpoint: dict, device) -> tuple:
     """Trial-list mode; returns (trial rows, enrolled similarity or None, speakers)."""
-    trial_rows = read_trials(trials)
+    trial_rows = read_trials(trials, notes=False)  # trials_are_recordings printed them
     check_trials(np.zeros(len(trial_rows)), [r[0] for r in trial_rows])  # before embedding
+    check_sides_differ(trial_rows)
     rels = sorted({p for _, e, t in trial_rows for p in (e, t)})
     embeddings, speakers, entry_seconds = embed_trial_files(model, checkpoint, rels, device)
     index = {rel: i for i, rel in enumerate(rels)}

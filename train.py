@@ -654,7 +654,9 @@ def fit(device: torch.device) -> None:
     scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
     run = {'run_id': uuid.uuid4().hex, LEVEL_KEY: training_level_db(),
-           'started_from': init_from}  # as given: compared by the file it names
+           # the file itself (from any folder a resume runs in); resume state only, never
+           # shipped (keep_best_only drops it), so no path of this machine leaves it
+           'started_from': os.path.realpath(init_from) if init_from else ''}
     if resume:
         first, history, run = resume_state(model, criterion, optimizer, scheduler, speakers,
                                            n_bands, run[LEVEL_KEY])

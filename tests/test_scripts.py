@@ -335,7 +335,8 @@ def test_fine_tuning_starts_from_a_checkpoint_of_the_same_model(tmp_path, traine
     resume[4] = '4'
     again = run_script(*resume, '--init_from', source)
     assert again.returncode == 0, again.stderr
-    assert load_torch(str(tmp_path / 'ft' / 'checkpoint_4.pth'))['started_from'] == source
+    assert load_torch(str(tmp_path / 'ft' / 'checkpoint_4.pth'))['started_from'] == \
+        os.path.realpath(source)
 
 
 def test_fine_tuning_from_another_model_or_file_is_refused(tmp_path, trained_run):
