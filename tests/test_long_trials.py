@@ -47,9 +47,14 @@ def test_long_trials_never_replace_their_input_or_a_users_file(tmp_path):
     assert result.returncode == 1 and 'is the --trials list it is made from' in result.stderr
     notes = tmp_path / 'notes.txt'
     notes.write_text('my notes\n')
-    result = run_script(*common, '--out', str(notes))
-    assert result.returncode == 1 and 'holds something other than a trial list' in result.stderr
+    other = write_trials(tmp_path / 'other.txt', [(1, 'x/1.p', 'x/2.p')])  # a trial list too
+    for path in (str(notes), other):
+        result = run_script(*common, '--out', path)
+        assert result.returncode == 1 and 'exists and holds something else' in result.stderr
     assert open(short).read() == before and notes.read_text() == 'my notes\n'
+    assert open(other).read() == '1 x/1.p x/2.p\n'
     out = str(tmp_path / 'long.txt')
     assert run_script(*common, '--out', out).returncode == 0
     assert run_script(*common, '--out', out).returncode == 0  # its own list: made again
+    assert run_script(*common, '--out', other, '--replace', 'true').returncode == 0
+    assert open(other).read() == open(out).read()

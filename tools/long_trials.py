@@ -24,10 +24,11 @@ trials = 'docs/evaluation/trials_heldout.txt'  # the short trials: their files a
 out = 'docs/evaluation/trials_heldout_long.txt'  # the long trials are written here
 enroll_files = 6                     # utterances joined into each speaker's enrollment
 test_files = 3                       # utterances joined into each test recording
+replace = False                      # replace an existing out file that holds other trials
 # ------------------------------------------------------------------------------------------
 SETTING_RULES = {  # the allowed values of each setting, checked before any work
     'trials': cli.NAME, 'out': cli.NAME, 'enroll_files': cli.at_least(1),
-    'test_files': cli.at_least(1)}
+    'test_files': cli.at_least(1), 'replace': cli.FLAG}
 
 
 def speaker_files(path: str) -> dict:
@@ -74,18 +75,23 @@ def long_entries(files: dict) -> tuple:
 
 
 def check_out() -> None:
-    """Before any work: ``out`` is a new file, or a trial list (this tool's) that is not
-    ``trials`` itself; anything else there is refused, never replaced."""
+    """Before any work: ``out`` can be written and is not ``trials`` itself."""
     check_writable_file(out, 'out')
-    if not os.path.isfile(out) or os.path.getsize(out) == 0:
-        return
-    if os.path.isfile(trials) and os.path.samefile(out, trials):
+    if os.path.isfile(out) and os.path.isfile(trials) and os.path.samefile(out, trials):
         raise SetupError(f'--out {out}: is the --trials list it is made from; give another file')
+
+
+def check_replaceable(text: str) -> None:
+    """An existing, non-empty ``out`` is replaced only when it already holds ``text`` (made
+    again) or with --replace true: it may be another list, or the user's own file."""
+    if replace or not os.path.isfile(out) or os.path.getsize(out) == 0:
+        return
     with open(out, 'rb') as f:
-        first = f.readline(1000).decode('utf-8', 'replace').split()
-    if len(first) != 3 or first[0] not in ('0', '1'):
-        raise SetupError(f'--out {out}: holds something other than a trial list; it is not '
-                         'replaced: give another file')
+        same = f.read(len(text.encode()) + 1) == text.encode()
+    if not same:
+        raise SetupError(f'--out {out}: exists and holds something else (another trial list, '
+                         'or a file of yours); it is not replaced: give another file, or '
+                         '--replace true')
 
 
 def main() -> None:
@@ -94,6 +100,7 @@ def main() -> None:
     enrolls, tests = long_entries(speaker_files(trials))
     lines = [f'{int(spk == test_spk)} {enroll} {test}\n'
              for spk, enroll in enrolls.items() for test_spk, test in tests]
+    check_replaceable(''.join(lines))
     with atomic_path(out) as tmp, open(tmp, 'w', encoding='utf-8') as f:
         f.writelines(lines)
     targets = sum(line.startswith('1') for line in lines)
