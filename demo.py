@@ -10,7 +10,9 @@ dvector/live.py: this file only lays out the page and writes the answers.
 """
 import math
 import os
+import shutil
 import socket
+import tempfile
 
 import torch
 
@@ -250,12 +252,28 @@ def build_page():
     return page
 
 
+def served_folders() -> tuple:
+    """(uploads, figures) under files_dir, the only folders the page serves: a new uploads
+    folder of this run's own (Gradio serves every file in it, so none of another run's or the
+    user's), removed when the demo stops, and the figures folder (SetupError when that is a
+    file or a link: the figures would go, and be served from, somewhere else)."""
+    figures = os.path.join(files_dir, 'figures')
+    if os.path.islink(figures) or os.path.lexists(figures) and not os.path.isdir(figures):
+        raise cli.SetupError(f'--files_dir {files_dir}: its figures is a file or a link, not the '
+                             "demo's folder; move it away, or give another --files_dir")
+    os.makedirs(figures, exist_ok=True)
+    os.makedirs(os.path.join(files_dir, 'uploads'), exist_ok=True)
+    return tempfile.mkdtemp(prefix='run-', dir=os.path.join(files_dir, 'uploads')), figures
+
+
 def check_host() -> None:
-    """Before any work: ``host`` is a name or address this machine can resolve (a port in use
-    is found when the page starts)."""
+    """Before any work: ``host`` is a name or address of this machine, one it can listen on (a
+    port in use is found when the page starts)."""
     try:
-        socket.getaddrinfo(host, port)
-    except (socket.gaierror, UnicodeError) as err:
+        family, kind, _, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.bind(address)  # port 0: any free one, only to ask for the address
+    except (OSError, UnicodeError) as err:
         raise cli.SetupError(f'--host {host}: not an address this machine can listen on '
                              f'({err}); give 127.0.0.1, 0.0.0.0 or a name of this machine') \
             from None
@@ -271,13 +289,20 @@ def main() -> None:
     check_writable_dir(embedding_dir, 'embedding_dir')
     check_writable_dir(files_dir, 'files_dir')
     check_host()
+    uploads, figures = served_folders()
+    try:
+        serve(uploads, figures)
+    finally:
+        shutil.rmtree(uploads, ignore_errors=True)  # this run's own folder: the clips' copies
+
+
+def serve(uploads: str, figures: str) -> None:
+    """Load the model, check the enrollments, and serve the page until Ctrl+C."""
     torch.set_num_threads(threads)
     cached_model(log_dir)            # load the model now, not at the first clip
     live.enrolled(embedding_dir, log_dir)  # a folder it cannot use is refused before the page
     os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'  # no telemetry, no version check
-    os.environ['GRADIO_TEMP_DIR'] = os.path.join(files_dir, 'uploads')  # read on import
-    figures = os.path.join(files_dir, 'figures')
-    os.makedirs(figures, exist_ok=True)
+    os.environ['GRADIO_TEMP_DIR'] = uploads  # read on import; Gradio serves what is in it
     page = build_page()
     try:
         _, address, _ = page.launch(server_name=host, server_port=port, share=False,

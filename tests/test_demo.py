@@ -171,3 +171,15 @@ def test_the_scripts_sets_are_refused(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err  # it blamed --port
     assert err.startswith('error: --host foo.invalid: not an address this machine can listen')
     assert len(err.splitlines()) == 1
+    (tmp_path / 'f').mkdir()
+    (tmp_path / 'f' / 'figures').write_text('mine')  # was a FileExistsError traceback
+    for argv, message in ((['--host', '10.255.255.1'], '--host 10.255.255.1: not an address'),
+                          (['--host', '127.0.0.1'], 'its figures is a file or a link')):
+        monkeypatch.setattr(sys, 'argv', ['demo.py', *argv, '--embedding_dir', str(tmp_path / 'e'),
+                                          '--files_dir', str(tmp_path / 'f')])
+        with pytest.raises(SystemExit):
+            demo.cli.run(demo.main)
+        err = capsys.readouterr().err
+        assert err.startswith('error: ') and message in err, err
+        assert len(err.splitlines()) == 1
+    assert (tmp_path / 'f' / 'figures').read_text() == 'mine'

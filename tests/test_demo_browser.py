@@ -37,6 +37,8 @@ TEST_S = 3.0    # seconds recorded to identify
 def server(tmp_path_factory):
     """demo.py on a free port with an enrollment folder of the test's: (url, folder)."""
     folder = tmp_path_factory.mktemp('demo_browser')
+    (folder / 'files' / 'uploads' / 'old').mkdir(parents=True)  # not this run's: never served
+    (folder / 'files' / 'uploads' / 'old' / 'mine.txt').write_text('not for the page')
     port = browser.free_port()
     process = browser.launch_demo(ROOT, ['--embedding_dir', str(folder / 'enrolled'),
                                          '--files_dir', str(folder / 'files')], port)
@@ -114,6 +116,7 @@ def test_record_enroll_identify_verify_in_chromium(server):
     with open(folder / 'demo.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     (folder / 'files' / 'notes.txt').write_text('not for the page')  # only figures are served
-    for path in (folder / 'files' / 'notes.txt', folder / 'enrolled' / 'alice.pth'):
+    for path in (folder / 'files' / 'notes.txt', folder / 'enrolled' / 'alice.pth',
+                 folder / 'files' / 'uploads' / 'old' / 'mine.txt'):
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f'{url}gradio_api/file={path}', timeout=10)
