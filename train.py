@@ -548,10 +548,12 @@ def check_log_dir_outside_the_data() -> None:
     would be written among the speakers' features."""
     mine = os.path.realpath(log_dir)
     for folder in train_feat_dir.split(','):
-        data = os.path.realpath(folder)
-        if mine == data or mine.startswith(data + os.sep):
-            raise cli.SetupError(f'--log_dir {log_dir}: is inside train_feat_dir {folder}; '
-                                 'give a folder outside the training data')
+        speakers = os.listdir(folder) if os.path.isdir(folder) else []  # linked ones too
+        for data in [folder] + [os.path.join(folder, name) for name in speakers]:
+            data = os.path.realpath(data)
+            if mine == data or mine.startswith(data + os.sep):
+                raise cli.SetupError(f'--log_dir {log_dir}: is inside train_feat_dir {folder}; '
+                                     'give a folder outside the training data')
 
 
 def training_level_db() -> float:
