@@ -2,6 +2,7 @@
 line (or the right answer), never a traceback, a lost file or a silent wrong answer."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -358,15 +359,23 @@ def test_split_heldout_carries_the_dbs_speech_level(tmp_path):
     for spk in ('a', 'b'):
         (db / 'train' / spk).mkdir(parents=True)
         (db / 'train' / spk / 'u.p').write_bytes(b'x')
-    (db / LEVEL_FILE).write_text('-20.7\n')
+    (db / LEVEL_FILE).write_text('-20.75\n')  # written -20.8 once: another level
     split = ['tools/split_heldout.py', '--db_dir', str(tmp_path / 'db'), '--all_speakers', 'true']
     result = run_script(*split, '--dest', str(tmp_path / 'dest'))
     assert result.returncode == 0, result.stderr
-    assert tree_level_db(str(tmp_path / 'dest' / 'train')) == -20.7
+    assert tree_level_db(str(tmp_path / 'dest' / 'train')) == -20.75
+    shutil.rmtree(tmp_path / 'dest' / 'train')  # made again into the same dest: its own file
+    assert run_script(*split, '--dest', str(tmp_path / 'dest')).returncode == 0
+    linked = tmp_path / 'linked' / 'feat_logfbank_nfilt40'  # the DB's train/ a link: the level
+    linked.mkdir(parents=True)                             # file beside the folder it names
+    os.symlink(db / 'train', linked / 'train')
+    result = run_script(*split[:2], str(tmp_path / 'linked'), *split[3:], '--dest',
+                        str(tmp_path / 'dest2'))
+    assert result.returncode == 0 and tree_level_db(str(tmp_path / 'dest2' / 'train')) == -20.75
     (tmp_path / 'other').mkdir()
     (tmp_path / 'other' / LEVEL_FILE).write_text('-30\n')
     result = run_script(*split, '--dest', str(tmp_path / 'other'))
-    assert result.returncode == 1 and 'says -30 dB, but the recordings' in result.stderr
+    assert result.returncode == 1 and 'says -30.0 dB, but the recordings' in result.stderr
     assert not (tmp_path / 'other' / 'train').exists()
     (db / LEVEL_FILE).unlink()  # the tutorial DB: no level file, none written
     result = run_script(*split, '--dest', str(tmp_path / 'plain'))

@@ -106,11 +106,12 @@ def carry_level(train_dir: str) -> str:
     if os.path.lexists(mine):
         there = tree_level_db(os.path.join(dest, 'train'))
         if there != level:
-            raise SetupError(f'{mine}: says {there:g} dB, but the recordings of {db_dir} are at '
-                             f'{level:g} dB; remove it or give another --dest')
+            raise SetupError(f'{mine}: says {there!r} dB, but the recordings of {db_dir} are at '
+                             f'{level!r} dB; remove it or give another --dest')
         return ''
-    has_file = os.path.lexists(os.path.join(os.path.dirname(train_dir), LEVEL_FILE))
-    return f'{level:.1f}\n' if has_file else ''
+    has_file = any(os.path.lexists(os.path.join(os.path.dirname(how(train_dir)), LEVEL_FILE))
+                   for how in (os.path.abspath, os.path.realpath))  # as tree_level_db looks
+    return f'{level!r}\n' if has_file else ''  # the number as read, not rounded
 
 
 def main() -> None:
