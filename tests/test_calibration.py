@@ -184,10 +184,15 @@ def test_calibrate_stores_what_verification_identification_and_evaluate_use(tmp_
     nan[0, 0] = float('nan')
     for bad in ([1, 2], {**good, 'embeddings': nan},  # "Cllr nan", and stored
                 {**good, 'embeddings': torch.randn(len(nan), 7)},
-                {**good, 'seconds': ['a'] * len(nan)}):  # a ValueError traceback
+                {**good, 'seconds': ['a'] * len(nan)},  # a ValueError traceback
+                {**good, 'seconds': [1e300] * len(nan)},  # stored as "1e300 s of speech"
+                {**good, 'speaker': good['speaker'][::-1]},  # not the plan's order
+                {'embeddings': nan[:0], 'speaker': [], 'seconds': []}):  # np.bincount failed
         torch.save(bad, cached)  # a file of the cache's name that calibrate.py did not write
         assert_one_line_error(run_script(*fit), f'{cached}: not a segment cache that '
                                                 'calibrate.py wrote; delete it')
+    torch.save({**good, 'embeddings': good['embeddings'].requires_grad_()}, cached)
+    assert run_script(*fit).returncode == 0  # was a traceback; the same d-vectors, so read
     cached.write_bytes(saved)
     (tmp_path / 'afile').write_text('x')
     assert_one_line_error(run_script(*fit[:-1], str(tmp_path / 'afile')),

@@ -18,7 +18,6 @@ hence the two stages.
 Segment embeddings are kept in ``cache_dir`` so that a refit does not embed again.
 """
 import hashlib
-import math
 import os
 import sys
 
@@ -161,7 +160,7 @@ def embed_folder(model, checkpoint: dict, folder: str, rng: np.random.Generator,
     path = cache_path(checkpoint, plans) if cache_dir else ''
     if path and os.path.isfile(path):
         print(f'{folder}: segment embeddings read from {path} (delete it to embed again)')
-        return checked_cache(load_torch(path), path)
+        return checked_cache(load_torch(path), path, plans, embedding_width(model, device))
     segments = [segment for plan in plans for segment in cut_segments(plan)]
     speakers, feats = [s for s, _ in segments], [f for _, f in segments]
     print(f'{folder}: {len(feats)} segments of {len(set(speakers))} speakers, '
@@ -176,25 +175,46 @@ def embed_folder(model, checkpoint: dict, folder: str, rng: np.random.Generator,
     return embedded
 
 
-def checked_cache(embedded, path: str) -> dict:
-    """A cache file's contents as embed_folder wrote them: a speaker name and a positive number
-    of seconds for each row of a 2-D tensor of unit-length d-vectors; SetupError naming the
-    file otherwise (damaged, or written by something else)."""
+def embedding_width(model, device) -> int:
+    """The width of the model's d-vectors (one forward pass of a second of noise)."""
+    noise = np.random.default_rng(0).normal(size=(FRAMES_PER_SECOND, model.n_bands))
+    return int(embed_utterances(model, [noise.astype(np.float32)], 0, device).shape[1])
+
+
+def follows_plans(speakers: list, seconds: list, plans: list) -> bool:
+    """Whether (speaker, seconds) of each segment are those cut_segments makes of ``plans``:
+    each planned speaker in order, its first wanted lengths (fewer when its speech ran out)."""
+    row = 0
+    for speaker, _, wanted in plans:
+        for length in wanted:
+            frames = int(round(length * FRAMES_PER_SECOND))
+            if row < len(speakers) and speakers[row] == speaker \
+                    and seconds[row] == frames / FRAMES_PER_SECOND:
+                row += 1
+            else:
+                break
+    return row == len(speakers) > 0
+
+
+def checked_cache(embedded, path: str, plans: list, width: int) -> dict:
+    """A cache file's contents as embed_folder wrote them for these ``plans`` and this model: a
+    (segments, width) tensor of finite unit-length d-vectors, and the speaker and seconds of
+    each segment as the plans make them; SetupError naming the file otherwise (damaged, or
+    written by something else)."""
     try:
         vectors, speakers, seconds = (embedded[k] for k in ('embeddings', 'speaker', 'seconds'))
-        fine = (isinstance(vectors, torch.Tensor) and vectors.dim() == 2
-                and vectors.is_floating_point() and bool(torch.isfinite(vectors).all())
+        vectors = vectors.detach()
+        fine = (vectors.is_floating_point() and tuple(vectors.shape) == (len(speakers), width)
+                and bool(torch.isfinite(vectors).all())
                 and bool(torch.allclose(vectors.norm(dim=1), torch.ones(len(vectors)),
                                         atol=1e-3))
-                and len(speakers) == len(seconds) == len(vectors)
-                and all(isinstance(s, str) for s in speakers)
-                and all(isinstance(t, float) and 0 < t < math.inf for t in seconds))
-    except (TypeError, KeyError, IndexError, RuntimeError):
+                and follows_plans(list(speakers), list(seconds), plans))
+    except (TypeError, KeyError, IndexError, RuntimeError, AttributeError):
         fine = False
     if not fine:
         raise cli.SetupError(f'{path}: not a segment cache that calibrate.py wrote; delete it '
                              'to embed again')
-    return embedded
+    return {'speaker': list(speakers), 'seconds': list(seconds), 'embeddings': vectors}
 
 
 def embed_segments(model, checkpoint: dict, folders: list, device,
