@@ -346,7 +346,7 @@ def read_trials(path: str, notes: bool = True) -> list:
 
 def note_odd_trials(path: str, rows: list) -> None:
     """Notes on trials that are allowed but likely mistakes."""
-    disagree = sum(speaker_of(enroll) and speaker_of(test)
+    disagree = sum(bool(speaker_of(enroll) and speaker_of(test))
                    and (label == 1) != (speaker_of(enroll) == speaker_of(test))
                    for label, enroll, test in rows)
     if disagree:
