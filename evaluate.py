@@ -452,9 +452,10 @@ def identification_protocol(rels: list, embeddings: torch.Tensor, speakers: list
 def check_sides_differ(rows: list) -> None:
     """SetupError naming the trials whose two sides read one file (or an entry that joins
     one file twice), as the files are read: the same file by another path (absolute and
-    relative, a link, a wav and its extracted .p) scores 1 by construction."""
+    relative, a link or a hard link, a wav and its extracted .p) scores 1 by construction."""
     parts = sorted({p for _, e, t in rows for entry in (e, t) for p in entry.split(JOIN)})
-    real = {rel: os.path.realpath(path) for rel, path in resolve_files(feat_dir, parts).items()}
+    real = {rel: (os.stat(path).st_dev, os.stat(path).st_ino)  # one file by any name or link
+            for rel, path in resolve_files(feat_dir, parts).items()}
     same = []
     for number, (_, enroll, test) in enumerate(rows, 1):
         sides = [[real[p] for p in entry.split(JOIN)] for entry in (enroll, test)]

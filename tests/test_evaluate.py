@@ -233,7 +233,9 @@ def test_malformed_and_empty_lists(monkeypatch, capsys, tmp_path, trained_run, t
                        '--feat_dir', root, '--store_threshold', 'true')
     assert 'trial lines 2, 3: both sides share a file' in err
     os.symlink(os.path.join(root, 'tr0'), os.path.join(root, 'tr0_link'))
-    for other in (os.path.join(root, rels[0]), 'tr0_link/' + rels[0].split('/')[1]):
+    os.link(os.path.join(root, rels[0]), os.path.join(root, 'tr0', 'hard.p'))
+    for other in (os.path.join(root, rels[0]), 'tr0_link/' + rels[0].split('/')[1],
+                  'tr0/hard.p'):
         path.write_text(f'0 {rels[0]} {rels[4]}\n1 {rels[0]} {other}\n')  # one file, two paths
         err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials',
                            str(path), '--feat_dir', root)
