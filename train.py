@@ -366,12 +366,7 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
         raise cli.SetupError(f'resume: {checkpoints[last]} was trained with {trained} '
                              f'{trained_loss} on other speakers or settings; now {now} '
                              f'{loss_args()}')
-    check_same_features(checkpoint, f'resume: {checkpoints[last]}')
-    if checkpoint.get(LEVEL_KEY, level_db) != level_db:
-        raise cli.SetupError(f'resume: {checkpoints[last]} was trained on recordings at '
-                             f'{checkpoint[LEVEL_KEY]:g} dB; train_feat_dir {train_feat_dir} '
-                             f'says {level_db:g} dB now (its {LEVEL_FILE}; without one, the '
-                             'tutorial DB\'s level)')
+    check_same_features(checkpoint, f'resume: {checkpoints[last]}', level_db)
     run = {'run_id': checkpoint.get('run_id'), LEVEL_KEY: level_db,
            'started_from': check_resumed_start(checkpoint, checkpoints[last])}
     history = resumable_history(checkpoint, checkpoints[last])
@@ -388,9 +383,14 @@ def resume_state(model: nn.Module, criterion: nn.Module, optimizer, scheduler,
     return checkpoint['epoch'], history, run
 
 
-def check_same_features(checkpoint: dict, what: str) -> None:
+def check_same_features(checkpoint: dict, what: str, level_db: float = None) -> None:
     """SetupError unless the checkpoint's features were made as configure.py makes them now
-    (window, hop, bands, ...): its weights would see other inputs."""
+    (window, hop, bands, ...; and, given ``level_db``, from recordings at the training
+    folders' level now): its weights would see other inputs."""
+    if level_db is not None and checkpoint.get(LEVEL_KEY, level_db) != level_db:
+        raise cli.SetupError(f'{what} was trained on recordings at {checkpoint[LEVEL_KEY]:g} '
+                             f'dB; train_feat_dir {train_feat_dir} says {level_db:g} dB now '
+                             f'(its {LEVEL_FILE}; without one, the tutorial DB\'s level)')
     trained = checkpoint.get('feature_settings')
     if isinstance(trained, dict) and trained != feature_settings():
         differ = sorted(k for k in trained.keys() | feature_settings().keys()
@@ -639,6 +639,14 @@ def save_epoch(model, criterion, optimizer, scheduler, speakers: list, n_bands: 
         **({'run_id': run['run_id']} if run['run_id'] else {})})
 
 
+def new_run() -> dict:
+    """The record save_epoch writes of a new run: its id, its training recordings' level (read
+    once), and the real path of its init_from file, so that a resume from any folder finds the
+    same file (resume state only: keep_best_only drops it, no path of this machine is shipped)."""
+    return {'run_id': uuid.uuid4().hex, LEVEL_KEY: training_level_db(),
+            'started_from': os.path.realpath(init_from) if init_from else ''}
+
+
 def fit(device: torch.device) -> None:
     """The slides' main: data, model, loss, optimizer, the epochs, the lowest validation loss."""
     train_dataset, valid_dataset, n_classes = load_dataset(val_ratio)
@@ -655,10 +663,7 @@ def fit(device: torch.device) -> None:
     optimizer = create_optimizer(with_loss)
     scheduler = create_scheduler(optimizer)
     first, history = start, {'epoch': [], 'train_loss': [], 'valid_loss': [], 'valid_acc': []}
-    run = {'run_id': uuid.uuid4().hex, LEVEL_KEY: training_level_db(),
-           # the file itself (from any folder a resume runs in); resume state only, never
-           # shipped (keep_best_only drops it), so no path of this machine leaves it
-           'started_from': os.path.realpath(init_from) if init_from else ''}
+    run = new_run()
     if resume:
         first, history, run = resume_state(model, criterion, optimizer, scheduler, speakers,
                                            n_bands, run[LEVEL_KEY])
