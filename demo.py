@@ -25,7 +25,7 @@ host = '127.0.0.1'                    # the address to listen on (this computer 
 port = 7860                           # the port of the page
 log_dir = REAL_MODEL_DIR              # the model (trained on real speech)
 embedding_dir = 'enroll_embeddings_demo'  # the demo's own enrollments (kept between runs)
-files_dir = 'demo_files'              # recordings, uploads and figures of the page
+files_dir = 'demo_files'              # the page's figures, and each run's clips (deleted after)
 threads = 1                           # CPU threads of the model: one answers a clip fastest on
                                       # a busy 2-core CPU and leaves a core to the page
 # ------------------------------------------------------------------------------------------
