@@ -257,18 +257,22 @@ def served_folders() -> tuple:
     folder of this run's own (Gradio serves every file in it, so none of another run's or the
     user's), removed when the demo stops, and the figures folder (SetupError when that is a
     file or a link: the figures would go, and be served from, somewhere else)."""
-    figures = os.path.join(files_dir, 'figures')
-    if os.path.islink(figures) or os.path.lexists(figures) and not os.path.isdir(figures):
-        raise cli.SetupError(f'--files_dir {files_dir}: its figures is a file or a link, not the '
-                             "demo's folder; move it away, or give another --files_dir")
-    os.makedirs(figures, exist_ok=True)
-    os.makedirs(os.path.join(files_dir, 'uploads'), exist_ok=True)
-    return tempfile.mkdtemp(prefix='run-', dir=os.path.join(files_dir, 'uploads')), figures
+    figures, uploads = (os.path.join(files_dir, name) for name in ('figures', 'uploads'))
+    for folder in (figures, uploads):
+        if os.path.islink(folder) or os.path.lexists(folder) and not os.path.isdir(folder):
+            raise cli.SetupError(f'--files_dir {files_dir}: its {os.path.basename(folder)} is a '
+                                 "file or a link, not the demo's folder; move it away, or give "
+                                 'another --files_dir')
+        os.makedirs(folder, exist_ok=True)
+    return tempfile.mkdtemp(prefix='run-', dir=uploads), figures
 
 
 def check_host() -> None:
     """Before any work: ``host`` is a name or address of this machine, one it can listen on (a
     port in use is found when the page starts)."""
+    if ':' in host:  # Gradio's page cannot be served at an IPv6 address (it fails to start)
+        raise cli.SetupError(f'--host {host}: an IPv6 address; give an IPv4 address '
+                             '(127.0.0.1, 0.0.0.0) or a name of this machine')
     try:
         family, kind, _, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind) as probe:

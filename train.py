@@ -548,9 +548,12 @@ def check_log_dir_outside_the_data() -> None:
     would be written among the speakers' features."""
     mine = os.path.realpath(log_dir)
     for folder in train_feat_dir.split(','):
-        speakers = os.listdir(folder) if os.path.isdir(folder) else []  # linked ones too
-        for data in [folder] + [os.path.join(folder, name) for name in speakers]:
-            data = os.path.realpath(data)
+        try:
+            speakers = [os.path.realpath(os.path.join(folder, name)) for name in os.listdir(folder)]
+        except OSError:  # not there or not readable: the dataset's reading says so
+            speakers = []
+        # linked speakers (split_heldout's layout): their folders, and the folder they are in
+        for data in {os.path.realpath(folder), *speakers, *map(os.path.dirname, speakers)}:
             if mine == data or mine.startswith(data + os.sep):
                 raise cli.SetupError(f'--log_dir {log_dir}: is inside train_feat_dir {folder}; '
                                      'give a folder outside the training data')

@@ -187,6 +187,8 @@ def test_calibrate_stores_what_verification_identification_and_evaluate_use(tmp_
                 {**good, 'seconds': ['a'] * len(nan)},  # a ValueError traceback
                 {**good, 'seconds': [1e300] * len(nan)},  # stored as "1e300 s of speech"
                 {**good, 'speaker': good['speaker'][::-1]},  # not the plan's order
+                {**good, 'speaker': good['speaker'][1:], 'seconds': good['seconds'][1:],
+                 'embeddings': good['embeddings'][1:]},  # cut short: fitted on the rest
                 {'embeddings': nan[:0], 'speaker': [], 'seconds': []}):  # np.bincount failed
         torch.save(bad, cached)  # a file of the cache's name that calibrate.py did not write
         assert_one_line_error(run_script(*fit), f'{cached}: not a segment cache that '

@@ -173,13 +173,19 @@ def test_the_scripts_sets_are_refused(monkeypatch, tmp_path, capsys):
     assert len(err.splitlines()) == 1
     (tmp_path / 'f').mkdir()
     (tmp_path / 'f' / 'figures').write_text('mine')  # was a FileExistsError traceback
+    (tmp_path / 'u').mkdir()
+    (tmp_path / 'u' / 'uploads').write_text('mine')
     for argv, message in ((['--host', '10.255.255.1'], '--host 10.255.255.1: not an address'),
-                          (['--host', '127.0.0.1'], 'its figures is a file or a link')):
-        monkeypatch.setattr(sys, 'argv', ['demo.py', *argv, '--embedding_dir', str(tmp_path / 'e'),
-                                          '--files_dir', str(tmp_path / 'f')])
+                          (['--host', '::1'], '--host ::1: an IPv6 address'),  # a traceback
+                          (['--host', '127.0.0.1'], 'its figures is a file or a link'),
+                          (['--files_dir', str(tmp_path / 'u')], 'its uploads is a file')):
+        argv = argv if '--files_dir' in argv else argv + ['--files_dir', str(tmp_path / 'f')]
+        monkeypatch.setattr(sys, 'argv', ['demo.py', '--embedding_dir', str(tmp_path / 'e'),
+                                          *argv])
         with pytest.raises(SystemExit):
             demo.cli.run(demo.main)
         err = capsys.readouterr().err
         assert err.startswith('error: ') and message in err, err
         assert len(err.splitlines()) == 1
     assert (tmp_path / 'f' / 'figures').read_text() == 'mine'
+    assert (tmp_path / 'u' / 'uploads').read_text() == 'mine'

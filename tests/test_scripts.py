@@ -112,9 +112,9 @@ def test_bad_training_input(tmp_path):
     (tmp_path / 'db' / 'spk').mkdir(parents=True)  # split_heldout's layout: linked speakers
     (tmp_path / 'split').mkdir()
     os.symlink(tmp_path / 'db' / 'spk', tmp_path / 'split' / 'spk')
-    inside = str(tmp_path / 'split' / 'spk' / 'run')
-    assert_one_line_error(run_script('train.py', '--train_feat_dir', str(tmp_path / 'split'),
-                                     '--log_dir', inside), f'--log_dir {inside}: is inside')
+    for inside in (str(tmp_path / 'split' / 'spk' / 'run'), str(tmp_path / 'db' / 'run')):
+        assert_one_line_error(run_script('train.py', '--train_feat_dir', str(tmp_path / 'split'),
+                                         '--log_dir', inside), f'--log_dir {inside}: is inside')
 
 
 def test_corrupt_and_nan_feature_files_are_named(tmp_path, feature_tree):

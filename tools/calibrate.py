@@ -167,6 +167,7 @@ def embed_folder(model, checkpoint: dict, folder: str, rng: np.random.Generator,
           f'{sum(map(len, feats)) / FRAMES_PER_SECOND / 60:.0f} min of speech')
     check_feature_dims(model, feats, speakers)
     embedded = {'speaker': speakers, 'seconds': [len(f) / FRAMES_PER_SECOND for f in feats],
+                'segments': len(feats),  # a cache cut short does not follow its count
                 'embeddings': embed_utterances(model, feats, 0, device,
                                                progress='embedding segments')}
     if path:
@@ -208,13 +209,15 @@ def checked_cache(embedded, path: str, plans: list, width: int) -> dict:
                 and bool(torch.isfinite(vectors).all())
                 and bool(torch.allclose(vectors.norm(dim=1), torch.ones(len(vectors)),
                                         atol=1e-3))
+                and embedded.get('segments') == len(speakers)
                 and follows_plans(list(speakers), list(seconds), plans))
     except (TypeError, KeyError, IndexError, RuntimeError, AttributeError):
         fine = False
     if not fine:
         raise cli.SetupError(f'{path}: not a segment cache that calibrate.py wrote; delete it '
                              'to embed again')
-    return {'speaker': list(speakers), 'seconds': list(seconds), 'embeddings': vectors}
+    return {'speaker': list(speakers), 'seconds': list(seconds), 'embeddings': vectors,
+            'segments': len(speakers)}
 
 
 def embed_segments(model, checkpoint: dict, folders: list, device,
