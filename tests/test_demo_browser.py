@@ -102,10 +102,10 @@ def test_record_enroll_identify_verify_in_chromium(server):
         browser.open_tab(driver, 'See the voices')
         browser.click(driver, 'voices_button')
         assert 'star' in browser.answer(driver, 'voices_result', '2 enrolled speakers')
-        shown = driver.execute_script(
+        browser.wait_for(lambda: driver.execute_script(  # both served from files_dir/figures
             "return [...document.querySelectorAll('img')].filter(i => i.complete && "
-            "i.naturalWidth > 0 && /heatmap|voice_map/.test(i.src)).length")
-        assert shown == 2, shown  # both figures served from files_dir/figures
+            "i.naturalWidth > 0 && /heatmap|voice_map/.test(i.src)).length") == 2, 30,
+            'the two figures of See the voices')
         driver.save_screenshot(str(folder / 'demo.png'))
         fetched = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)")
