@@ -295,12 +295,6 @@ def speaker_of(entry: str) -> str:
         return ''
 
 
-def shares_a_file(enroll: str, test: str) -> bool:
-    """Whether the two sides of a trial (files joined with JOIN) have a file in common."""
-    return bool({os.path.normpath(p) for p in enroll.split(JOIN)}
-                & {os.path.normpath(p) for p in test.split(JOIN)})
-
-
 def line_numbers(numbers: list) -> str:
     """'3, 7, 9' (the first ten, then 'and N more')."""
     return ', '.join(map(str, numbers[:10])) + (f' and {len(numbers) - 10} more'
@@ -312,7 +306,7 @@ def read_trials(path: str, notes: bool = True) -> list:
     ``notes``: print what is odd but allowed (repeated trials, labels the folders contradict)."""
     if not os.path.isfile(path):
         raise cli.SetupError(f'{path}: trial list not found')
-    rows, bad, same = [], [], []
+    rows, bad = [], []
     try:
         with open(path, encoding='utf-8-sig') as f:  # an editor's byte-order mark is fine
             lines = f.read().splitlines()
@@ -327,12 +321,7 @@ def read_trials(path: str, notes: bool = True) -> list:
                 joined_entry_ok(entry) for entry in fields[1:]):
             bad.append(number)
             continue
-        if shares_a_file(fields[1], fields[2]):
-            same.append(number)
         rows.append((int(fields[0]), fields[1], fields[2]))
-    if same:
-        raise cli.SetupError(f'{path}: trial lines {line_numbers(same)}: both sides share a file '
-                             '(a recording against itself scores 1 by construction)')
     if bad:
         raise cli.SetupError(f'{path}: malformed trial lines {line_numbers(bad)} (expected '
                              '"label enroll_path test_path" with label 0 or 1; files joined '
@@ -471,7 +460,6 @@ def evaluate_trials(model, checkpoint: dict, device) -> tuple:
     """Trial-list mode; returns (trial rows, enrolled similarity or None, speakers)."""
     trial_rows = read_trials(trials, notes=False)  # trials_are_recordings printed them
     check_trials(np.zeros(len(trial_rows)), [r[0] for r in trial_rows])  # before embedding
-    check_sides_differ(trial_rows)
     rels = sorted({p for _, e, t in trial_rows for p in (e, t)})
     embeddings, speakers, entry_seconds = embed_trial_files(model, checkpoint, rels, device)
     index = {rel: i for i, rel in enumerate(rels)}
@@ -670,6 +658,8 @@ def main() -> None:
         print('note: --feat_dir not given: trial paths are relative to the current folder')
     device = select_device(use_cuda)
     wav_input = bool(test_wav_dir) or bool(trials) and trials_are_recordings()
+    if trials:  # before the model loads
+        check_sides_differ(read_trials(trials, notes=False))
     model_dir = model_folders(globals(), wav_input).log_dir
     model, checkpoint = load_model(model_dir, cp_num, device)
     if store_threshold:  # a read-only model folder or a full disk: known before the work

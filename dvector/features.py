@@ -150,15 +150,20 @@ def tree_level_db(feat_dir: str) -> float:
     from: LEVEL_FILE in the folder above it (above the folder it links to, for a link), else
     the tutorial DB's (SPEECH_LEVEL_DB). A LEVEL_FILE that is there but not a readable file of
     one number, or two that disagree: SetupError."""
-    parents = dict.fromkeys(os.path.dirname(path(feat_dir)) for path in (os.path.abspath,
-                                                                            os.path.realpath))
-    levels = {path: read_level_file(path) for path in
-              (os.path.join(parent, LEVEL_FILE) for parent in parents)
-              if os.path.lexists(path)}  # a dangling link or a folder of that name is there
+    levels = {path: read_level_file(path) for path in level_file_paths(feat_dir)}
     if len(set(levels.values())) > 1:
         raise SetupError(f'{feat_dir}: its level files disagree ('
                          + ', '.join(f'{path}: {v:g}' for path, v in levels.items()) + ')')
     return next(iter(levels.values()), SPEECH_LEVEL_DB)
+
+
+def level_file_paths(feat_dir: str) -> list:
+    """The LEVEL_FILEs that speak for ``feat_dir``: beside it, and beside the folder it links
+    to (a dangling link or a folder of that name counts: it is there, to be refused)."""
+    parents = dict.fromkeys(os.path.dirname(path(feat_dir)) for path in (os.path.abspath,
+                                                                            os.path.realpath))
+    return [path for path in (os.path.join(parent, LEVEL_FILE) for parent in parents)
+            if os.path.lexists(path)]
 
 
 def read_level_file(path: str) -> float:

@@ -231,7 +231,7 @@ def test_malformed_and_empty_lists(monkeypatch, capsys, tmp_path, trained_run, t
                     '1 tr0/f0.p+tr0/f1.p tr0/f1.p+tr0/f2.p\n', encoding='utf-8')
     err = run_evaluate(monkeypatch, capsys, '--log_dir', trained_run[0], '--trials', str(path),
                        '--feat_dir', root, '--store_threshold', 'true')
-    assert 'trial lines 2, 3: both sides share a file' in err
+    assert 'trials 2, 3 (counting trials, not lines) read one file twice' in err
     os.symlink(os.path.join(root, 'tr0'), os.path.join(root, 'tr0_link'))
     os.link(os.path.join(root, rels[0]), os.path.join(root, 'tr0', 'hard.p'))
     for other in (os.path.join(root, rels[0]), 'tr0_link/' + rels[0].split('/')[1],

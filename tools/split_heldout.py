@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from configure import SetupError  # noqa: E402
 from dvector import cli  # noqa: E402
 from dvector.cli import override_settings, run  # noqa: E402
-from dvector.features import LEVEL_FILE, tree_level_db  # noqa: E402
+from dvector.features import LEVEL_FILE, level_file_paths, tree_level_db  # noqa: E402
 from dvector.fileio import atomic_path, check_writable_dir  # noqa: E402
 
 # ---- settings ---------------------------------------------------------------------------
@@ -109,9 +109,7 @@ def carry_level(train_dir: str) -> str:
             raise SetupError(f'{mine}: says {there!r} dB, but the recordings of {db_dir} are at '
                              f'{level!r} dB; remove it or give another --dest')
         return ''
-    has_file = any(os.path.lexists(os.path.join(os.path.dirname(how(train_dir)), LEVEL_FILE))
-                   for how in (os.path.abspath, os.path.realpath))  # as tree_level_db looks
-    return f'{level!r}\n' if has_file else ''  # the number as read, not rounded
+    return f'{level!r}\n' if level_file_paths(train_dir) else ''  # as read, not rounded
 
 
 def main() -> None:
